@@ -26,9 +26,11 @@
 struct td_opts {
     const char *fb_path, *input_dir, *ctl_path;
     enum td_mode mode;
+    int power_key_off; /* -P: the power button powers the machine off */
 };
 
 struct td_app {
+    const struct td_opts *opts;
     struct td_desk *desk;
     struct td_fb *fb;
     struct td_input *input;
@@ -84,8 +86,9 @@ static void td_opts_from_cmdline(struct td_opts *o)
 static int td_opts_parse(struct td_opts *o, int argc, char **argv)
 {
     int c;
-    while ((c = getopt(argc, argv, "f:i:c:m:")) != -1) {
+    while ((c = getopt(argc, argv, "f:i:c:m:P")) != -1) {
         switch (c) {
+        case 'P': o->power_key_off = 1; break;
         case 'f': o->fb_path = optarg; break;
         case 'i': o->input_dir = optarg; break;
         case 'c': o->ctl_path = optarg; break;
@@ -95,7 +98,8 @@ static int td_opts_parse(struct td_opts *o, int argc, char **argv)
             /* fall through */
         default:
             fprintf(stderr, "usage: testdesk [-f FB] [-i INPUT_DIR] "
-                            "[-c CTL_SOCKET] [-m idle|typing|scroll|video]\n");
+                            "[-c CTL_SOCKET] [-m idle|typing|scroll|video] "
+                            "[-P]\n");
             return -EINVAL;
         }
     }
@@ -120,6 +124,15 @@ static void td_on_input(void *arg, const struct td_input_event *ev)
             printf("testdesk: logoff\n");
             fflush(stdout);
         }
+        break;
+    case TD_INPUT_POWER:
+        printf("testdesk: power button%s\n",
+               app->opts->power_key_off ? ", powering off" : "");
+        fflush(stdout);
+        /* As a desktop session does (logind's HandlePowerKey): ask init
+         * to power off; busybox init and the test guest's take SIGUSR2. */
+        if (app->opts->power_key_off)
+            kill(1, SIGUSR2);
         break;
     }
 }
@@ -198,9 +211,11 @@ static void td_finish(struct td_app *app)
 
 int main(int argc, char **argv)
 {
-    struct td_opts o = {"/dev/fb0", "/dev/input", "/run/testdesk.sock",
-                        TD_MODE_IDLE};
-    struct td_app app = {0};
+    struct td_opts o = {.fb_path = "/dev/fb0",
+                        .input_dir = "/dev/input",
+                        .ctl_path = "/run/testdesk.sock",
+                        .mode = TD_MODE_IDLE};
+    struct td_app app = {.opts = &o};
     char clock[TD_CLOCK_CHARS + 1];
     uint64_t next_rescan = 0;
     int w, h, bpp;

@@ -16,11 +16,12 @@
 #include "td_keymap.h"
 
 #define TD_BITS_LONG (8 * sizeof(long))
-#define TD_TEST_BIT(bits, n) ((bits[(n) / TD_BITS_LONG] >> ((n) % TD_BITS_LONG)) & 1)
+#define TD_TEST_BIT(bits, n)                                                   \
+    ((bits[(n) / TD_BITS_LONG] >> ((n) % TD_BITS_LONG)) & 1)
 
 struct td_input_dev {
-    int fd;                 /* -1: free slot */
-    char name[32];          /* "eventN" */
+    int fd;        /* -1: free slot */
+    char name[32]; /* "eventN" */
     int has_abs;
     struct input_absinfo ax, ay;
     int raw_x, raw_y, moved;
@@ -29,12 +30,11 @@ struct td_input_dev {
 struct td_input {
     char dir[128];
     int width, height;
-    int shift;              /* shift keys held, over all keyboards */
+    int shift; /* shift keys held, over all keyboards */
     struct td_input_dev devs[TD_INPUT_DEVICES];
 };
 
-int td_input_new(struct td_input **out, const char *dir, int width,
-                 int height)
+int td_input_new(struct td_input **out, const char *dir, int width, int height)
 {
     struct td_input *in = calloc(1, sizeof(*in));
     if (!in)
@@ -84,8 +84,7 @@ static int td_input_open_dev(struct td_input_dev *d, int dir_fd,
                  TD_TEST_BIT(abs, ABS_Y) &&
                  ioctl(d->fd, EVIOCGABS(ABS_X), &d->ax) == 0 &&
                  ioctl(d->fd, EVIOCGABS(ABS_Y), &d->ay) == 0 &&
-                 d->ax.maximum > d->ax.minimum &&
-                 d->ay.maximum > d->ay.minimum;
+                 d->ax.maximum > d->ax.minimum && d->ay.maximum > d->ay.minimum;
     d->moved = 0;
     return 0;
 }
@@ -104,8 +103,7 @@ int td_input_rescan(struct td_input *in)
             continue;
         for (int i = 0; i < TD_INPUT_DEVICES; i++) {
             if (in->devs[i].fd < 0) {
-                if (td_input_open_dev(&in->devs[i], dirfd(dir),
-                                      e->d_name) == 0)
+                if (td_input_open_dev(&in->devs[i], dirfd(dir), e->d_name) == 0)
                     added++;
                 break;
             }
@@ -148,9 +146,9 @@ static void td_input_key(struct td_input *in, const struct input_event *e,
     }
     if (e->value == 0)
         return; /* releases type nothing; repeats (2) do */
-    if (e->code == BTN_LEFT || e->code == BTN_TOUCH) {
+    if (e->code == BTN_LEFT || e->code == BTN_TOUCH || e->code == KEY_POWER) {
         if (e->value == 1) {
-            out.kind = TD_INPUT_CLICK;
+            out.kind = e->code == KEY_POWER ? TD_INPUT_POWER : TD_INPUT_CLICK;
             fn(arg, &out);
         }
         return;

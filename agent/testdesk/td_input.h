@@ -17,6 +17,7 @@ enum td_input_kind {
     TD_INPUT_CHAR,    /* ch was typed */
     TD_INPUT_POINTER, /* the pointer moved to (x, y) */
     TD_INPUT_CLICK,   /* the left button went down */
+    TD_INPUT_POWER,   /* the power button (ACPI) was pressed */
 };
 
 struct td_input_event {
