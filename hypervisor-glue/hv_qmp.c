@@ -35,6 +35,7 @@ struct hv_qmp_cmd {
 struct hv_qmp {
     int fd;
     enum hv_qmp_state state;
+    int close_reason; /* why it closed, once state is HV_QMP_CLOSED */
     const struct hv_qmp_callbacks *cb;
     void *cb_arg;
     char version[32];
@@ -111,6 +112,7 @@ static int hv_qmp_shut(struct hv_qmp *q, int reason, const char *why)
     if (q->state == HV_QMP_CLOSED)
         return reason;
     q->state = HV_QMP_CLOSED;
+    q->close_reason = reason;
     hv_qmp_fail_all(q, reason, why);
     if (q->cb->closed)
         q->cb->closed(q->cb_arg, reason, why);
@@ -166,8 +168,11 @@ const char *hv_qmp_version(const struct hv_qmp *q)
 static int hv_qmp_queue_bytes(struct hv_qmp *q, const char *s, size_t n)
 {
     char *grown;
-    if (q->out_off > 0 && q->out_off == q->out_len)
-        q->out_off = q->out_len = 0;
+    if (q->out_off > 0) { /* drop what was sent before growing */
+        memmove(q->out, q->out + q->out_off, q->out_len - q->out_off);
+        q->out_len -= q->out_off;
+        q->out_off = 0;
+    }
     grown = realloc(q->out, q->out_len + n);
     if (!grown)
         return -ENOMEM;
@@ -260,7 +265,13 @@ int hv_qmp_execute(struct hv_qmp *q, const char *command, json_t *args,
         return -ENOTCONN;
     }
     rc = hv_qmp_enqueue(q, command, args, timeout_ms, fn, arg, 0);
-    return rc < 0 ? rc : hv_qmp_flush_commands(q);
+    if (rc < 0)
+        return rc;
+    /* Queued: from here on the callback reports the outcome, even when
+     * the output cannot grow and the connection has to end. */
+    if (hv_qmp_flush_commands(q) < 0)
+        hv_qmp_shut(q, -ENOMEM, "out of memory");
+    return 0;
 }
 
 /* The reply to qmp_capabilities: from now on commands may flow. */
@@ -375,7 +386,9 @@ static int hv_qmp_parse_input(struct hv_qmp *q)
     while (rc == 0 && q->state != HV_QMP_CLOSED &&
            (nl = memchr(q->in + start, '\n', q->in_len - start))) {
         size_t n = (size_t)(nl - (q->in + start));
-        if (n > 0)
+        if (n > HV_QMP_LINE_MAX)
+            rc = hv_qmp_shut(q, -EMSGSIZE, "QMP message over the size limit");
+        else if (n > 0)
             rc = hv_qmp_on_message(q, q->in + start, n);
         start += n + 1;
     }
@@ -388,7 +401,9 @@ static int hv_qmp_parse_input(struct hv_qmp *q)
 
 static int hv_qmp_read(struct hv_qmp *q)
 {
-    for (;;) {
+    /* A bounded number of reads per call: a peer flooding events must not
+     * keep the caller's loop from its other work. poll() reports the rest. */
+    for (int round = 0; round < 16; round++) {
         ssize_t n;
         if (q->in_cap - q->in_len < HV_QMP_READ_CHUNK) {
             size_t cap = q->in_cap ? q->in_cap * 2 : HV_QMP_READ_CHUNK * 2;
@@ -413,6 +428,7 @@ static int hv_qmp_read(struct hv_qmp *q)
         if (rc < 0 || q->state == HV_QMP_CLOSED)
             return rc;
     }
+    return 0;
 }
 
 static int hv_qmp_write(struct hv_qmp *q)
@@ -449,16 +465,16 @@ static void hv_qmp_expire(struct hv_qmp *q)
 
 int hv_qmp_process(struct hv_qmp *q, short revents)
 {
-    int rc = 0;
     if (q->state == HV_QMP_CLOSED)
-        return -ENOTCONN;
+        return q->close_reason;
     if (revents & (POLLIN | POLLHUP | POLLERR))
-        rc = hv_qmp_read(q);
-    if (rc == 0 && q->state != HV_QMP_CLOSED)
-        rc = hv_qmp_write(q);
+        hv_qmp_read(q);
+    if (q->state != HV_QMP_CLOSED)
+        hv_qmp_write(q);
     if (q->state != HV_QMP_CLOSED)
         hv_qmp_expire(q);
-    return q->state == HV_QMP_CLOSED ? (rc < 0 ? rc : -ENOTCONN) : 0;
+    /* Whatever closed it (a reply, a timeout, the socket) said why. */
+    return q->state == HV_QMP_CLOSED ? q->close_reason : 0;
 }
 
 /* One round of poll + process on this connection, waiting at most until

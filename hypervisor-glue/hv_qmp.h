@@ -13,6 +13,9 @@
  * {"return"|"error","id"}; {"event",...} messages arrive in between.
  * Commands may be queued before the handshake ends; they go out after it.
  *
+ * Callbacks run from hv_qmp_process() (or the sync helpers) and must not
+ * call hv_qmp_close() on their own client; close it after process returns.
+ *
  * Failure: every command's callback runs exactly once - with the result,
  * with QEMU's error, with -ETIMEDOUT when its own timeout passes, or with
  * -ECONNRESET / -EPROTO / -ECANCELED when the connection ends. Input is
@@ -88,8 +91,9 @@ const char *hv_qmp_version(const struct hv_qmp *q);
 /*
  * Queues a command. args (may be NULL) is consumed (its reference is
  * stolen, even on error). timeout_ms of 0 means HV_QMP_TIMEOUT_MS. fn may
- * be NULL to ignore the result. Returns 0, -ENOTCONN after the connection
- * ended, or -ENOMEM.
+ * be NULL to ignore the result. Returns 0 when fn will report the outcome,
+ * or -ENOTCONN after the connection ended, or -ENOMEM (fn is then never
+ * called).
  */
 int hv_qmp_execute(struct hv_qmp *q, const char *command, json_t *args,
                    int timeout_ms, hv_qmp_reply_fn fn, void *arg);

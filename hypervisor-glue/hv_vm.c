@@ -412,24 +412,32 @@ static int hv_vm_launch(struct hv_host *h, const struct hv_spec *s,
     return 0;
 }
 
-/* Waits until QEMU answers on qmp.sock. If it exits first, its own words
- * (the end of qemu.log) are the error. */
+/* QEMU's own last words (the end of qemu.log) as the error. */
+static int hv_vm_exited(struct hv_host *h, const char *id, char *err,
+                        size_t err_size)
+{
+    char log[PATH_MAX], tail[1024];
+    hv_vm_file(h, "run", id, "qemu.log", log, sizeof(log));
+    hv_proc_log_tail(log, tail, sizeof(tail));
+    return hv_err(err, err_size, -EIO, "%s: QEMU exited: %s", id,
+                  tail[0] ? tail : "(no message)");
+}
+
+/* Waits until QEMU answers on qmp.sock. If it exits first - even after
+ * opening the socket, as with a kernel it cannot load - its own words are
+ * the error. */
 static int hv_vm_wait_qmp(struct hv_host *h, const char *id, pid_t pid,
                           char *err, size_t err_size)
 {
     uint64_t deadline = hv_now_ms() + HV_QEMU_START_TIMEOUT_MS;
-    char path[PATH_MAX], log[PATH_MAX], tail[1024];
+    char path[PATH_MAX];
     struct hv_qmp *q;
     int rc;
 
     hv_vm_file(h, "run", id, "qmp.sock", path, sizeof(path));
     for (;;) {
-        if (!hv_proc_alive(pid)) {
-            hv_vm_file(h, "run", id, "qemu.log", log, sizeof(log));
-            hv_proc_log_tail(log, tail, sizeof(tail));
-            return hv_err(err, err_size, -EIO, "%s: QEMU exited: %s", id,
-                          tail[0] ? tail : "(no message)");
-        }
+        if (!hv_proc_alive(pid))
+            return hv_vm_exited(h, id, err, err_size);
         if (hv_now_ms() >= deadline)
             return hv_err(err, err_size, -ETIMEDOUT,
                           "%s: QEMU did not open QMP within %d s", id,
@@ -443,10 +451,12 @@ static int hv_vm_wait_qmp(struct hv_host *h, const char *id, pid_t pid,
             rc = hv_qmp_wait_ready(q, HV_QMP_CONNECT_TIMEOUT_MS);
             hv_qmp_close(q);
         }
-        if (rc < 0)
+        if (rc == 0)
+            return 0;
+        if (!hv_wait_gone(pid, 2000))
             return hv_err(err, err_size, rc, "%s: QMP: %s", id,
                           strerror(-rc));
-        return 0;
+        return hv_vm_exited(h, id, err, err_size);
     }
 }
 

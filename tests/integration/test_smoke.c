@@ -1,0 +1,573 @@
+/*
+ * Smoke test of the test desktop image (build/guest): boot it under QEMU and
+ * check what a user would see. The screen is read with QMP screendump and
+ * compared pixel for pixel with testdesk's layout contract (td_layout.h and
+ * td_font.h); keys and pointer moves go in through QMP input-send-event, as
+ * they would from a keyboard and a tablet.
+ *
+ * One guest serves the whole suite: it is started by an unchecked fixture
+ * (in the process that runs the tests, in Check's fork mode too) and stopped
+ * by its teardown. Should this process die instead, QEMU dies with it
+ * (PR_SET_PDEATHSIG). The tests run in order: the desktop is checked before
+ * anything is typed into it.
+ */
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "td_font.h"
+#include "td_layout.h"
+#include "tsppm.h"
+#include "tsqmp.h"
+#include "tsvm.h"
+
+/* Screen size the image's kernel command line (vga=0x344) asks for. */
+#define SMOKE_WIDTH  1024
+#define SMOKE_HEIGHT 768
+
+/* TCG boots take ~7 s on an idle machine; CI machines are anything but. */
+#define SMOKE_BOOT_TIMEOUT_MS 150000
+#define SMOKE_TCASE_TIMEOUT_S 180
+
+/* How long a change on screen may take to show, and how often to look. */
+#define SMOKE_SETTLE_MS 20000
+#define SMOKE_POLL_MS   200
+
+/* How far the pointer may be from where the scaling formula puts it. */
+#define SMOKE_POINTER_SLACK 2
+
+#define SMOKE_READY "testdesk: ready"
+
+static struct tsvm *smoke_vm;
+static int smoke_start_err;
+/* The last screendump, freed by the checked teardown even when a failed
+ * assertion leaves a test early. */
+static struct tsppm *smoke_shot;
+
+/* ------------------------------------------------------------------------
+ * Fixtures */
+
+static void smoke_start(void)
+{
+    struct tsvm_config cfg = {.extra_args = "testdesk.mode=idle"};
+
+    smoke_start_err = tsvm_start(&cfg, &smoke_vm);
+    if (smoke_start_err == 0)
+        fprintf(stderr, "smoke: guest started with %s in %s\n",
+                tsvm_accel(smoke_vm), tsvm_run_dir(smoke_vm));
+}
+
+static void smoke_stop(void)
+{
+    tsvm_free(smoke_vm);
+    smoke_vm = NULL;
+}
+
+static void smoke_test_setup(void)
+{
+    smoke_shot = NULL;
+}
+
+static void smoke_test_teardown(void)
+{
+    tsppm_free(smoke_shot);
+    smoke_shot = NULL;
+    /* In fork mode the next test's process connects anew. */
+    tsvm_qmp_release(smoke_vm);
+}
+
+/* The guest, once testdesk has drawn its first frame. */
+static struct tsvm *smoke_desktop(void)
+{
+    ck_assert_msg(smoke_vm, "the test guest did not start: %s (see above)",
+                  strerror(-smoke_start_err));
+    ck_assert_msg(
+        tsvm_wait_serial(smoke_vm, SMOKE_READY, SMOKE_BOOT_TIMEOUT_MS) == 0,
+        "testdesk never said \"%s\" (serial log above)", SMOKE_READY);
+    return smoke_vm;
+}
+
+static struct tsqmp *smoke_qmp(void)
+{
+    struct tsqmp *q = tsvm_qmp(smoke_desktop());
+
+    ck_assert_msg(q, "no QMP connection to the guest (see above)");
+    return q;
+}
+
+/* ------------------------------------------------------------------------
+ * Screen */
+
+static void smoke_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static long long smoke_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Takes a screendump into the run directory and loads it as smoke_shot. */
+static const struct tsppm *smoke_screen(void)
+{
+    struct tsqmp *q = smoke_qmp();
+    char path[PATH_MAX];
+    int err;
+
+    tsppm_free(smoke_shot);
+    smoke_shot = NULL;
+    ck_assert_int_eq(tsvm_path(smoke_vm, "screen.ppm", path, sizeof(path)), 0);
+    err = tsqmp_screendump(q, path);
+    ck_assert_msg(err == 0, "screendump failed: %s", strerror(-err));
+    err = tsppm_load(path, &smoke_shot);
+    ck_assert_msg(err == 0, "cannot load the screendump: %s", strerror(-err));
+    ck_assert_msg(tsppm_width(smoke_shot) == SMOKE_WIDTH &&
+                      tsppm_height(smoke_shot) == SMOKE_HEIGHT,
+                  "screen is %dx%d, not %dx%d", tsppm_width(smoke_shot),
+                  tsppm_height(smoke_shot), SMOKE_WIDTH, SMOKE_HEIGHT);
+    return smoke_shot;
+}
+
+/*
+ * Keeps the last screendump where CI keeps build output, so a failure can
+ * be looked at: $DESKPOOL_BUILD_DIR/tests/integration/smoke-NAME.ppm.
+ */
+static void smoke_keep_screen(const char *name)
+{
+    const char *dir = getenv("DESKPOOL_BUILD_DIR");
+    char src[PATH_MAX], dst[PATH_MAX];
+    char buf[65536];
+    FILE *in, *out;
+    size_t n;
+
+    if (!dir || !smoke_vm ||
+        tsvm_path(smoke_vm, "screen.ppm", src, sizeof(src)) ||
+        snprintf(dst, sizeof(dst), "%s/tests/integration/smoke-%s.ppm", dir,
+                 name) >= (int)sizeof(dst))
+        return;
+    in = fopen(src, "rbe");
+    out = in ? fopen(dst, "wbe") : NULL;
+    while (out && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+        fwrite(buf, 1, n, out);
+    if (out && fclose(out) == 0)
+        fprintf(stderr, "smoke: last screendump kept in %s\n", dst);
+    if (in)
+        fclose(in);
+}
+
+/* Pixels that differ from what the layout says, and the first of them. */
+struct smoke_diff {
+    int count;
+    int x, y;
+    uint32_t got, want;
+};
+
+static void smoke_diff_pixel(struct smoke_diff *d, const struct tsppm *img,
+                             int x, int y, uint32_t want)
+{
+    uint32_t got = tsppm_pixel(img, x, y);
+
+    if (got == want)
+        return;
+    if (d->count++ == 0) {
+        d->x = x;
+        d->y = y;
+        d->got = got;
+        d->want = want;
+    }
+}
+
+/* Compares one text cell at (x, y) with the glyph of c in fg on bg. */
+static void smoke_diff_glyph(struct smoke_diff *d, const struct tsppm *img,
+                             int x, int y, char c, uint32_t fg, uint32_t bg)
+{
+    for (int gy = 0; gy < TD_FONT_H; gy++)
+        for (int gx = 0; gx < TD_FONT_W; gx++)
+            smoke_diff_pixel(d, img, x + gx, y + gy,
+                             td_font_pixel((unsigned char)c, gx, gy) ? fg : bg);
+}
+
+static void smoke_diff_text(struct smoke_diff *d, const struct tsppm *img,
+                            int x, int y, const char *text, uint32_t fg,
+                            uint32_t bg)
+{
+    for (int i = 0; text[i]; i++)
+        smoke_diff_glyph(d, img, x + i * TD_FONT_W, y, text[i], fg, bg);
+}
+
+/* Fails the test when d holds differences, keeping the screendump. */
+#define smoke_assert_same(d, what)                                             \
+    do {                                                                       \
+        if ((d).count)                                                         \
+            smoke_keep_screen("desktop");                                      \
+        ck_assert_msg((d).count == 0,                                          \
+                      "%s: %d pixels differ, first at (%d,%d): 0x%06x, "       \
+                      "expected 0x%06x",                                       \
+                      (what), (d).count, (d).x, (d).y, (unsigned)(d).got,      \
+                      (unsigned)(d).want);                                     \
+    } while (0)
+
+/*
+ * The pointer marker's hotspot: its top-left TD_COLOR_POINTER pixel (the
+ * topmost row, then the leftmost pixel in it). Returns 0 when none shows.
+ */
+static int smoke_find_pointer(const struct tsppm *img, int *px, int *py)
+{
+    const uint32_t *p = tsppm_pixels(img);
+    int w = tsppm_width(img), h = tsppm_height(img);
+
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (p[(size_t)y * (size_t)w + (size_t)x] == TD_COLOR_POINTER) {
+                *px = x;
+                *py = y;
+                return 1;
+            }
+    return 0;
+}
+
+/* The square the marker drawn at hotspot (x, y) may cover. */
+static struct td_rect smoke_pointer_rect(int x, int y)
+{
+    struct td_rect r = {x, y, TD_POINTER_SIZE, TD_POINTER_SIZE};
+    return r;
+}
+
+/* Counts TD_COLOR_POINTER pixels inside r (in = 1) or outside it (0). */
+static int smoke_count_pointer(const struct tsppm *img, const struct td_rect *r,
+                               int in)
+{
+    int n = 0;
+
+    for (int y = 0; y < tsppm_height(img); y++)
+        for (int x = 0; x < tsppm_width(img); x++)
+            if (tsppm_pixel(img, x, y) == TD_COLOR_POINTER &&
+                td_rect_contains(r, x, y) == in)
+                n++;
+    return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Polling: a check looks at a screendump and says what is still wrong. */
+
+typedef int (*smoke_check_fn)(const struct tsppm *img, const void *arg,
+                              char *why, size_t why_size);
+
+/*
+ * Takes screendumps until check() passes or SMOKE_SETTLE_MS is over; the
+ * guest draws in its own time, so a single look could come too early.
+ */
+static void smoke_poll(smoke_check_fn check, const void *arg, const char *name)
+{
+    long long deadline = smoke_now_ms() + SMOKE_SETTLE_MS;
+    char why[512] = "";
+
+    for (;;) {
+        if (check(smoke_screen(), arg, why, sizeof(why)))
+            return;
+        if (smoke_now_ms() >= deadline)
+            break;
+        smoke_sleep_ms(SMOKE_POLL_MS);
+    }
+    smoke_keep_screen(name);
+    ck_abort_msg("after %d s: %s", SMOKE_SETTLE_MS / 1000, why);
+}
+
+static void smoke_layout(struct td_layout *l)
+{
+    ck_assert_int_eq(td_layout_compute(l, SMOKE_WIDTH, SMOKE_HEIGHT), 0);
+}
+
+/* ------------------------------------------------------------------------
+ * 1. The guest boots into the desktop */
+
+START_TEST(smoke_boots)
+{
+    struct tsvm *vm = smoke_desktop();
+    char ready[64];
+
+    snprintf(ready, sizeof(ready), "%s %dx%dx32", SMOKE_READY, SMOKE_WIDTH,
+             SMOKE_HEIGHT);
+    ck_assert_msg(tsvm_serial_contains(vm, TSVM_ROOT_MOUNTED),
+                  "the serial log lacks \"%s\"", TSVM_ROOT_MOUNTED);
+    if (!tsvm_serial_contains(vm, ready))
+        tsvm_print_serial_tail(vm);
+    ck_assert_msg(tsvm_serial_contains(vm, ready),
+                  "the serial log lacks \"%s\" (tail above)", ready);
+    ck_assert_msg(!tsvm_serial_contains(vm, "testdesk exited"),
+                  "testdesk exited and was restarted");
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * 2. The desktop is drawn where the layout says */
+
+/* Everything but the pointer marker: it may sit anywhere at first. */
+struct smoke_mask {
+    struct td_rect pointer;
+};
+
+static int smoke_masked(const struct smoke_mask *m, int x, int y)
+{
+    return td_rect_contains(&m->pointer, x, y);
+}
+
+static void smoke_check_topbar(const struct tsppm *img,
+                               const struct td_layout *l,
+                               const struct smoke_mask *m)
+{
+    struct smoke_diff d = {0};
+    const struct td_rect *text[] = {&l->hostname, &l->user, &l->logoff,
+                                    &l->clock};
+
+    /* Every top bar pixel outside the texts and the button is plain. */
+    for (int y = 0; y < l->topbar.h; y++) {
+        for (int x = 0; x < l->topbar.w; x++) {
+            int skip = smoke_masked(m, x, y);
+            for (size_t i = 0; i < sizeof(text) / sizeof(*text); i++)
+                skip |= td_rect_contains(text[i], x, y);
+            if (!skip)
+                smoke_diff_pixel(&d, img, x, y, TD_COLOR_TOPBAR);
+        }
+    }
+    smoke_assert_same(d, "top bar background");
+
+    memset(&d, 0, sizeof(d));
+    smoke_diff_text(&d, img, l->user.x, l->user.y, "user: (none)",
+                    TD_COLOR_TOPBAR_TEXT, TD_COLOR_TOPBAR);
+    smoke_assert_same(d, "\"user: (none)\" in the top bar");
+}
+
+static void smoke_check_logoff(const struct tsppm *img,
+                               const struct td_layout *l)
+{
+    static const char label[] = "Log off";
+    int lx = l->logoff.x + TD_TEXT_PAD, ly = l->clock.y;
+    struct td_rect text = {lx, ly, (int)strlen(label) * TD_FONT_W, TD_FONT_H};
+    struct smoke_diff d = {0};
+
+    /* The button: its colour all round the label... */
+    for (int y = l->logoff.y; y < l->logoff.y + l->logoff.h; y++)
+        for (int x = l->logoff.x; x < l->logoff.x + l->logoff.w; x++)
+            if (!td_rect_contains(&text, x, y))
+                smoke_diff_pixel(&d, img, x, y, TD_COLOR_LOGOFF);
+    smoke_assert_same(d, "Log off button background");
+    /* ...and the label a user reads on it. */
+    smoke_diff_text(&d, img, lx, ly, label, TD_COLOR_LOGOFF_TEXT,
+                    TD_COLOR_LOGOFF);
+    smoke_assert_same(d, "\"Log off\" label");
+}
+
+static void smoke_check_window(const struct tsppm *img,
+                               const struct td_layout *l,
+                               const struct smoke_mask *m)
+{
+    struct smoke_diff d = {0};
+
+    smoke_diff_text(&d, img, l->label.x, l->label.y,
+                    "Type here:", TD_COLOR_WINDOW_TEXT, TD_COLOR_WINDOW);
+    smoke_assert_same(d, "\"Type here:\" caption");
+    /* Nothing typed yet: the whole text box is blank. */
+    for (int y = l->textbox.y; y < l->textbox.y + l->textbox.h; y++)
+        for (int x = l->textbox.x; x < l->textbox.x + l->textbox.w; x++)
+            if (!smoke_masked(m, x, y))
+                smoke_diff_pixel(&d, img, x, y, TD_COLOR_TEXTBOX);
+    smoke_assert_same(d, "empty text box");
+}
+
+static void smoke_check_wallpaper(const struct tsppm *img,
+                                  const struct td_layout *l,
+                                  const struct smoke_mask *m)
+{
+    struct smoke_diff d = {0};
+    int checked = 0;
+
+    /* Everything outside the top bar and the window, banner area included
+     * (no message is shown). */
+    for (int y = 0; y < l->height; y++) {
+        for (int x = 0; x < l->width; x++) {
+            if (td_rect_contains(&l->topbar, x, y) ||
+                td_rect_contains(&l->window, x, y) || smoke_masked(m, x, y))
+                continue;
+            smoke_diff_pixel(&d, img, x, y, td_layout_wallpaper(l, x, y));
+            checked++;
+        }
+    }
+    ck_assert_int_gt(checked, l->width * l->height / 4);
+    smoke_assert_same(d, "wallpaper");
+}
+
+START_TEST(smoke_desktop_drawn)
+{
+    const struct tsppm *img;
+    struct smoke_mask m = {{0, 0, 0, 0}};
+    struct td_layout l;
+    int px, py;
+
+    smoke_desktop();
+    smoke_layout(&l);
+    img = smoke_screen();
+    if (smoke_find_pointer(img, &px, &py))
+        m.pointer = smoke_pointer_rect(px, py);
+    smoke_check_topbar(img, &l, &m);
+    smoke_check_logoff(img, &l);
+    smoke_check_window(img, &l, &m);
+    smoke_check_wallpaper(img, &l, &m);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * 3. Typed keys are echoed in the text box */
+
+/* True when the text box's first row shows exactly text, then a blank. */
+static int smoke_shows_text(const struct tsppm *img, const void *arg, char *why,
+                            size_t why_size)
+{
+    const char *text = arg;
+    struct td_layout l;
+    int n = (int)strlen(text);
+
+    td_layout_compute(&l, SMOKE_WIDTH, SMOKE_HEIGHT);
+    /* One cell past the text must stay blank: no repeated keys. */
+    for (int col = 0; col <= n && col < l.text_cols; col++) {
+        struct smoke_diff d = {0};
+        char want = col < n ? text[col] : ' ';
+        int x, y;
+
+        td_layout_text_cell(&l, col, 0, &x, &y);
+        smoke_diff_glyph(&d, img, x, y, want, TD_COLOR_TEXT, TD_COLOR_TEXTBOX);
+        if (d.count) {
+            snprintf(why, why_size,
+                     "typed \"%s\": text cell (%d,0) should show '%c' but "
+                     "%d of its %d pixels differ (first at (%d,%d): 0x%06x)",
+                     text, col, want, d.count, TD_FONT_W * TD_FONT_H, d.x, d.y,
+                     (unsigned)d.got);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+START_TEST(smoke_typing)
+{
+    static const char text[] = "hello Hi!";
+    struct tsqmp *q = smoke_qmp();
+    int err;
+
+    err = tsqmp_type_text(q, text);
+    ck_assert_msg(err == 0, "typing failed: %s", strerror(-err));
+    smoke_poll(smoke_shows_text, text, "typing");
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * 4. The pointer marker follows the tablet */
+
+struct smoke_pointer_want {
+    int x, y;              /* expected hotspot */
+    struct td_rect before; /* where the marker was before the move */
+};
+
+/* Where the guest puts an absolute coordinate v on an axis of size pixels. */
+static int smoke_abs_to_px(int v, int size)
+{
+    return (int)((long long)v * (size - 1) / TSQMP_ABS_MAX);
+}
+
+static int smoke_shows_pointer(const struct tsppm *img, const void *arg,
+                               char *why, size_t why_size)
+{
+    const struct smoke_pointer_want *w = arg;
+    struct td_rect at = smoke_pointer_rect(w->x - SMOKE_POINTER_SLACK,
+                                           w->y - SMOKE_POINTER_SLACK);
+    int x, y, stray;
+
+    at.w += 2 * SMOKE_POINTER_SLACK;
+    at.h += 2 * SMOKE_POINTER_SLACK;
+    if (!smoke_find_pointer(img, &x, &y)) {
+        snprintf(why, why_size, "no pointer marker (0x%06x) on screen",
+                 TD_COLOR_POINTER);
+        return 0;
+    }
+    if (abs(x - w->x) > SMOKE_POINTER_SLACK ||
+        abs(y - w->y) > SMOKE_POINTER_SLACK) {
+        snprintf(why, why_size, "pointer hotspot at (%d,%d), expected (%d,%d)",
+                 x, y, w->x, w->y);
+        return 0;
+    }
+    /* The old marker must be gone, not just a new one drawn. */
+    stray = smoke_count_pointer(img, &at, 0);
+    if (stray) {
+        snprintf(why, why_size,
+                 "pointer at (%d,%d), but %d marker pixels remain elsewhere, "
+                 "%d of them at its previous place (%d,%d)",
+                 x, y, stray, smoke_count_pointer(img, &w->before, 1),
+                 w->before.x, w->before.y);
+        return 0;
+    }
+    return 1;
+}
+
+START_TEST(smoke_pointer)
+{
+    /* Far from the initial marker first, so that each move must show; the
+     * last one reaches the far corner: the full range maps to the screen. */
+    static const int moves[][2] = {
+        {8000, 24000}, {16384, 16384}, {TSQMP_ABS_MAX, TSQMP_ABS_MAX}};
+    struct tsqmp *q = smoke_qmp();
+    struct smoke_pointer_want w = {0};
+    int x, y;
+
+    if (smoke_find_pointer(smoke_screen(), &x, &y))
+        w.before = smoke_pointer_rect(x, y);
+    for (size_t i = 0; i < sizeof(moves) / sizeof(*moves); i++) {
+        int err = tsqmp_move_abs(q, moves[i][0], moves[i][1]);
+        char name[32];
+
+        ck_assert_msg(err == 0, "pointer move failed: %s", strerror(-err));
+        w.x = smoke_abs_to_px(moves[i][0], SMOKE_WIDTH);
+        w.y = smoke_abs_to_px(moves[i][1], SMOKE_HEIGHT);
+        snprintf(name, sizeof(name), "pointer-%zu", i);
+        smoke_poll(smoke_shows_pointer, &w, name);
+        w.before = smoke_pointer_rect(w.x, w.y);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+
+static Suite *smoke_suite(void)
+{
+    Suite *s = suite_create("smoke");
+    TCase *tc = tcase_create("desktop");
+
+    tcase_set_timeout(tc, SMOKE_TCASE_TIMEOUT_S);
+    tcase_add_unchecked_fixture(tc, smoke_start, smoke_stop);
+    tcase_add_checked_fixture(tc, smoke_test_setup, smoke_test_teardown);
+    tcase_add_test(tc, smoke_boots);
+    tcase_add_test(tc, smoke_desktop_drawn);
+    tcase_add_test(tc, smoke_typing);
+    tcase_add_test(tc, smoke_pointer);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(smoke_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_ENV);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
