@@ -16,15 +16,15 @@
 
 struct dp_opts {
     const char *state;
-    const char *qemu;
+    const char *qemu, *qemu_user;
     int json, quiet;
 };
 
 static void dp_usage(FILE *f)
 {
     fputs(
-        "usage: deskpool-vm [--state DIR] [--qemu BIN] [--json] [--quiet] "
-        "COMMAND ...\n"
+        "usage: deskpool-vm [--state DIR] [--qemu BIN] [--qemu-user USER]\n"
+        "                   [--json] [--quiet] COMMAND ...\n"
         "\n"
         "  create ID --golden QCOW2 [--name TEXT] [--vcpus N] [--memory MB]\n"
         "            [--kernel FILE [--initrd FILE] [--cmdline TEXT]]\n"
@@ -47,7 +47,8 @@ static void dp_usage(FILE *f)
         "  qmp ID COMMAND [JSON]  run one QMP command (debugging)\n"
         "\n"
         "State folder: --state, else $DESKPOOL_STATE, else " DP_DEFAULT_STATE
-        ".\n",
+        ".\n"
+        "--qemu-user: the unprivileged user QEMU drops to when run as root.\n",
         f);
 }
 
@@ -405,9 +406,10 @@ static int dp_dispatch(struct hv_host *h, struct dp_opts *o, int argc,
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"state", 1, 0, 's'}, {"qemu", 1, 0, 'q'}, {"json", 0, 0, 'j'},
+        {"state", 1, 0, 's'}, {"qemu", 1, 0, 'q'}, {"qemu-user", 1, 0, 'u'},
+        {"json", 0, 0, 'j'},
         {"quiet", 0, 0, 'Q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    struct dp_opts o = {getenv("DESKPOOL_STATE"), NULL, 0, 0};
+    struct dp_opts o = {.state = getenv("DESKPOOL_STATE")};
     struct hv_host_config cfg = {0};
     struct hv_host *h;
     char err[512];
@@ -418,6 +420,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 's': o.state = optarg; break;
         case 'q': o.qemu = optarg; break;
+        case 'u': o.qemu_user = optarg; break;
         case 'j': o.json = 1; break;
         case 'Q': o.quiet = 1; break;
         case 'h': dp_usage(stdout); return 0;
@@ -430,6 +433,7 @@ int main(int argc, char **argv)
     }
     cfg.state_dir = o.state ? o.state : DP_DEFAULT_STATE;
     cfg.qemu = o.qemu;
+    cfg.qemu_user = o.qemu_user;
     cfg.quiet = o.quiet;
     if (hv_host_open(&h, &cfg, err, sizeof(err)) < 0)
         return dp_fail(err);

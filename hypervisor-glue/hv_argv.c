@@ -113,7 +113,7 @@ static void hv_qemu_boot(struct hv_argv *a, const struct hv_spec *s)
 }
 
 int hv_qemu_argv(struct hv_argv *a, const char *qemu, const struct hv_spec *s,
-                 enum hv_accel accel, const struct hv_qemu_paths *p)
+                 enum hv_accel accel, const struct hv_qemu_setup *p)
 {
     int kvm = accel == HV_ACCEL_KVM;
 
@@ -165,11 +165,17 @@ int hv_qemu_argv(struct hv_argv *a, const char *qemu, const struct hv_spec *s,
     hv_argv_add(a, "file:%s/serial.log", p->run_dir);
     hv_qemu_net(a, s);
     hv_qemu_boot(a, s);
-    /* No privilege games, no obsolete syscalls; spawning stays allowed
-     * because migration to a file (templates) runs a helper. */
+    /* No obsolete syscalls, no privilege changes; spawning stays allowed
+     * because migration to a file (templates) runs a helper. With -runas
+     * QEMU drops to the user itself after start-up, which the seccomp rule
+     * against set*uid would kill; once dropped it cannot climb back. */
     hv_argv_add(a, "-sandbox");
-    hv_argv_add(a, "on,obsolete=deny,elevateprivileges=deny,"
-                   "resourcecontrol=deny");
+    hv_argv_add(a, "on,obsolete=deny,resourcecontrol=deny%s",
+                p->user ? "" : ",elevateprivileges=deny");
+    if (p->user) {
+        hv_argv_add(a, "-runas");
+        hv_argv_add(a, "%s", p->user);
+    }
     hv_argv_add(a, "-pidfile");
     hv_argv_add(a, "%s/qemu.pid", p->run_dir);
     return a->failed ? -ENOMEM : 0;

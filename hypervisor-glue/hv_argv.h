@@ -25,10 +25,11 @@ void hv_argv_free(struct hv_argv *a);
 void hv_argv_add(struct hv_argv *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Where the VM's files are. */
-struct hv_qemu_paths {
+/* Where the VM's files are, and who QEMU runs as. */
+struct hv_qemu_setup {
     const char *run_dir; /* holds the sockets, pidfile, serial log */
     const char *disk;    /* the VM's overlay */
+    const char *user;    /* drop to this user after start-up; NULL: stay */
 };
 
 /*
@@ -37,7 +38,7 @@ struct hv_qemu_paths {
  * -ENOMEM.
  */
 int hv_qemu_argv(struct hv_argv *a, const char *qemu, const struct hv_spec *s,
-                 enum hv_accel accel, const struct hv_qemu_paths *p);
+                 enum hv_accel accel, const struct hv_qemu_setup *p);
 
 /* The MAC address a VM's NIC gets: locally administered, derived from its
  * id so it stays the same across restarts. buf holds 18 bytes. */

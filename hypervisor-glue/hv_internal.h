@@ -14,6 +14,7 @@ struct hv_host {
     char state_dir[HV_STATE_DIR_MAX + 1];
     char qemu[HV_PATH_MAX];
     char probe_kernel[HV_PATH_MAX];
+    char qemu_user[64]; /* "" : QEMU keeps our user */
     int probe_timeout_ms;
     int quiet;
     int accel_known; /* the auto decision, once made */

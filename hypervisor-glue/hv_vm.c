@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,10 +126,26 @@ int hv_host_open(struct hv_host **out, const struct hv_host_config *cfg,
     h->probe_timeout_ms = cfg->probe_timeout_ms > 0 ? cfg->probe_timeout_ms
                                                     : 8000;
     h->quiet = cfg->quiet;
+    if (cfg->qemu_user) {
+        if (strlen(cfg->qemu_user) >= sizeof(h->qemu_user) ||
+            !getpwnam(cfg->qemu_user)) {
+            free(h);
+            return hv_err(err, err_size, -EINVAL, "QEMU user %s: no such user",
+                          cfg->qemu_user);
+        }
+        snprintf(h->qemu_user, sizeof(h->qemu_user), "%s", cfg->qemu_user);
+    }
+    /* The state and run folders are traverse-only for others, so that an
+     * unprivileged QEMU reaches its own run folder (0700, its own) and
+     * nothing else; VM folders stay private. */
     for (int i = 0; i < 3; i++) {
         static const char *const sub[] = {"", "/vms", "/run"};
+        static const mode_t modes[] = {0711, 0700, 0711};
+        int rc;
         snprintf(path, sizeof(path), "%s%s", h->state_dir, sub[i]);
-        int rc = hv_mkdir(path, 0700);
+        rc = hv_mkdir(path, modes[i]);
+        if (rc == 0 && chmod(path, modes[i]) < 0)
+            rc = -errno;
         if (rc < 0) {
             free(h);
             return hv_err(err, err_size, rc, "%s: %s", path, strerror(-rc));
@@ -375,15 +392,36 @@ int hv_vm_delete(struct hv_host *h, const char *id, char *err,
 
 /* --- start ---------------------------------------------------------------- */
 
-/* Makes an empty run folder, removing what a dead QEMU left. */
+/* Hands path to the unprivileged QEMU user, if there is one. */
+static int hv_give_to_qemu_user(const struct hv_host *h, const char *path)
+{
+    struct passwd *pw;
+    if (!h->qemu_user[0])
+        return 0;
+    pw = getpwnam(h->qemu_user);
+    if (!pw)
+        return -EINVAL;
+    return chown(path, pw->pw_uid, pw->pw_gid) < 0 ? -errno : 0;
+}
+
+/* Makes an empty run folder, removing what a dead QEMU left. It and the
+ * disk belong to QEMU's user: it writes screendumps there after dropping
+ * privileges. */
 static int hv_run_dir_fresh(struct hv_host *h, const char *id, char *run,
                             size_t size)
 {
+    char disk[PATH_MAX];
+    int rc;
+
     hv_vm_file(h, "run", id, NULL, run, size);
     hv_remove_flat_dir(run);
     if (mkdir(run, 0700) < 0)
         return -errno;
-    return 0;
+    hv_vm_file(h, "vms", id, "disk.qcow2", disk, sizeof(disk));
+    rc = hv_give_to_qemu_user(h, run);
+    if (rc == 0)
+        rc = hv_give_to_qemu_user(h, disk);
+    return rc;
 }
 
 /* Starts QEMU for spec s, detached; its output goes to RUN/qemu.log. */
@@ -392,7 +430,8 @@ static int hv_vm_launch(struct hv_host *h, const struct hv_spec *s,
                         char *err, size_t err_size)
 {
     char disk[PATH_MAX], log[PATH_MAX];
-    struct hv_qemu_paths paths = {run, disk};
+    struct hv_qemu_setup paths = {run, disk,
+                                  h->qemu_user[0] ? h->qemu_user : NULL};
     struct hv_argv a;
     int rc;
 
@@ -495,8 +534,10 @@ int hv_vm_start(struct hv_host *h, const char *id, char *err,
 
 /* --- power ---------------------------------------------------------------- */
 
-int hv_vm_shutdown(struct hv_host *h, const char *id, int timeout_ms,
-                   char *err, size_t err_size)
+/* QEMU's pid for an existing, running VM; else a negative errno (-ENOENT:
+ * no such VM, -ENOTCONN: not running) with err set. */
+static pid_t hv_vm_running(struct hv_host *h, const char *id, char *err,
+                           size_t err_size)
 {
     struct hv_spec s;
     int rc = hv_spec_load(h, id, &s, err, err_size);
@@ -507,9 +548,20 @@ int hv_vm_shutdown(struct hv_host *h, const char *id, int timeout_ms,
     pid = hv_vm_pid(h, id);
     if (!pid)
         return hv_err(err, err_size, -ENOTCONN, "%s: not running", id);
-    rc = hv_vm_qmp(h, id, "system_powerdown", NULL, 0, NULL, err, err_size);
-    if (rc == 0 && hv_wait_gone(pid, timeout_ms)) {
-        char run[PATH_MAX];
+    return pid;
+}
+
+int hv_vm_shutdown(struct hv_host *h, const char *id, int timeout_ms,
+                   char *err, size_t err_size)
+{
+    pid_t pid = hv_vm_running(h, id, err, err_size);
+    char run[PATH_MAX];
+
+    if (pid < 0)
+        return pid;
+    if (hv_vm_qmp(h, id, "system_powerdown", NULL, 0, NULL, err, err_size) ==
+            0 &&
+        hv_wait_gone(pid, timeout_ms)) {
         hv_vm_file(h, "run", id, NULL, run, sizeof(run));
         hv_remove_flat_dir(run);
         return 0;
@@ -521,15 +573,10 @@ int hv_vm_shutdown(struct hv_host *h, const char *id, int timeout_ms,
 int hv_vm_poweroff(struct hv_host *h, const char *id, char *err,
                    size_t err_size)
 {
-    struct hv_spec s;
-    int rc = hv_spec_load(h, id, &s, err, err_size);
-    pid_t pid;
+    pid_t pid = hv_vm_running(h, id, err, err_size);
 
-    if (rc < 0)
-        return rc;
-    pid = hv_vm_pid(h, id);
-    if (!pid)
-        return hv_err(err, err_size, -ENOTCONN, "%s: not running", id);
+    if (pid < 0)
+        return pid;
     hv_vm_kill(h, id, pid);
     return 0;
 }

@@ -43,6 +43,10 @@
 struct hv_host_config {
     const char *state_dir; /* required, absolute, created if missing */
     const char *qemu;      /* QEMU binary; NULL: qemu-system-x86_64 */
+    /* Unprivileged user QEMU drops to after start-up (-runas), when the
+     * manager runs as root; it owns the VM's run folder and disk. NULL:
+     * QEMU runs as the caller. */
+    const char *qemu_user;
     /* Kernel booted by the auto-accel KVM probe; NULL: the VM's own kernel,
      * else /boot/vmlinuz-$(uname -r). */
     const char *probe_kernel;

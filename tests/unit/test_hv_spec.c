@@ -134,7 +134,7 @@ START_TEST(argv_has_what_a_desktop_needs)
 {
     struct hv_spec s;
     struct hv_argv a;
-    struct hv_qemu_paths p = {"/st/run/d1", "/st/vms/d1/disk.qcow2"};
+    struct hv_qemu_setup p = {"/st/run/d1", "/st/vms/d1/disk.qcow2", NULL};
 
     hv_spec_init(&s);
     strcpy(s.id, "d1");
@@ -161,6 +161,9 @@ START_TEST(argv_has_what_a_desktop_needs)
     ck_assert(has_opt(&a, "-drive", "file=/st/vms/d1/disk.qcow2,if=none,"
                                     "id=disk0,format=qcow2,discard=unmap"));
     ck_assert_int_ge(arg_index(&a, "-nodefaults"), 0);
+    ck_assert(has_opt(&a, "-sandbox", "on,obsolete=deny,resourcecontrol=deny,"
+                                      "elevateprivileges=deny"));
+    ck_assert_int_lt(arg_index(&a, "-runas"), 0);
     /* No TCP anywhere: VNC is a unix socket, no -initrd without one. */
     ck_assert_int_lt(arg_index(&a, "-initrd"), 0);
     for (size_t i = 0; i < a.n; i++)
@@ -173,7 +176,7 @@ START_TEST(argv_network_modes)
 {
     struct hv_spec s;
     struct hv_argv a;
-    struct hv_qemu_paths p = {"/r", "/d"};
+    struct hv_qemu_setup p = {"/r", "/d", "nobody"};
     char mac[18], mac2[18], dev[64];
 
     hv_spec_init(&s);
@@ -186,6 +189,9 @@ START_TEST(argv_network_modes)
                       "tap,id=net0,ifname=tap7,script=no,downscript=no"));
     ck_assert(has_opt(&a, "-accel", "kvm"));
     ck_assert(has_opt(&a, "-cpu", "host"));
+    /* Dropping to a user: QEMU must be allowed its own setuid. */
+    ck_assert(has_opt(&a, "-runas", "nobody"));
+    ck_assert(has_opt(&a, "-sandbox", "on,obsolete=deny,resourcecontrol=deny"));
     hv_qemu_mac("d2", mac);
     snprintf(dev, sizeof(dev), "virtio-net-pci,netdev=net0,mac=%s", mac);
     ck_assert(has_opt(&a, "-device", dev));
