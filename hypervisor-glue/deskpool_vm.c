@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hv_agent.h"
 #include "hv_vm.h"
 
 #define DP_DEFAULT_STATE "/var/lib/deskpool"
@@ -45,6 +46,10 @@ static void dp_usage(FILE *f)
         "  adopt                  re-attach running VMs, clean leftovers\n"
         "  events ID              print QMP events until the VM stops\n"
         "  qmp ID COMMAND [JSON]  run one QMP command (debugging)\n"
+        "  agent ID OP [JSON]     one request to the in-guest agent, e.g.\n"
+        "                         agent desk1 message '{\"text\":\"Hi\"}'\n"
+        "  agent ID watch         print the agent's events\n"
+        "  agent ID status        the agent's state after its next heartbeat\n"
         "\n"
         "State folder: --state, else $DESKPOOL_STATE, else " DP_DEFAULT_STATE
         ".\n"
@@ -317,6 +322,87 @@ static int dp_cmd_qmp(struct hv_host *h, int argc, char **argv)
     return 0;
 }
 
+/* --- agent ------------------------------------------------------------------ */
+
+#define DP_AGENT_WAIT_MS 15000 /* the guest answers hello within this */
+
+static void dp_on_agent_event(void *arg, const char *name, json_t *data)
+{
+    if (!arg) /* only `watch` prints events */
+        return;
+    json_t *j = json_pack("{s:s, s:O?}", "event", name, "data", data);
+    dp_print_json(j);
+    fflush(stdout);
+    json_decref(j);
+}
+
+static int dp_agent_watch(struct hv_agent *a)
+{
+    for (;;) {
+        struct pollfd p = {hv_agent_fd(a), hv_agent_poll_events(a), 0};
+        if (poll(&p, 1, hv_agent_timeout_ms(a)) < 0 && errno != EINTR)
+            return 1;
+        hv_agent_process(a, p.revents);
+    }
+}
+
+static int dp_agent_status(struct hv_agent *a)
+{
+    struct hv_agent_state st;
+    json_t *j;
+
+    if (hv_agent_wait_event(a, "heartbeat", DP_AGENT_WAIT_MS, NULL) < 0)
+        return dp_fail("agent: no heartbeat");
+    hv_agent_state(a, &st);
+    j = json_pack("{s:b, s:b, s:s, s:s, s:s, s:I, s:I, s:b}", "healthy",
+                  st.healthy, "ready", st.ready, "os", st.os, "hostname",
+                  st.hostname, "user", st.user, "since", (json_int_t)st.since,
+                  "idle_seconds", (json_int_t)st.idle_seconds, "locked",
+                  st.locked);
+    dp_print_json(j);
+    json_decref(j);
+    return 0;
+}
+
+static int dp_cmd_agent(struct hv_host *h, int argc, char **argv)
+{
+    static const struct hv_agent_callbacks cb = {dp_on_agent_event, NULL};
+    char path[256], err[1024];
+    json_t *args = NULL, *result = NULL;
+    json_error_t jerr;
+    struct hv_agent *a;
+    int watch, rc;
+
+    if (argc < 3 || argc > 4)
+        return dp_fail("agent: ID OP [JSON-ARGUMENTS] | ID watch | ID status");
+    if (hv_vm_path(h, argv[1], "agent.sock", path, sizeof(path)) < 0)
+        return dp_fail("agent: bad VM id");
+    if (argc == 4 && !(args = json_loads(argv[3], 0, &jerr)))
+        return dp_fail(jerr.text);
+    watch = strcmp(argv[2], "watch") == 0;
+    if (hv_agent_open(&a, path, &cb, watch ? (void *)1 : NULL, 0) < 0 ||
+        hv_agent_fd(a) < 0) {
+        json_decref(args);
+        hv_agent_close(a);
+        return dp_fail("agent: VM not running (no agent.sock)");
+    }
+    if (watch)
+        rc = dp_agent_watch(a);
+    else if (strcmp(argv[2], "status") == 0)
+        rc = dp_agent_status(a);
+    else if (hv_agent_wait_event(a, "hello", DP_AGENT_WAIT_MS, NULL) < 0)
+        rc = dp_fail("agent: no hello from the guest (agent not running?)");
+    else if (hv_agent_request_sync(a, argv[2], json_incref(args), 0, &result,
+                                   err, sizeof(err)) < 0)
+        rc = dp_fail(err);
+    else
+        rc = (dp_print_json(result), 0);
+    json_decref(args);
+    json_decref(result);
+    hv_agent_close(a);
+    return rc;
+}
+
 /* --- power ----------------------------------------------------------------- */
 
 static int dp_cmd_stop(struct hv_host *h, const struct dp_opts *o, int argc,
@@ -388,6 +474,8 @@ static int dp_dispatch(struct hv_host *h, struct dp_opts *o, int argc,
         return dp_cmd_adopt(h, o);
     if (strcmp(cmd, "qmp") == 0)
         return dp_cmd_qmp(h, argc, argv);
+    if (strcmp(cmd, "agent") == 0)
+        return dp_cmd_agent(h, argc, argv);
     if (strcmp(cmd, "screenshot") == 0 && argc == 3) {
         if (hv_vm_screenshot(h, argv[1], argv[2], err, sizeof(err)) < 0)
             return dp_fail(err);

@@ -1,9 +1,10 @@
 #!/bin/bash
-# Usage: build-root.sh BUSYBOX MODULES-DIR INIT TESTDESK OUT
+# Usage: build-root.sh BUSYBOX MODULES-DIR INIT TESTDESK AGENT OUT
 #
 # Writes OUT, a qcow2 image of a 256 MiB ext4 root filesystem for the test
 # guest: static BUSYBOX and its applet links, the module tree MODULES-DIR,
-# INIT as /sbin/init and TESTDESK as /usr/bin/testdesk. The filesystem is
+# INIT as /sbin/init, TESTDESK as /usr/bin/testdesk and AGENT as
+# /usr/bin/deskpool-agent. The filesystem is
 # filled by mke2fs -d from a staged directory, so nothing is mounted and no
 # root privileges are needed, and it is reproducible: fixed UUID, hash seed,
 # mkfs time and file times, and every file owned by root.
@@ -11,8 +12,8 @@ set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ $# -eq 5 ]] || die "usage: build-root.sh BUSYBOX MODULES-DIR INIT TESTDESK OUT"
-busybox=$1 modules=$2 init=$3 testdesk=$4 out=$5
+[[ $# -eq 6 ]] || die "usage: build-root.sh BUSYBOX MODULES-DIR INIT TESTDESK AGENT OUT"
+busybox=$1 modules=$2 init=$3 testdesk=$4 agent=$5 out=$6
 umask 022
 
 # Fixed identity of the filesystem (any constant UUIDs would do).
@@ -25,6 +26,7 @@ need_tool mkfs.ext4 e2fsprogs
 need_tool debugfs e2fsprogs
 need_tool qemu-img qemu-utils
 need_static "$testdesk" "testdesk"
+need_static "$agent" "deskpool-agent"
 [[ -f $modules/lib/modules/load-order ]] || die "no module tree in $modules"
 
 stage=$out.stage
@@ -40,6 +42,7 @@ cp -R "$modules/." "$stage/"
 rm -f "$stage/sbin/init" # busybox's init applet; ours replaces it
 install -m 0755 "$init" "$stage/sbin/init"
 install -D -m 0755 "$testdesk" "$stage/usr/bin/testdesk"
+install -D -m 0755 "$agent" "$stage/usr/bin/deskpool-agent"
 printf 'deskpool-test\n' >"$stage/etc/hostname"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$stage/etc/passwd"
 printf 'root:x:0:\ntty:x:5:\n' >"$stage/etc/group"

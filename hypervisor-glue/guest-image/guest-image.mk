@@ -2,6 +2,7 @@
 # disk running testdesk. Included by the top-level GNUmakefile, which defines
 #   GUEST          output directory (build/guest)
 #   GUEST_TESTDESK the static testdesk binary, and the rule that builds it
+#   GUEST_AGENT    the static deskpool-agent binary, likewise
 #
 # Outputs: $(GUEST)/vmlinuz, $(GUEST)/initrd.img, $(GUEST)/root.qcow2.
 # The kernel package is resolved and downloaded once and then kept in
@@ -49,7 +50,7 @@ $(GUEST)/initrd.img: $(GUEST_MODULES_ORDER) $(GUEST_IMAGE_SRC)/initrd-init \
 	bash $(GUEST_IMAGE_SRC)/build-initrd.sh $(GUEST_BUSYBOX) $(GUEST_MODULES_DIR) \
 		$(GUEST_IMAGE_SRC)/initrd-init $@
 
-$(GUEST)/root.qcow2: $(GUEST_TESTDESK) $(GUEST_MODULES_ORDER) $(GUEST_IMAGE_SRC)/root-init \
+$(GUEST)/root.qcow2: $(GUEST_TESTDESK) $(GUEST_AGENT) $(GUEST_MODULES_ORDER) $(GUEST_IMAGE_SRC)/root-init \
 		$(GUEST_IMAGE_SRC)/build-root.sh $(GUEST_IMAGE_SRC)/lib.sh $(wildcard $(GUEST_BUSYBOX))
 	bash $(GUEST_IMAGE_SRC)/build-root.sh $(GUEST_BUSYBOX) $(GUEST_MODULES_DIR) \
-		$(GUEST_IMAGE_SRC)/root-init $(GUEST_TESTDESK) $@
+		$(GUEST_IMAGE_SRC)/root-init $(GUEST_TESTDESK) $(GUEST_AGENT) $@
