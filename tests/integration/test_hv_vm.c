@@ -3,11 +3,14 @@
  * test image (TCG unless a KVM probe succeeds): linked clones, power,
  * refresh, adoption after kill -9 of the manager, several desktops at once,
  * and failures that must leave nothing behind.
+ *
+ * Each test gets a state folder of its own under the test root (tsguest.h).
+ * A failing Check test does not run its teardown: what it leaves (QEMUs,
+ * folders) is ended and removed after the suite by tsguest_run_suite().
  */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -22,59 +25,40 @@
 #include "hv_proc.h"
 #include "hv_vm.h"
 #include "td_layout.h"
+#include "tsguest.h"
 #include "tsppm.h"
 
 #define BOOT_TIMEOUT_MS 90000 /* TCG on a loaded 2-core CI machine */
 
-/* All tests' state folders live under root_dir, made by main(), which
- * also ends any QEMU left behind by a failed test and removes it all: a
- * failing Check test does not run its teardown. */
-static char root_dir[32];
-static char state_dir[64];
+static char state_dir[HV_STATE_DIR_MAX + 1];
 static char guest_dir[512];
 static struct hv_host *host;
 static char err[2048];
 
 /* --- fixture ------------------------------------------------------------ */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
-
+/* Another host on this test's state folder (a second manager). */
 static struct hv_host *open_host(void)
 {
-    struct hv_host_config cfg = {.state_dir = state_dir, .quiet = 1};
     struct hv_host *h;
-    ck_assert_msg(hv_host_open(&h, &cfg, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(tsguest_host_open(&h, state_dir), 0);
     return h;
 }
 
 static void setup(void)
 {
-    const char *g = getenv("DESKPOOL_GUEST_DIR");
-    ck_assert_msg(g && g[0] == '/', "DESKPOOL_GUEST_DIR (absolute) not set");
+    const char *g = tsguest_guest_dir();
+    ck_assert_msg(g, "no test image (see above)");
     snprintf(guest_dir, sizeof(guest_dir), "%s", g);
-    snprintf(state_dir, sizeof(state_dir), "%s/%d", root_dir, (int)getpid());
-    host = open_host();
+    ck_assert_int_eq(tsguest_host_open(&host, NULL), 0);
+    snprintf(state_dir, sizeof(state_dir), "%s", hv_host_state_dir(host));
 }
 
-/* Stops every VM and removes the state folder, on success and failure. */
+/* Stops every VM and removes the state folder. */
 static void teardown(void)
 {
-    char **ids;
-    size_t n;
-    if (host && hv_vm_list(host, &ids, &n) == 0) {
-        for (size_t i = 0; i < n; i++)
-            hv_vm_delete(host, ids[i], err, sizeof(err));
-        hv_vm_list_free(ids, n);
-    }
-    hv_host_close(host);
+    tsguest_host_close(host);
     host = NULL;
-    nftw(state_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* --- helpers -------------------------------------------------------------- */
@@ -88,24 +72,12 @@ static uint64_t now_ms(void)
 
 static void make_spec(struct hv_spec *s, const char *id)
 {
-    hv_spec_init(s);
-    snprintf(s->id, sizeof(s->id), "%s", id);
-    snprintf(s->name, sizeof(s->name), "test desktop %s", id);
-    snprintf(s->golden, sizeof(s->golden), "%s/root.qcow2", guest_dir);
-    snprintf(s->kernel, sizeof(s->kernel), "%s/vmlinuz", guest_dir);
-    snprintf(s->initrd, sizeof(s->initrd), "%s/initrd.img", guest_dir);
-    snprintf(s->cmdline, sizeof(s->cmdline),
-             "console=ttyS0 vga=0x344 quiet vt.global_cursor_default=0");
-    s->memory_mb = 256;
-    if (getenv("DESKPOOL_ACCEL"))
-        hv_accel_parse(getenv("DESKPOOL_ACCEL"), &s->accel);
+    ck_assert_int_eq(tsguest_spec(s, id, NULL), 0);
 }
 
 static void create_vm(const char *id)
 {
-    struct hv_spec s;
-    make_spec(&s, id);
-    ck_assert_msg(hv_vm_create(host, &s, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(tsguest_create(host, id, NULL), 0);
 }
 
 static void start_vm(const char *id)
@@ -116,65 +88,27 @@ static void start_vm(const char *id)
 /* Occurrences of text in the VM's serial log. */
 static int serial_count(const char *id, const char *text)
 {
-    char path[512], *buf;
-    int count = 0;
-    FILE *f;
-    size_t n;
-
-    if (hv_vm_path(host, id, "serial.log", path, sizeof(path)) < 0 ||
-        !(f = fopen(path, "r")))
-        return 0;
-    buf = malloc(1 << 20);
-    n = fread(buf, 1, (1 << 20) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    for (char *p = buf; (p = strstr(p, text)); p += strlen(text))
-        count++;
-    free(buf);
-    return count;
-}
-
-static void dump_serial(const char *id)
-{
-    char path[512], line[512];
-    FILE *f;
-    if (hv_vm_path(host, id, "serial.log", path, sizeof(path)) < 0 ||
-        !(f = fopen(path, "r")))
-        return;
-    fprintf(stderr, "--- %s serial.log\n", id);
-    while (fgets(line, sizeof(line), f))
-        fputs(line, stderr);
-    fclose(f);
+    int n = tsguest_serial_count(host, id, text);
+    ck_assert_msg(n >= 0, "%s: no serial log: %s", id, strerror(-n));
+    return n;
 }
 
 /* Waits until text has appeared `times` times in the serial log. */
 static void wait_serial(const char *id, const char *text, int times)
 {
-    uint64_t deadline = now_ms() + BOOT_TIMEOUT_MS;
-    while (serial_count(id, text) < times) {
-        if (now_ms() > deadline) {
-            dump_serial(id);
-            ck_abort_msg("%s: '%s' x%d not on the serial console", id, text,
-                         times);
-        }
-        usleep(100000);
-    }
+    ck_assert_msg(tsguest_wait_serial(host, id, text, times, BOOT_TIMEOUT_MS) ==
+                      0,
+                  "%s: '%s' x%d not on the serial console", id, text, times);
 }
 
 /* The desktop as the user sees it: testdesk's top bar, window and text
  * box, at the places td_layout.h gives. */
 static void assert_desktop_drawn(const char *id)
 {
-    char path[512];
     struct tsppm *img;
     struct td_layout l;
 
-    snprintf(path, sizeof(path), "%s/shot-%s.ppm", state_dir, id);
-    ck_assert_msg(hv_vm_qmp(host, id, "screendump",
-                            json_pack("{s:s}", "filename", path), 10000,
-                            NULL, err, sizeof(err)) == 0,
-                  "%s", err);
-    ck_assert_int_eq(tsppm_load(path, &img), 0);
+    ck_assert_int_eq(tsguest_screendump(host, id, &img), 0);
     ck_assert_int_eq(tsppm_width(img), 1024);
     ck_assert_int_eq(tsppm_height(img), 768);
     td_layout_compute(&l, 1024, 768);
@@ -189,7 +123,6 @@ static void assert_desktop_drawn(const char *id)
     ck_assert_uint_eq(tsppm_pixel(img, 3, l.height - 3),
                       td_layout_wallpaper(&l, 3, l.height - 3));
     tsppm_free(img);
-    unlink(path);
 }
 
 static void boot_to_desktop(const char *id)
@@ -277,11 +210,9 @@ START_TEST(clone_boot_reset_shutdown_poweroff)
     ck_assert(strcmp(st.accel, "tcg") == 0 || strcmp(st.accel, "kvm") == 0);
 
     /* Reset: the event arrives and the desktop comes up again. */
-    ck_assert_int_eq(hv_vm_watch(host, "life", &event_cb, &ev, &watch, err,
-                                 sizeof(err)),
-                     0);
-    ck_assert_msg(hv_vm_reset(host, "life", err, sizeof(err)) == 0, "%s",
-                  err);
+    ck_assert_int_eq(
+        hv_vm_watch(host, "life", &event_cb, &ev, &watch, err, sizeof(err)), 0);
+    ck_assert_msg(hv_vm_reset(host, "life", err, sizeof(err)) == 0, "%s", err);
     wait_event(watch, &ev, "RESET");
     wait_serial("life", "testdesk: ready", 2);
     assert_desktop_drawn("life");
@@ -307,8 +238,7 @@ START_TEST(clone_boot_reset_shutdown_poweroff)
     ck_assert_int_eq(hv_vm_poweroff(host, "life", err, sizeof(err)), 0);
     assert_state("life", "stopped");
     ck_assert(!hv_proc_alive(st.pid));
-    ck_assert_int_eq(hv_vm_poweroff(host, "life", err, sizeof(err)),
-                     -ENOTCONN);
+    ck_assert_int_eq(hv_vm_poweroff(host, "life", err, sizeof(err)), -ENOTCONN);
 }
 END_TEST
 
@@ -363,8 +293,8 @@ static void manager(int ready_fd)
     host = open_host();
     create_vm("adopt");
     start_vm("adopt");
-    if (hv_vm_watch(host, "adopt", &event_cb, &ev, &watch, err,
-                    sizeof(err)) < 0)
+    if (hv_vm_watch(host, "adopt", &event_cb, &ev, &watch, err, sizeof(err)) <
+        0)
         _exit(1);
     (void)!write(ready_fd, "r", 1);
     for (;;)
@@ -490,8 +420,7 @@ START_TEST(failures_leave_nothing_behind)
 
     /* Unknown VM. */
     ck_assert_int_eq(hv_vm_start(host, "nosuch", err, sizeof(err)), -ENOENT);
-    ck_assert_int_eq(hv_vm_delete(host, "nosuch", err, sizeof(err)),
-                     -ENOENT);
+    ck_assert_int_eq(hv_vm_delete(host, "nosuch", err, sizeof(err)), -ENOENT);
 
     /* Duplicate. */
     create_vm("dup");
@@ -511,9 +440,9 @@ START_TEST(failures_leave_nothing_behind)
 
     /* Commands to a stopped VM. */
     ck_assert_int_eq(hv_vm_reset(host, "dup", err, sizeof(err)), -ENOTCONN);
-    ck_assert_int_eq(hv_vm_screenshot(host, "dup", "/tmp/x.png", err,
-                                      sizeof(err)),
-                     -ENOTCONN);
+    ck_assert_int_eq(
+        hv_vm_screenshot(host, "dup", "/tmp/x.png", err, sizeof(err)),
+        -ENOTCONN);
 
     /* Delete removes everything. */
     ck_assert_int_eq(hv_vm_delete(host, "dup", err, sizeof(err)), 0);
@@ -522,26 +451,10 @@ START_TEST(failures_leave_nothing_behind)
 }
 END_TEST
 
-/* Ends every process started with root_dir in its arguments (QEMU). */
-static void kill_leftovers(void)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        pid_t pid = (pid_t)atoi(e->d_name);
-        if (pid > 0 && pid != getpid() && hv_proc_cmdline_has(pid, root_dir))
-            kill(pid, SIGKILL);
-    }
-    if (d)
-        closedir(d);
-}
-
-int main(void)
+static Suite *hv_vm_suite(void)
 {
     Suite *s = suite_create("hv-vm");
     TCase *tc = tcase_create("qemu");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 400);
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -551,16 +464,10 @@ int main(void)
     tcase_add_test(tc, adopt_after_manager_killed);
     tcase_add_test(tc, four_desktops_at_once);
     suite_add_tcase(s, tc);
-    snprintf(root_dir, sizeof(root_dir), "/tmp/dph-XXXXXX");
-    if (!mkdtemp(root_dir)) {
-        perror("mkdtemp");
-        return EXIT_FAILURE;
-    }
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    kill_leftovers();
-    nftw(root_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tsguest_run_suite(hv_vm_suite());
 }

@@ -1,15 +1,16 @@
 /*
- * Smoke test of the test desktop image (build/guest): boot it under QEMU and
- * check what a user would see. The screen is read with QMP screendump and
- * compared pixel for pixel with testdesk's layout contract (td_layout.h and
- * td_font.h); keys and pointer moves go in through QMP input-send-event, as
- * they would from a keyboard and a tablet.
+ * Smoke test of the test desktop image (build/guest): boot it with
+ * libdeskpool-hv and check what a user would see. The screen is read with
+ * QMP screendump and compared pixel for pixel with testdesk's layout
+ * contract (td_layout.h and td_font.h); keys, pointer moves and clicks go
+ * in through QMP input-send-event, as they would from a keyboard and a
+ * tablet.
  *
  * One guest serves the whole suite: it is started by an unchecked fixture
- * (in the process that runs the tests, in Check's fork mode too) and stopped
- * by its teardown. Should this process die instead, QEMU dies with it
- * (PR_SET_PDEATHSIG). The tests run in order: the desktop is checked before
- * anything is typed into it.
+ * (in the process that runs the tests, in Check's fork mode too) and
+ * stopped by its teardown; should that not run, tsguest_run_suite() ends
+ * it. The tests run in order: the desktop is checked before anything is
+ * typed into it, and logging off comes last.
  */
 #include <check.h>
 #include <errno.h>
@@ -21,13 +22,12 @@
 
 #include "td_font.h"
 #include "td_layout.h"
+#include "tsguest.h"
 #include "tsppm.h"
-#include "tsqmp.h"
-#include "tsvm.h"
 
 /* Screen size the image's kernel command line (vga=0x344) asks for. */
-#define SMOKE_WIDTH  1024
-#define SMOKE_HEIGHT 768
+#define SMOKE_WIDTH  TSGUEST_WIDTH
+#define SMOKE_HEIGHT TSGUEST_HEIGHT
 
 /* TCG boots take ~7 s on an idle machine; CI machines are anything but. */
 #define SMOKE_BOOT_TIMEOUT_MS 150000
@@ -40,9 +40,11 @@
 /* How far the pointer may be from where the scaling formula puts it. */
 #define SMOKE_POINTER_SLACK 2
 
-#define SMOKE_READY "testdesk: ready"
+#define SMOKE_READY TSGUEST_READY
+#define SMOKE_VM    "smoke"
 
-static struct tsvm *smoke_vm;
+/* The suite's host and whether its VM started (else why not). */
+static struct hv_host *smoke_host;
 static int smoke_start_err;
 /* The last screendump, freed by the checked teardown even when a failed
  * assertion leaves a test early. */
@@ -53,18 +55,19 @@ static struct tsppm *smoke_shot;
 
 static void smoke_start(void)
 {
-    struct tsvm_config cfg = {.extra_args = "testdesk.mode=idle"};
-
-    smoke_start_err = tsvm_start(&cfg, &smoke_vm);
+    smoke_start_err = tsguest_host_open(&smoke_host, NULL);
     if (smoke_start_err == 0)
-        fprintf(stderr, "smoke: guest started with %s in %s\n",
-                tsvm_accel(smoke_vm), tsvm_run_dir(smoke_vm));
+        smoke_start_err =
+            tsguest_start(smoke_host, SMOKE_VM, "testdesk.mode=idle");
+    if (smoke_start_err == 0)
+        fprintf(stderr, "smoke: guest started in %s\n",
+                hv_host_state_dir(smoke_host));
 }
 
 static void smoke_stop(void)
 {
-    tsvm_free(smoke_vm);
-    smoke_vm = NULL;
+    tsguest_host_close(smoke_host);
+    smoke_host = NULL;
 }
 
 static void smoke_test_setup(void)
@@ -76,27 +79,26 @@ static void smoke_test_teardown(void)
 {
     tsppm_free(smoke_shot);
     smoke_shot = NULL;
-    /* In fork mode the next test's process connects anew. */
-    tsvm_qmp_release(smoke_vm);
 }
 
-/* The guest, once testdesk has drawn its first frame. */
-static struct tsvm *smoke_desktop(void)
+/* Waits until testdesk has drawn its first frame. */
+static void smoke_desktop(void)
 {
-    ck_assert_msg(smoke_vm, "the test guest did not start: %s (see above)",
+    ck_assert_msg(smoke_start_err == 0,
+                  "the test guest did not start: %s (see above)",
                   strerror(-smoke_start_err));
-    ck_assert_msg(
-        tsvm_wait_serial(smoke_vm, SMOKE_READY, SMOKE_BOOT_TIMEOUT_MS) == 0,
-        "testdesk never said \"%s\" (serial log above)", SMOKE_READY);
-    return smoke_vm;
+    ck_assert_msg(tsguest_wait_serial(smoke_host, SMOKE_VM, SMOKE_READY, 1,
+                                      SMOKE_BOOT_TIMEOUT_MS) == 0,
+                  "testdesk never said \"%s\" (serial log above)", SMOKE_READY);
 }
 
-static struct tsqmp *smoke_qmp(void)
+/* Occurrences of text in the guest's serial log (asserted readable). */
+static int smoke_serial_count(const char *text)
 {
-    struct tsqmp *q = tsvm_qmp(smoke_desktop());
+    int n = tsguest_serial_count(smoke_host, SMOKE_VM, text);
 
-    ck_assert_msg(q, "no QMP connection to the guest (see above)");
-    return q;
+    ck_assert_msg(n >= 0, "cannot read the serial log: %s", strerror(-n));
+    return n;
 }
 
 /* ------------------------------------------------------------------------
@@ -116,20 +118,17 @@ static long long smoke_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Takes a screendump into the run directory and loads it as smoke_shot. */
+/* Takes a screendump into the state folder and loads it as smoke_shot. */
 static const struct tsppm *smoke_screen(void)
 {
-    struct tsqmp *q = smoke_qmp();
-    char path[PATH_MAX];
     int err;
 
+    smoke_desktop();
     tsppm_free(smoke_shot);
     smoke_shot = NULL;
-    ck_assert_int_eq(tsvm_path(smoke_vm, "screen.ppm", path, sizeof(path)), 0);
-    err = tsqmp_screendump(q, path);
-    ck_assert_msg(err == 0, "screendump failed: %s", strerror(-err));
-    err = tsppm_load(path, &smoke_shot);
-    ck_assert_msg(err == 0, "cannot load the screendump: %s", strerror(-err));
+    err = tsguest_screendump(smoke_host, SMOKE_VM, &smoke_shot);
+    ck_assert_msg(err == 0, "screendump failed: %s (see above)",
+                  strerror(-err));
     ck_assert_msg(tsppm_width(smoke_shot) == SMOKE_WIDTH &&
                       tsppm_height(smoke_shot) == SMOKE_HEIGHT,
                   "screen is %dx%d, not %dx%d", tsppm_width(smoke_shot),
@@ -149,8 +148,8 @@ static void smoke_keep_screen(const char *name)
     FILE *in, *out;
     size_t n;
 
-    if (!dir || !smoke_vm ||
-        tsvm_path(smoke_vm, "screen.ppm", src, sizeof(src)) ||
+    if (!dir || !smoke_host ||
+        tsguest_screen_path(smoke_host, SMOKE_VM, src, sizeof(src)) ||
         snprintf(dst, sizeof(dst), "%s/tests/integration/smoke-%s.ppm", dir,
                  name) >= (int)sizeof(dst))
         return;
@@ -292,18 +291,18 @@ static void smoke_layout(struct td_layout *l)
 
 START_TEST(smoke_boots)
 {
-    struct tsvm *vm = smoke_desktop();
     char ready[64];
 
+    smoke_desktop();
     snprintf(ready, sizeof(ready), "%s %dx%dx32", SMOKE_READY, SMOKE_WIDTH,
              SMOKE_HEIGHT);
-    ck_assert_msg(tsvm_serial_contains(vm, TSVM_ROOT_MOUNTED),
-                  "the serial log lacks \"%s\"", TSVM_ROOT_MOUNTED);
-    if (!tsvm_serial_contains(vm, ready))
-        tsvm_print_serial_tail(vm);
-    ck_assert_msg(tsvm_serial_contains(vm, ready),
+    ck_assert_msg(smoke_serial_count(TSGUEST_ROOT_MOUNTED) > 0,
+                  "the serial log lacks \"%s\"", TSGUEST_ROOT_MOUNTED);
+    if (smoke_serial_count(ready) == 0)
+        tsguest_print_serial(smoke_host, SMOKE_VM);
+    ck_assert_msg(smoke_serial_count(ready) > 0,
                   "the serial log lacks \"%s\" (tail above)", ready);
-    ck_assert_msg(!tsvm_serial_contains(vm, "testdesk exited"),
+    ck_assert_msg(smoke_serial_count("testdesk exited") == 0,
                   "testdesk exited and was restarted");
 }
 END_TEST
@@ -460,10 +459,10 @@ static int smoke_shows_text(const struct tsppm *img, const void *arg, char *why,
 START_TEST(smoke_typing)
 {
     static const char text[] = "hello Hi!";
-    struct tsqmp *q = smoke_qmp();
     int err;
 
-    err = tsqmp_type_text(q, text);
+    smoke_desktop();
+    err = tsguest_type_text(smoke_host, SMOKE_VM, text);
     ck_assert_msg(err == 0, "typing failed: %s", strerror(-err));
     smoke_poll(smoke_shows_text, text, "typing");
 }
@@ -480,7 +479,7 @@ struct smoke_pointer_want {
 /* Where the guest puts an absolute coordinate v on an axis of size pixels. */
 static int smoke_abs_to_px(int v, int size)
 {
-    return (int)((long long)v * (size - 1) / TSQMP_ABS_MAX);
+    return (int)((long long)v * (size - 1) / TSGUEST_ABS_MAX);
 }
 
 static int smoke_shows_pointer(const struct tsppm *img, const void *arg,
@@ -522,15 +521,15 @@ START_TEST(smoke_pointer)
     /* Far from the initial marker first, so that each move must show; the
      * last one reaches the far corner: the full range maps to the screen. */
     static const int moves[][2] = {
-        {8000, 24000}, {16384, 16384}, {TSQMP_ABS_MAX, TSQMP_ABS_MAX}};
-    struct tsqmp *q = smoke_qmp();
+        {8000, 24000}, {16384, 16384}, {TSGUEST_ABS_MAX, TSGUEST_ABS_MAX}};
     struct smoke_pointer_want w = {0};
     int x, y;
 
     if (smoke_find_pointer(smoke_screen(), &x, &y))
         w.before = smoke_pointer_rect(x, y);
     for (size_t i = 0; i < sizeof(moves) / sizeof(*moves); i++) {
-        int err = tsqmp_move_abs(q, moves[i][0], moves[i][1]);
+        int err =
+            tsguest_move_abs(smoke_host, SMOKE_VM, moves[i][0], moves[i][1]);
         char name[32];
 
         ck_assert_msg(err == 0, "pointer move failed: %s", strerror(-err));
@@ -540,6 +539,100 @@ START_TEST(smoke_pointer)
         smoke_poll(smoke_shows_pointer, &w, name);
         w.before = smoke_pointer_rect(w.x, w.y);
     }
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * 5. Clicking "Log off" empties the text box */
+
+/* Text box pixels in the text colour, outside the pointer marker. */
+static int smoke_textbox_ink(const struct tsppm *img)
+{
+    struct td_rect pointer = {0, 0, 0, 0};
+    struct td_layout l;
+    int x, y, n = 0;
+
+    td_layout_compute(&l, SMOKE_WIDTH, SMOKE_HEIGHT);
+    /* The marker's black edge is the text colour too. */
+    if (smoke_find_pointer(img, &x, &y))
+        pointer = smoke_pointer_rect(x, y);
+    for (y = l.textbox.y; y < l.textbox.y + l.textbox.h; y++)
+        for (x = l.textbox.x; x < l.textbox.x + l.textbox.w; x++)
+            if (!td_rect_contains(&pointer, x, y) &&
+                tsppm_pixel(img, x, y) == TD_COLOR_TEXT)
+                n++;
+    return n;
+}
+
+static int smoke_shows_some_text(const struct tsppm *img, const void *arg,
+                                 char *why, size_t why_size)
+{
+    (void)arg;
+    if (smoke_textbox_ink(img))
+        return 1;
+    snprintf(why, why_size, "the typed key does not show in the text box");
+    return 0;
+}
+
+/* True when the text box is blank again (outside the pointer marker). */
+static int smoke_shows_empty_box(const struct tsppm *img, const void *arg,
+                                 char *why, size_t why_size)
+{
+    struct smoke_mask m = {{0, 0, 0, 0}};
+    struct smoke_diff d = {0};
+    struct td_layout l;
+    int x, y;
+
+    (void)arg;
+    td_layout_compute(&l, SMOKE_WIDTH, SMOKE_HEIGHT);
+    if (smoke_find_pointer(img, &x, &y))
+        m.pointer = smoke_pointer_rect(x, y);
+    for (y = l.textbox.y; y < l.textbox.y + l.textbox.h; y++)
+        for (x = l.textbox.x; x < l.textbox.x + l.textbox.w; x++)
+            if (!smoke_masked(&m, x, y))
+                smoke_diff_pixel(&d, img, x, y, TD_COLOR_TEXTBOX);
+    if (d.count == 0)
+        return 1;
+    snprintf(why, why_size,
+             "after Log off, %d text box pixels are not blank, first at "
+             "(%d,%d): 0x%06x",
+             d.count, d.x, d.y, (unsigned)d.got);
+    return 0;
+}
+
+/* The absolute coordinate the guest maps to pixel px (smoke_abs_to_px's
+ * inverse, rounded up so that it maps back to px exactly). */
+static int smoke_px_to_abs(int px, int size)
+{
+    return (int)(((long long)px * TSGUEST_ABS_MAX + size - 2) / (size - 1));
+}
+
+START_TEST(smoke_logoff_click)
+{
+    struct td_layout l;
+    int err, x, y;
+
+    smoke_desktop();
+    smoke_layout(&l);
+    /* Something to clear, whatever ran before. */
+    err = tsguest_type_text(smoke_host, SMOKE_VM, "x");
+    ck_assert_msg(err == 0, "typing failed: %s", strerror(-err));
+    smoke_poll(smoke_shows_some_text, NULL, "logoff-typed");
+    ck_assert_msg(smoke_serial_count("testdesk: logoff") == 0,
+                  "testdesk logged off before the click");
+
+    x = l.logoff.x + l.logoff.w / 2;
+    y = l.logoff.y + l.logoff.h / 2;
+    err =
+        tsguest_move_abs(smoke_host, SMOKE_VM, smoke_px_to_abs(x, SMOKE_WIDTH),
+                         smoke_px_to_abs(y, SMOKE_HEIGHT));
+    ck_assert_msg(err == 0, "pointer move failed: %s", strerror(-err));
+    err = tsguest_click(smoke_host, SMOKE_VM, "left");
+    ck_assert_msg(err == 0, "click failed: %s", strerror(-err));
+    ck_assert_msg(tsguest_wait_serial(smoke_host, SMOKE_VM, "testdesk: logoff",
+                                      1, SMOKE_SETTLE_MS) == 0,
+                  "clicking Log off at (%d,%d) did not log off", x, y);
+    smoke_poll(smoke_shows_empty_box, NULL, "logoff");
 }
 END_TEST
 
@@ -557,17 +650,12 @@ static Suite *smoke_suite(void)
     tcase_add_test(tc, smoke_desktop_drawn);
     tcase_add_test(tc, smoke_typing);
     tcase_add_test(tc, smoke_pointer);
+    tcase_add_test(tc, smoke_logoff_click);
     suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(smoke_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tsguest_run_suite(smoke_suite());
 }
