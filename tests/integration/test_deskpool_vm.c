@@ -7,7 +7,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,16 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <dirent.h>
 #include <jansson.h>
-#include <signal.h>
 #include <stdarg.h>
 
-#include "hv_proc.h"
+#include "tsguest.h"
 
 #define BOOT_TIMEOUT_S 90
 
-static char state[32], cli[512], guest[512];
+static char state[64], cli[512], guest[512];
 static char out[65536], errout[8192];
 
 /* Reads fd to EOF into buf (truncating). */
@@ -98,12 +95,6 @@ static int serial_has(const char *id, const char *text)
     return strstr(buf, text) != NULL;
 }
 
-static int rm_entry(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-    (void)s, (void)f, (void)w;
-    return remove(p), 0;
-}
-
 static void setup(void)
 {
     const char *bin = getenv("DESKPOOL_BIN_DIR"),
@@ -112,27 +103,13 @@ static void setup(void)
                   "DESKPOOL_BIN_DIR and DESKPOOL_GUEST_DIR must be set");
     snprintf(cli, sizeof(cli), "%s/deskpool-vm", bin);
     snprintf(guest, sizeof(guest), "%s", g);
+    /* Under the test root: tsguest ends any QEMU left by a failed test. */
+    snprintf(state, sizeof(state), "%s/cli", tsguest_root());
 }
 
 static void teardown(void)
 {
     vm("delete", "cli1", NULL);
-}
-
-/* A failing Check test skips its teardown: after the run, end any QEMU of
- * ours (its arguments name the state folder) and remove the folder. */
-static void cleanup(void)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        pid_t pid = (pid_t)atoi(e->d_name);
-        if (pid > 0 && pid != getpid() && hv_proc_cmdline_has(pid, state))
-            kill(pid, SIGKILL);
-    }
-    if (d)
-        closedir(d);
-    nftw(state, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 START_TEST(cli_refuses_bad_input)
@@ -155,7 +132,7 @@ END_TEST
 
 START_TEST(cli_runs_a_desktop)
 {
-    char golden[600], kernel[600], initrd[600], png[64];
+    char golden[600], kernel[600], initrd[600], png[128];
     unsigned char magic[8];
     json_t *j;
     time_t t0;
@@ -211,25 +188,20 @@ START_TEST(cli_runs_a_desktop)
 }
 END_TEST
 
-int main(void)
+static Suite *cli_suite(void)
 {
     Suite *s = suite_create("deskpool-vm");
     TCase *tc = tcase_create("cli");
-    SRunner *sr;
-    int failed;
 
     tcase_set_timeout(tc, 300);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, cli_refuses_bad_input);
     tcase_add_test(tc, cli_runs_a_desktop);
     suite_add_tcase(s, tc);
-    snprintf(state, sizeof(state), "/tmp/dpc-XXXXXX");
-    if (!mkdtemp(state))
-        return EXIT_FAILURE;
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    cleanup();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tsguest_run_suite(cli_suite());
 }
