@@ -19,10 +19,10 @@
 #include "hv_internal.h"
 #include "hv_proc.h"
 
-#define HV_QEMU_START_TIMEOUT_MS 30000 /* exec until QMP answers */
+#define HV_QEMU_START_TIMEOUT_MS  30000 /* exec until QMP answers */
 #define HV_QMP_CONNECT_TIMEOUT_MS 5000
-#define HV_QUIT_GRACE_MS 3000 /* quit -> process gone, before SIGKILL */
-#define HV_SPEC_FILE_MAX 65536
+#define HV_QUIT_GRACE_MS          3000 /* quit -> process gone, before SIGKILL */
+#define HV_SPEC_FILE_MAX          65536
 
 /* --- small helpers ------------------------------------------------------ */
 
@@ -73,13 +73,12 @@ int hv_remove_flat_dir(const char *dir)
 }
 
 /* STATE/vms/ID or STATE/run/ID, optionally with a file name. */
-static int hv_vm_file(const struct hv_host *h, const char *area,
-                      const char *id, const char *file, char *buf,
-                      size_t size)
+static int hv_vm_file(const struct hv_host *h, const char *area, const char *id,
+                      const char *file, char *buf, size_t size)
 {
-    int n = file ? snprintf(buf, size, "%s/%s/%s/%s", h->state_dir, area, id,
-                            file)
-                 : snprintf(buf, size, "%s/%s/%s", h->state_dir, area, id);
+    int n =
+        file ? snprintf(buf, size, "%s/%s/%s/%s", h->state_dir, area, id, file)
+             : snprintf(buf, size, "%s/%s/%s", h->state_dir, area, id);
     return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
@@ -99,6 +98,34 @@ static int hv_mkdir(const char *path, mode_t mode)
 }
 
 /* --- host ---------------------------------------------------------------- */
+
+/* Whether user (uid, gid) may pass through every folder above and at dir:
+ * an unprivileged QEMU must reach its run folder. Returns 0 or -EACCES
+ * with the folder that stops it in err. */
+static int hv_reachable_by(const char *dir, uid_t uid, gid_t gid, char *err,
+                           size_t err_size)
+{
+    char path[PATH_MAX];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s", dir);
+    for (char *slash = path + strlen(path); slash > path;) {
+        if (stat(path, &st) == 0) {
+            mode_t x = st.st_uid == uid   ? S_IXUSR
+                       : st.st_gid == gid ? S_IXGRP
+                                          : S_IXOTH;
+            if (!(st.st_mode & x))
+                return hv_err(err, err_size, -EACCES,
+                              "%s (mode %03o) keeps the QEMU user out of the "
+                              "state folder; allow it to pass (chmod o+x)",
+                              path, (unsigned)(st.st_mode & 0777));
+        }
+        slash = strrchr(path, '/');
+        if (slash)
+            *slash = '\0';
+    }
+    return 0;
+}
 
 int hv_host_open(struct hv_host **out, const struct hv_host_config *cfg,
                  char *err, size_t err_size)
@@ -123,8 +150,8 @@ int hv_host_open(struct hv_host **out, const struct hv_host_config *cfg,
              cfg->qemu ? cfg->qemu : "qemu-system-x86_64");
     snprintf(h->probe_kernel, sizeof(h->probe_kernel), "%s",
              cfg->probe_kernel ? cfg->probe_kernel : "");
-    h->probe_timeout_ms = cfg->probe_timeout_ms > 0 ? cfg->probe_timeout_ms
-                                                    : 8000;
+    h->probe_timeout_ms =
+        cfg->probe_timeout_ms > 0 ? cfg->probe_timeout_ms : 8000;
     h->quiet = cfg->quiet;
     if (cfg->qemu_user) {
         if (strlen(cfg->qemu_user) >= sizeof(h->qemu_user) ||
@@ -134,6 +161,20 @@ int hv_host_open(struct hv_host **out, const struct hv_host_config *cfg,
                           cfg->qemu_user);
         }
         snprintf(h->qemu_user, sizeof(h->qemu_user), "%s", cfg->qemu_user);
+    }
+    if (h->qemu_user[0]) {
+        struct passwd *pw = getpwnam(h->qemu_user);
+        char parent[PATH_MAX];
+        int rc;
+        /* The state folder itself is made traverse-only below. */
+        snprintf(parent, sizeof(parent), "%s", h->state_dir);
+        *strrchr(parent, '/') = '\0';
+        rc = hv_reachable_by(parent[0] ? parent : "/", pw->pw_uid, pw->pw_gid,
+                             err, err_size);
+        if (rc < 0) {
+            free(h);
+            return rc;
+        }
     }
     /* The state and run folders are traverse-only for others, so that an
      * unprivileged QEMU reaches its own run folder (0700, its own) and
@@ -177,8 +218,7 @@ static int hv_spec_load(struct hv_host *h, const char *id, struct hv_spec *s,
     int rc;
 
     if (!hv_id_valid(id))
-        return hv_err(err, err_size, -EINVAL, "%.64s: not a valid VM id",
-                      id);
+        return hv_err(err, err_size, -EINVAL, "%.64s: not a valid VM id", id);
     hv_vm_file(h, "vms", id, "vm.json", path, sizeof(path));
     if (stat(path, &st) < 0)
         return hv_err(err, err_size, errno == ENOENT ? -ENOENT : -errno,
@@ -187,8 +227,7 @@ static int hv_spec_load(struct hv_host *h, const char *id, struct hv_spec *s,
         return hv_err(err, err_size, -EINVAL, "%s: vm.json too large", id);
     j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!j)
-        return hv_err(err, err_size, -EINVAL, "%s: vm.json: %s", id,
-                      jerr.text);
+        return hv_err(err, err_size, -EINVAL, "%s: vm.json: %s", id, jerr.text);
     rc = hv_spec_from_json(s, j, why, sizeof(why));
     json_decref(j);
     if (rc < 0)
@@ -254,8 +293,8 @@ static int hv_vm_qmp_open(struct hv_host *h, const char *id, const char *sock,
     if (rc < 0) {
         hv_qmp_close(*q);
         *q = NULL;
-        return hv_err(err, err_size, rc, "%s: QMP %s handshake: %s", id,
-                      sock, strerror(-rc));
+        return hv_err(err, err_size, rc, "%s: QMP %s handshake: %s", id, sock,
+                      strerror(-rc));
     }
     return 0;
 }
@@ -349,8 +388,7 @@ int hv_vm_create(struct hv_host *h, const struct hv_spec *spec, char *err,
     return 0;
 }
 
-int hv_vm_refresh(struct hv_host *h, const char *id, char *err,
-                  size_t err_size)
+int hv_vm_refresh(struct hv_host *h, const char *id, char *err, size_t err_size)
 {
     char disk[PATH_MAX], why[1024];
     struct hv_spec s;
@@ -368,8 +406,7 @@ int hv_vm_refresh(struct hv_host *h, const char *id, char *err,
     return 0;
 }
 
-int hv_vm_delete(struct hv_host *h, const char *id, char *err,
-                 size_t err_size)
+int hv_vm_delete(struct hv_host *h, const char *id, char *err, size_t err_size)
 {
     char dir[PATH_MAX], spec[PATH_MAX];
     struct hv_spec s;
@@ -493,14 +530,12 @@ static int hv_vm_wait_qmp(struct hv_host *h, const char *id, pid_t pid,
         if (rc == 0)
             return 0;
         if (!hv_wait_gone(pid, 2000))
-            return hv_err(err, err_size, rc, "%s: QMP: %s", id,
-                          strerror(-rc));
+            return hv_err(err, err_size, rc, "%s: QMP: %s", id, strerror(-rc));
         return hv_vm_exited(h, id, err, err_size);
     }
 }
 
-int hv_vm_start(struct hv_host *h, const char *id, char *err,
-                size_t err_size)
+int hv_vm_start(struct hv_host *h, const char *id, char *err, size_t err_size)
 {
     char run[PATH_MAX], why[256];
     struct hv_spec s;
@@ -551,8 +586,8 @@ static pid_t hv_vm_running(struct hv_host *h, const char *id, char *err,
     return pid;
 }
 
-int hv_vm_shutdown(struct hv_host *h, const char *id, int timeout_ms,
-                   char *err, size_t err_size)
+int hv_vm_shutdown(struct hv_host *h, const char *id, int timeout_ms, char *err,
+                   size_t err_size)
 {
     pid_t pid = hv_vm_running(h, id, err, err_size);
     char run[PATH_MAX];
@@ -589,20 +624,17 @@ static int hv_vm_simple(struct hv_host *h, const char *id, const char *cmd,
     return rc < 0 ? rc : hv_vm_qmp(h, id, cmd, NULL, 0, NULL, err, err_size);
 }
 
-int hv_vm_reset(struct hv_host *h, const char *id, char *err,
-                size_t err_size)
+int hv_vm_reset(struct hv_host *h, const char *id, char *err, size_t err_size)
 {
     return hv_vm_simple(h, id, "system_reset", err, err_size);
 }
 
-int hv_vm_pause(struct hv_host *h, const char *id, char *err,
-                size_t err_size)
+int hv_vm_pause(struct hv_host *h, const char *id, char *err, size_t err_size)
 {
     return hv_vm_simple(h, id, "stop", err, err_size);
 }
 
-int hv_vm_resume(struct hv_host *h, const char *id, char *err,
-                 size_t err_size)
+int hv_vm_resume(struct hv_host *h, const char *id, char *err, size_t err_size)
 {
     return hv_vm_simple(h, id, "cont", err, err_size);
 }
@@ -742,8 +774,7 @@ int hv_vm_screenshot(struct hv_host *h, const char *id, const char *path,
     int rc;
 
     if (!hv_id_valid(id))
-        return hv_err(err, err_size, -EINVAL, "%.64s: not a valid VM id",
-                      id);
+        return hv_err(err, err_size, -EINVAL, "%.64s: not a valid VM id", id);
     /* QEMU writes the file itself: into the run folder it owns, then we
      * copy it where the caller wants it. */
     hv_vm_file(h, "run", id, "screendump.png", shot, sizeof(shot));
@@ -775,7 +806,8 @@ int hv_vm_watch(struct hv_host *h, const char *id,
     return 0;
 }
 
-/* --- adoption --------------------------------------------------------------- */
+/* --- adoption ---------------------------------------------------------------
+ */
 
 /* One run folder: our live QEMU (adopt it, or stop it if its VM is gone),
  * or leftovers of a dead one (remove them). Returns 1 if adopted. */
@@ -810,8 +842,8 @@ static int hv_adopt_run(struct hv_host *h, const char *id, hv_adopt_fn fn,
 }
 
 /* One VM folder: an interrupted create or delete leaves no vm.json. */
-static void hv_adopt_vm_dir(struct hv_host *h, const char *id,
-                            hv_adopt_fn fn, void *arg)
+static void hv_adopt_vm_dir(struct hv_host *h, const char *id, hv_adopt_fn fn,
+                            void *arg)
 {
     char dir[PATH_MAX], file[PATH_MAX];
 
@@ -825,8 +857,8 @@ static void hv_adopt_vm_dir(struct hv_host *h, const char *id,
     fn(arg, HV_ADOPT_ORPHAN_DISK, id, "VM folder without vm.json removed");
 }
 
-static void hv_adopt_nothing(void *arg, enum hv_adopt_kind kind,
-                             const char *id, const char *detail)
+static void hv_adopt_nothing(void *arg, enum hv_adopt_kind kind, const char *id,
+                             const char *detail)
 {
     (void)arg, (void)kind, (void)id, (void)detail;
 }

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -381,6 +382,64 @@ START_TEST(four_desktops_at_once)
 }
 END_TEST
 
+/* The real, effective, saved and file-system uids of pid, all equal? */
+static int proc_uid(pid_t pid)
+{
+    char path[64], line[256];
+    unsigned r, e, sv, fs;
+    FILE *f;
+    int uid = -1;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "Uid: %u %u %u %u", &r, &e, &sv, &fs) == 4)
+            uid = r == e && e == sv && sv == fs ? (int)r : -2;
+    if (f)
+        fclose(f);
+    return uid;
+}
+
+START_TEST(qemu_drops_root)
+{
+    struct hv_host_config cfg = {
+        .state_dir = state_dir, .quiet = 1, .qemu_user = "nobody"};
+    struct hv_host *h;
+    struct hv_vm_status st;
+    struct passwd *pw = getpwnam("nobody");
+    char png[HV_STATE_DIR_MAX + 16];
+    unsigned char magic[8] = {0};
+    FILE *f;
+
+    if (getuid() != 0 || !pw)
+        return; /* nothing to drop: the manager is not root */
+    /* The test root is private (0700): QEMU's user could not reach its
+     * run folder, and the host says so up front. */
+    ck_assert_int_eq(hv_host_open(&h, &cfg, err, sizeof(err)), -EACCES);
+    ck_assert_msg(strstr(err, tsguest_root()) && strstr(err, "chmod o+x"), "%s",
+                  err);
+    ck_assert_int_eq(chmod(tsguest_root(), 0711), 0);
+    ck_assert_msg(hv_host_open(&h, &cfg, err, sizeof(err)) == 0, "%s", err);
+    create_vm("unpriv");
+    ck_assert_msg(hv_vm_start(h, "unpriv", err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(hv_vm_status(h, "unpriv", &st, err, sizeof(err)), 0);
+    ck_assert_int_eq(proc_uid(st.pid), (int)pw->pw_uid);
+    wait_serial("unpriv", TSGUEST_READY, 1);
+    /* QEMU, now unprivileged, still writes its screendump (into its own
+     * run folder) and the manager copies it out. */
+    snprintf(png, sizeof(png), "%s/u.png", state_dir);
+    ck_assert_msg(hv_vm_screenshot(h, "unpriv", png, err, sizeof(err)) == 0,
+                  "%s", err);
+    f = fopen(png, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fread(magic, 1, 8, f), 8);
+    fclose(f);
+    ck_assert_mem_eq(magic, "\x89PNG\r\n\x1a\n", 8);
+    ck_assert_int_eq(hv_vm_poweroff(h, "unpriv", err, sizeof(err)), 0);
+    hv_host_close(h);
+}
+END_TEST
+
 /* Count of entries in a folder (0 if missing). */
 static int entries(const char *sub)
 {
@@ -463,6 +522,7 @@ static Suite *hv_vm_suite(void)
     tcase_add_test(tc, refresh_discards_guest_writes);
     tcase_add_test(tc, adopt_after_manager_killed);
     tcase_add_test(tc, four_desktops_at_once);
+    tcase_add_test(tc, qemu_drops_root);
     suite_add_tcase(s, tc);
     return s;
 }
