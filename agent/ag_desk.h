@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AG_USER_MAX 64
+#define AG_USER_MAX      64
 #define AG_CLIPBOARD_MAX 32768
 
 struct ag_session {
@@ -45,8 +45,7 @@ struct ag_desk_ops {
     const char *name;
     /* Whether the desktop can take a session now. */
     int (*ready)(struct ag_desk *d);
-    int (*status)(struct ag_desk *d, struct ag_session *s, char *err,
-                  size_t n);
+    int (*status)(struct ag_desk *d, struct ag_session *s, char *err, size_t n);
     int (*prepare)(struct ag_desk *d, const char *user, const char *display,
                    char *err, size_t n);
     int (*logoff)(struct ag_desk *d, char *err, size_t n);
@@ -57,8 +56,7 @@ struct ag_desk_ops {
     int (*clipboard_set)(struct ag_desk *d, const char *text, char *err,
                          size_t n);
     /* *text is malloc'd on success. */
-    int (*clipboard_get)(struct ag_desk *d, char **text, char *err,
-                         size_t n);
+    int (*clipboard_get)(struct ag_desk *d, char **text, char *err, size_t n);
     /* Event plumbing: the fd to poll (-1: none now), the next timer. */
     int (*fd)(struct ag_desk *d);
     int (*timeout_ms)(struct ag_desk *d);

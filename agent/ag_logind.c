@@ -24,8 +24,8 @@
 #include "ag_desk.h"
 
 #define LGD_TIMEOUT_MS 5000
-#define LGD_OUT_MAX (AG_CLIPBOARD_MAX + 1)
-#define LGD_WATCH_MS 2000 /* how often to look for a logout */
+#define LGD_OUT_MAX    (AG_CLIPBOARD_MAX + 1)
+#define LGD_WATCH_MS   2000 /* how often to look for a logout */
 
 struct lgd {
     struct ag_desk base;
@@ -103,8 +103,8 @@ static int lgd_run(char *const argv[], const char *user, const char *display,
         (void)!write(in[1], input, strlen(input));
     close(in[1]);
     /* Small outputs: read stdout to EOF (bounded), then stderr. */
-    for (ssize_t r; pid > 0 && (r = read(o[0], buf + len,
-                                         LGD_OUT_MAX - 1 - len)) > 0;)
+    for (ssize_t r;
+         pid > 0 && (r = read(o[0], buf + len, LGD_OUT_MAX - 1 - len)) > 0;)
         len += (size_t)r;
     buf[len] = '\0';
     ssize_t er = read(e[0], ebuf, sizeof(ebuf) - 1);
@@ -160,8 +160,7 @@ static int lgd_prop(const char *props, const char *key, char *val, size_t n)
         if (*p == '\n')
             p++;
         if (strncmp(p, key, k) == 0 && p[k] == '=') {
-            snprintf(val, n, "%.*s", (int)strcspn(p + k + 1, "\n"),
-                     p + k + 1);
+            snprintf(val, n, "%.*s", (int)strcspn(p + k + 1, "\n"), p + k + 1);
             return 0;
         }
     }
@@ -196,9 +195,9 @@ static int lgd_status(struct ag_desk *d, struct ag_session *s, char *err,
     memset(s, 0, sizeof(*s));
     if (rc < 0 || !l->session[0])
         return rc;
-    char *const show[] = {"loginctl", "show-session", l->session,
-                          "-p", "IdleHint", "-p", "IdleSinceHint",
-                          "-p", "LockedHint", "-p", "Display", NULL};
+    char *const show[] = {"loginctl",   "show-session", l->session,      "-p",
+                          "IdleHint",   "-p",           "IdleSinceHint", "-p",
+                          "LockedHint", "-p",           "Display",       NULL};
     rc = lgd_run(show, NULL, NULL, NULL, &props, err, n);
     if (rc < 0)
         return rc;
@@ -210,7 +209,8 @@ static int lgd_status(struct ag_desk *d, struct ag_session *s, char *err,
     lgd_prop(props, "IdleHint", val, sizeof(val));
     if (strcmp(val, "yes") == 0) {
         lgd_prop(props, "IdleSinceHint", val, sizeof(val));
-        s->idle_seconds = (int64_t)time(NULL) - strtoll(val, NULL, 10) / 1000000;
+        s->idle_seconds =
+            (int64_t)time(NULL) - strtoll(val, NULL, 10) / 1000000;
         if (s->idle_seconds < 0)
             s->idle_seconds = 0;
     }
@@ -225,8 +225,7 @@ static int lgd_ready(struct ag_desk *d)
 }
 
 /* A session action through loginctl: terminate-session, lock-session. */
-static int lgd_session_cmd(struct lgd *l, const char *verb, char *err,
-                           size_t n)
+static int lgd_session_cmd(struct lgd *l, const char *verb, char *err, size_t n)
 {
     int rc = lgd_find_session(l, err, n);
     if (rc < 0)
@@ -237,8 +236,8 @@ static int lgd_session_cmd(struct lgd *l, const char *verb, char *err,
     return lgd_run(argv, NULL, NULL, NULL, NULL, err, n);
 }
 
-static int lgd_prepare(struct ag_desk *d, const char *user,
-                       const char *display, char *err, size_t n)
+static int lgd_prepare(struct ag_desk *d, const char *user, const char *display,
+                       char *err, size_t n)
 {
     /* The user logs in through the display manager; a logind desktop has
      * nothing to show in advance. Accept, so the host can go on. */
@@ -264,7 +263,8 @@ static int lgd_x_session(struct lgd *l, char *err, size_t n)
     if (rc < 0)
         return rc;
     if (!l->user[0] || !l->display[0])
-        return lgd_fail(err, n, -ENOTSUP, "no X session (Wayland or nobody logged in)");
+        return lgd_fail(err, n, -ENOTSUP,
+                        "no X session (Wayland or nobody logged in)");
     return 0;
 }
 
@@ -292,8 +292,7 @@ static int lgd_set_resolution(struct ag_desk *d, int w, int h, int *got_w,
     return rc;
 }
 
-static int lgd_message(struct ag_desk *d, const char *text, char *err,
-                       size_t n)
+static int lgd_message(struct ag_desk *d, const char *text, char *err, size_t n)
 {
     struct lgd *l = (struct lgd *)d;
     int rc = lgd_x_session(l, err, n);

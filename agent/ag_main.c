@@ -21,10 +21,10 @@
 #include "ag_ops.h"
 #include "dp_msg.h"
 
-#define AG_PORT "/dev/virtio-ports/org.deskpool.agent.0"
+#define AG_PORT          "/dev/virtio-ports/org.deskpool.agent.0"
 #define AG_TESTDESK_SOCK "/run/testdesk.sock"
-#define AG_OUTQ_MAX (256u * 1024u)
-#define AG_REOPEN_MS 1000
+#define AG_OUTQ_MAX      (256u * 1024u)
+#define AG_REOPEN_MS     1000
 /* While the host is away the port polls as "hung up" at once; look again
  * this often instead of spinning. */
 #define AG_HUP_BACKOFF_MS 500
@@ -160,10 +160,8 @@ static void ag_step(struct ag_main *m)
     else if (now < m->hup_until_ms)
         wait = ag_min_wait(wait, m->hup_until_ms, now);
     else
-        p[0] = (struct pollfd){m->port,
-                               POLLIN | (dp_outq_pending(&m->out) ? POLLOUT
-                                                                  : 0),
-                               0};
+        p[0] = (struct pollfd){
+            m->port, POLLIN | (dp_outq_pending(&m->out) ? POLLOUT : 0), 0};
     if (m->host_up)
         wait = ag_min_wait(wait, m->next_beat_ms, now);
     p[1] = (struct pollfd){m->desk->ops->fd(m->desk), POLLIN, 0};
@@ -182,10 +180,9 @@ static void ag_step(struct ag_main *m)
 
 static void ag_usage(void)
 {
-    fprintf(stderr,
-            "usage: deskpool-agent [-p PORT] [-b testdesk|logind] "
-            "[-s TESTDESK_SOCKET] [-i HEARTBEAT_SECONDS]\n"
-            "  PORT defaults to " AG_PORT "\n");
+    fprintf(stderr, "usage: deskpool-agent [-p PORT] [-b testdesk|logind] "
+                    "[-s TESTDESK_SOCKET] [-i HEARTBEAT_SECONDS]\n"
+                    "  PORT defaults to " AG_PORT "\n");
 }
 
 int main(int argc, char **argv)

@@ -66,7 +66,8 @@ static void ag_error_event(struct ag_ops *a, const char *code,
              json_pack("{s:s, s:s}", "error", code, "message", message));
 }
 
-/* --- events to the host ----------------------------------------------------- */
+/* --- events to the host -----------------------------------------------------
+ */
 
 void ag_ops_hello(struct ag_ops *a)
 {
@@ -77,9 +78,8 @@ void ag_ops_hello(struct ag_ops *a)
         snprintf(os, sizeof(os), "%s %s", u.sysname, u.release);
     gethostname(host, sizeof(host) - 1);
     ag_event(a, "hello",
-             json_pack("{s:i, s:s, s:s, s:s}", "version", DP_MSG_VERSION,
-                       "os", os, "hostname", host, "agent",
-                       AG_VERSION_TEXT));
+             json_pack("{s:i, s:s, s:s, s:s}", "version", DP_MSG_VERSION, "os",
+                       os, "hostname", host, "agent", AG_VERSION_TEXT));
     if (a->desk->ops->ready(a->desk)) {
         ag_event(a, "ready", NULL);
         ag_ops_heartbeat(a);
@@ -108,19 +108,20 @@ void ag_ops_desk_event(void *arg, const struct ag_desk_event *ev)
         ag_event(a, "logout", json_pack("{s:s}", "user", ev->user));
         break;
     case AG_DESK_RESOLUTION:
-        ag_event(a, "resolution", json_pack("{s:i, s:i}", "width", ev->width,
-                                            "height", ev->height));
+        ag_event(
+            a, "resolution",
+            json_pack("{s:i, s:i}", "width", ev->width, "height", ev->height));
         break;
     case AG_DESK_UP:
         ag_event(a, "ready", NULL);
         ag_ops_heartbeat(a);
         break;
-    case AG_DESK_DOWN:
-        break; /* heartbeats stop; the host marks us unhealthy */
+    case AG_DESK_DOWN: break; /* heartbeats stop; the host marks us unhealthy */
     }
 }
 
-/* --- requests --------------------------------------------------------------- */
+/* --- requests ---------------------------------------------------------------
+ */
 
 /* What a handler says: NULL result and no error is a plain "ok". */
 struct ag_reply {
@@ -182,8 +183,7 @@ static int op_lock(struct ag_ops *a, json_t *args, struct ag_reply *r)
     return rc < 0 ? ag_desk_fail(r, rc) : 0;
 }
 
-static int op_set_resolution(struct ag_ops *a, json_t *args,
-                             struct ag_reply *r)
+static int op_set_resolution(struct ag_ops *a, json_t *args, struct ag_reply *r)
 {
     json_int_t w, h;
     int gw, gh, rc;
@@ -213,14 +213,13 @@ static int op_message(struct ag_ops *a, json_t *args, struct ag_reply *r)
     return rc < 0 ? ag_desk_fail(r, rc) : 0;
 }
 
-static int op_clipboard_set(struct ag_ops *a, json_t *args,
-                            struct ag_reply *r)
+static int op_clipboard_set(struct ag_ops *a, json_t *args, struct ag_reply *r)
 {
     const char *text;
     int rc;
 
-    if (dp_msg_string(args, "text", 0, AG_CLIPBOARD_MAX, 0, &text,
-                      r->message, sizeof(r->message)) < 0)
+    if (dp_msg_string(args, "text", 0, AG_CLIPBOARD_MAX, 0, &text, r->message,
+                      sizeof(r->message)) < 0)
         return ag_bad(r, "bad-request", -EINVAL);
     for (const char *p = text; *p; p++)
         if ((unsigned char)*p < 0x20 && !strchr("\n\r\t", *p)) {
@@ -233,8 +232,7 @@ static int op_clipboard_set(struct ag_ops *a, json_t *args,
     return rc < 0 ? ag_desk_fail(r, rc) : 0;
 }
 
-static int op_clipboard_get(struct ag_ops *a, json_t *args,
-                            struct ag_reply *r)
+static int op_clipboard_get(struct ag_ops *a, json_t *args, struct ag_reply *r)
 {
     char *text;
     int rc;

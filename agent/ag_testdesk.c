@@ -20,9 +20,9 @@
 #include "ag_desk.h"
 #include "dp_msg.h"
 
-#define TDB_TIMEOUT_MS 3000
+#define TDB_TIMEOUT_MS   3000
 #define TDB_RECONNECT_MS 1000
-#define TDB_QUEUE_MAX 64
+#define TDB_QUEUE_MAX    64
 
 struct tdb_line {
     struct tdb_line *next;
@@ -103,7 +103,8 @@ static void tdb_on_line(void *arg, char *line, size_t len)
     struct tdb_line *l;
 
     /* testdesk's lines are bounded; a runaway one or a flood is dropped. */
-    if (!line || t->nlines >= TDB_QUEUE_MAX || !(l = malloc(sizeof(*l) + len + 1)))
+    if (!line || t->nlines >= TDB_QUEUE_MAX ||
+        !(l = malloc(sizeof(*l) + len + 1)))
         return;
     memcpy(l->text, line, len + 1);
     l->next = NULL;
@@ -206,12 +207,14 @@ static int tdb_cmd(struct tdb *t, const char *cmd, char **details, char *err,
         free(reply);
         return details && !*details ? -ENOMEM : 0;
     }
-    snprintf(err, n, "%s", strncmp(reply, "error ", 6) == 0 ? reply + 6 : reply);
+    snprintf(err, n, "%s",
+             strncmp(reply, "error ", 6) == 0 ? reply + 6 : reply);
     free(reply);
     return -EIO;
 }
 
-/* --- operations ------------------------------------------------------------ */
+/* --- operations ------------------------------------------------------------
+ */
 
 static int tdb_ready(struct ag_desk *d)
 {
@@ -264,8 +267,8 @@ static int tdb_simple(struct ag_desk *d, const char *fmt, const char *a,
     return tdb_cmd((struct tdb *)d, cmd, NULL, err, n);
 }
 
-static int tdb_prepare(struct ag_desk *d, const char *user,
-                       const char *display, char *err, size_t n)
+static int tdb_prepare(struct ag_desk *d, const char *user, const char *display,
+                       char *err, size_t n)
 {
     return tdb_simple(d, "session %s|%s", user, display, err, n);
 }
@@ -280,8 +283,7 @@ static int tdb_lock(struct ag_desk *d, char *err, size_t n)
     return tdb_simple(d, "lock%s%s", "", "", err, n);
 }
 
-static int tdb_message(struct ag_desk *d, const char *text, char *err,
-                       size_t n)
+static int tdb_message(struct ag_desk *d, const char *text, char *err, size_t n)
 {
     return tdb_simple(d, "message %s%s", text, "", err, n);
 }
@@ -315,8 +317,11 @@ static char *tdb_escape(const char *prefix, const char *s)
     memcpy(out, prefix, n);
     o = out + n;
     for (; *s; s++) {
-        const char *esc = *s == '\\' ? "\\\\" : *s == '\n' ? "\\n"
-                        : *s == '\r' ? "\\r" : *s == '\t' ? "\\t" : NULL;
+        const char *esc = *s == '\\'   ? "\\\\"
+                          : *s == '\n' ? "\\n"
+                          : *s == '\r' ? "\\r"
+                          : *s == '\t' ? "\\t"
+                                       : NULL;
         if (esc) {
             memcpy(o, esc, 2);
             o += 2;
@@ -372,7 +377,8 @@ static int tdb_clipboard_get(struct ag_desk *d, char **text, char *err,
     return rc;
 }
 
-/* --- events ------------------------------------------------------------------ */
+/* --- events ------------------------------------------------------------------
+ */
 
 static int tdb_fd(struct ag_desk *d)
 {
@@ -399,8 +405,8 @@ static void tdb_event(const char *line, ag_desk_event_fn fn, void *arg)
         snprintf(ev.user, sizeof(ev.user), "%s",
                  line[12] == ' ' ? line + 13 : "");
         fn(arg, &ev);
-    } else if (sscanf(line, "event resolution %dx%d", &ev.width,
-                      &ev.height) == 2) {
+    } else if (sscanf(line, "event resolution %dx%d", &ev.width, &ev.height) ==
+               2) {
         ev.kind = AG_DESK_RESOLUTION;
         fn(arg, &ev);
     }

@@ -23,9 +23,9 @@
 #include "hv_proc.h"
 #include "hv_vm.h"
 
-#define CLONE_ROUNDS 20
+#define CLONE_ROUNDS    20
 #define BOOT_TIMEOUT_MS 120000
-#define IDLE_SETTLE_MS 5000
+#define IDLE_SETTLE_MS  5000
 
 static char state[32];
 static char guest[512];
@@ -81,8 +81,8 @@ static void bench_clones(double *linked_ms, double *copy_ms,
     }
     *linked_bytes = file_bytes(out);
     for (int i = 0; i < CLONE_ROUNDS; i++) {
-        char *const argv[] = {"qemu-img", "convert", "-O", "qcow2", golden,
-                              out, NULL};
+        char *const argv[] = {"qemu-img", "convert", "-O", "qcow2",
+                              golden,     out,       NULL};
         double t0 = now_ms();
         if (hv_proc_run(argv, 60000, err, sizeof(err)) < 0) {
             fprintf(stderr, "bench_hv: qemu-img convert: %s\n", err);
@@ -118,8 +118,7 @@ struct boot_result {
 
 /* One desktop: start (exec -> QMP ready), wait for the drawn desktop,
  * let it idle, read its RSS, force it off. */
-static int bench_boot(struct hv_host *h, const char *id,
-                      struct boot_result *r)
+static int bench_boot(struct hv_host *h, const char *id, struct boot_result *r)
 {
     struct hv_vm_status st;
     char err[1024];
@@ -223,8 +222,7 @@ int main(int argc, char **argv)
     printf("| new desktop disk (ms) | %.1f | %.1f |\n", lms, cms);
     printf("| disk used per new desktop (KiB) | %lld | %lld |\n",
            (long long)lbytes / 1024, (long long)cbytes / 1024);
-    printf("| QEMU exec -> QMP ready (ms) | %.0f | - |\n",
-           median(qmp, rounds));
+    printf("| QEMU exec -> QMP ready (ms) | %.0f | - |\n", median(qmp, rounds));
     printf("| exec -> desktop drawn (ms) | %.0f | - |\n",
            median(drawn, rounds));
     printf("| host RSS per idle desktop, 256 MiB guest (MiB) | %.1f | - |\n",

@@ -158,8 +158,8 @@ static int dp_msg_classify(struct dp_msg *m, const char **err, char *detail,
         if (!m->ok && !m->error)
             return dp_fail(err, "bad-request", detail, size,
                            "error: a failed reply needs an error code");
-        return dp_body(m, "result") ? dp_fail(err, "bad-request", detail,
-                                              size, "result: must be an object")
+        return dp_body(m, "result") ? dp_fail(err, "bad-request", detail, size,
+                                              "result: must be an object")
                                     : 0;
     }
     return dp_fail(err, "bad-request", detail, size,
@@ -177,8 +177,7 @@ int dp_msg_parse(const char *line, size_t len, struct dp_msg *m,
     if (!m->root)
         return dp_fail(err, "bad-json", detail, detail_size, jerr.text);
     if (!json_is_object(m->root))
-        rc = dp_fail(err, "bad-json", detail, detail_size,
-                     "not a JSON object");
+        rc = dp_fail(err, "bad-json", detail, detail_size, "not a JSON object");
     else if (dp_depth(m->root, 1) > DP_MSG_DEPTH_MAX)
         rc = dp_fail(err, "bad-json", detail, detail_size, "nested too deep");
     else
@@ -231,8 +230,8 @@ char *dp_msg_reply_ok(json_int_t id, json_t *result)
 
 char *dp_msg_reply_error(json_int_t id, const char *code, const char *message)
 {
-    return dp_line(json_pack("{s:I, s:b, s:s, s:s}", "id", id, "ok", 0,
-                             "error", code, "message", message));
+    return dp_line(json_pack("{s:I, s:b, s:s, s:s}", "id", id, "ok", 0, "error",
+                             code, "message", message));
 }
 
 char *dp_msg_event(const char *name, json_t *data)
@@ -275,22 +274,22 @@ int dp_msg_string(const json_t *obj, const char *key, size_t min, size_t max,
     return 0;
 }
 
-int dp_msg_int(const json_t *obj, const char *key, json_int_t lo,
-               json_int_t hi, json_int_t *out, char *detail,
-               size_t detail_size)
+int dp_msg_int(const json_t *obj, const char *key, json_int_t lo, json_int_t hi,
+               json_int_t *out, char *detail, size_t detail_size)
 {
     json_t *v = json_object_get(obj, key);
     if (!json_is_integer(v) || json_integer_value(v) < lo ||
         json_integer_value(v) > hi) {
-        snprintf(detail, detail_size, "%s: must be an integer %lld..%lld",
-                 key, (long long)lo, (long long)hi);
+        snprintf(detail, detail_size, "%s: must be an integer %lld..%lld", key,
+                 (long long)lo, (long long)hi);
         return -EINVAL;
     }
     *out = json_integer_value(v);
     return 0;
 }
 
-/* --- output queue ------------------------------------------------------------ */
+/* --- output queue ------------------------------------------------------------
+ */
 
 void dp_outq_init(struct dp_outq *q, size_t max)
 {

@@ -15,8 +15,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define DP_MSG_VERSION 1
-#define DP_MSG_LINE_MAX 65536 /* bytes, newline included */
+#define DP_MSG_VERSION   1
+#define DP_MSG_LINE_MAX  65536 /* bytes, newline included */
 #define DP_MSG_DEPTH_MAX 8
 
 /* --- framing ------------------------------------------------------------ */
@@ -65,8 +65,7 @@ void dp_msg_free(struct dp_msg *m);
  * The json_t arguments are consumed (may be NULL for an empty object). */
 char *dp_msg_request(json_int_t id, const char *op, json_t *args);
 char *dp_msg_reply_ok(json_int_t id, json_t *result);
-char *dp_msg_reply_error(json_int_t id, const char *code,
-                         const char *message);
+char *dp_msg_reply_error(json_int_t id, const char *code, const char *message);
 char *dp_msg_event(const char *name, json_t *data);
 
 /*
@@ -78,11 +77,11 @@ int dp_msg_string(const json_t *obj, const char *key, size_t min, size_t max,
                   int printable, const char **out, char *detail,
                   size_t detail_size);
 /* Integer field key in lo..hi; same conventions. */
-int dp_msg_int(const json_t *obj, const char *key, json_int_t lo,
-               json_int_t hi, json_int_t *out, char *detail,
-               size_t detail_size);
+int dp_msg_int(const json_t *obj, const char *key, json_int_t lo, json_int_t hi,
+               json_int_t *out, char *detail, size_t detail_size);
 
-/* --- output queue ---------------------------------------------------------- */
+/* --- output queue ----------------------------------------------------------
+ */
 
 struct dp_outq {
     char *buf;

@@ -125,20 +125,30 @@ static int dp_load_spec_file(struct hv_spec *s, const char *path)
 static int dp_create_spec(struct hv_spec *s, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"golden", 1, 0, 'g'}, {"name", 1, 0, 'n'},   {"vcpus", 1, 0, 'c'},
-        {"memory", 1, 0, 'm'}, {"kernel", 1, 0, 'k'}, {"initrd", 1, 0, 'i'},
-        {"cmdline", 1, 0, 'a'}, {"size", 1, 0, 's'},  {"net", 1, 0, 'N'},
-        {"accel", 1, 0, 'A'},  {"spec", 1, 0, 'S'},   {0, 0, 0, 0}};
+        {"golden", 1, 0, 'g'},  {"name", 1, 0, 'n'},   {"vcpus", 1, 0, 'c'},
+        {"memory", 1, 0, 'm'},  {"kernel", 1, 0, 'k'}, {"initrd", 1, 0, 'i'},
+        {"cmdline", 1, 0, 'a'}, {"size", 1, 0, 's'},   {"net", 1, 0, 'N'},
+        {"accel", 1, 0, 'A'},   {"spec", 1, 0, 'S'},   {0, 0, 0, 0}};
     int c, rc = 0;
 
     optind = 0; /* 0: glibc re-initializes getopt for a new argv */
     while (rc == 0 && (c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 'g': rc = dp_copy_opt(s->golden, sizeof(s->golden), optarg, "path"); break;
-        case 'n': rc = dp_copy_opt(s->name, sizeof(s->name), optarg, "name"); break;
-        case 'k': rc = dp_copy_opt(s->kernel, sizeof(s->kernel), optarg, "path"); break;
-        case 'i': rc = dp_copy_opt(s->initrd, sizeof(s->initrd), optarg, "path"); break;
-        case 'a': rc = dp_copy_opt(s->cmdline, sizeof(s->cmdline), optarg, "cmdline"); break;
+        case 'g':
+            rc = dp_copy_opt(s->golden, sizeof(s->golden), optarg, "path");
+            break;
+        case 'n':
+            rc = dp_copy_opt(s->name, sizeof(s->name), optarg, "name");
+            break;
+        case 'k':
+            rc = dp_copy_opt(s->kernel, sizeof(s->kernel), optarg, "path");
+            break;
+        case 'i':
+            rc = dp_copy_opt(s->initrd, sizeof(s->initrd), optarg, "path");
+            break;
+        case 'a':
+            rc = dp_copy_opt(s->cmdline, sizeof(s->cmdline), optarg, "cmdline");
+            break;
         case 'c': s->vcpus = atoi(optarg); break;
         case 'm': s->memory_mb = atoi(optarg); break;
         case 's':
@@ -193,9 +203,8 @@ static void dp_status_print(const struct dp_opts *o,
         dp_print_json(j);
         json_decref(j);
     } else if (st->pid) {
-        printf("%-20s %-12s pid %-7d %-3s cpu %6.1fs rss %6.1f MiB\n",
-               st->id, st->state, (int)st->pid, st->accel,
-               (double)st->cpu_ms / 1000.0,
+        printf("%-20s %-12s pid %-7d %-3s cpu %6.1fs rss %6.1f MiB\n", st->id,
+               st->state, (int)st->pid, st->accel, (double)st->cpu_ms / 1000.0,
                (double)st->rss_bytes / (1024.0 * 1024.0));
     } else {
         printf("%-20s %s\n", st->id, st->state);
@@ -250,8 +259,8 @@ static void dp_on_adopt(void *arg, enum hv_adopt_kind kind, const char *id,
                                         "orphan-disk"};
     const struct dp_opts *o = arg;
     if (o->json) {
-        json_t *j = json_pack("{s:s, s:s, s:s}", "id", id, "found",
-                              names[kind], "detail", detail);
+        json_t *j = json_pack("{s:s, s:s, s:s}", "id", id, "found", names[kind],
+                              "detail", detail);
         dp_print_json(j);
         json_decref(j);
     } else {
@@ -314,15 +323,15 @@ static int dp_cmd_qmp(struct hv_host *h, int argc, char **argv)
         return dp_fail("qmp: ID COMMAND [JSON-ARGUMENTS]");
     if (argc == 4 && !(args = json_loads(argv[3], 0, &jerr)))
         return dp_fail(jerr.text);
-    if (hv_vm_qmp(h, argv[1], argv[2], args, 0, &result, err, sizeof(err)) <
-        0)
+    if (hv_vm_qmp(h, argv[1], argv[2], args, 0, &result, err, sizeof(err)) < 0)
         return dp_fail(err);
     dp_print_json(result);
     json_decref(result);
     return 0;
 }
 
-/* --- agent ------------------------------------------------------------------ */
+/* --- agent ------------------------------------------------------------------
+ */
 
 #define DP_AGENT_WAIT_MS 15000 /* the guest answers hello within this */
 
@@ -403,7 +412,8 @@ static int dp_cmd_agent(struct hv_host *h, int argc, char **argv)
     return rc;
 }
 
-/* --- power ----------------------------------------------------------------- */
+/* --- power -----------------------------------------------------------------
+ */
 
 static int dp_cmd_stop(struct hv_host *h, const struct dp_opts *o, int argc,
                        char **argv)
@@ -430,8 +440,9 @@ static int dp_cmd_stop(struct hv_host *h, const struct dp_opts *o, int argc,
     if (rc < 0)
         return dp_fail(err);
     if (!o->quiet && rc == 1)
-        fprintf(stderr, "deskpool-vm: %s did not shut down within %d s; "
-                        "forced off\n",
+        fprintf(stderr,
+                "deskpool-vm: %s did not shut down within %d s; "
+                "forced off\n",
                 argv[optind], timeout_s);
     return 0;
 }
@@ -442,8 +453,8 @@ static int dp_cmd_simple(struct hv_host *h, const char *verb, const char *id)
     static const struct {
         const char *verb;
         int (*fn)(struct hv_host *, const char *, char *, size_t);
-    } verbs[] = {{"start", hv_vm_start},   {"reset", hv_vm_reset},
-                 {"pause", hv_vm_pause},   {"resume", hv_vm_resume},
+    } verbs[] = {{"start", hv_vm_start},     {"reset", hv_vm_reset},
+                 {"pause", hv_vm_pause},     {"resume", hv_vm_resume},
                  {"refresh", hv_vm_refresh}, {"delete", hv_vm_delete}};
     char err[1024];
 
@@ -494,9 +505,9 @@ static int dp_dispatch(struct hv_host *h, struct dp_opts *o, int argc,
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"state", 1, 0, 's'}, {"qemu", 1, 0, 'q'}, {"qemu-user", 1, 0, 'u'},
-        {"json", 0, 0, 'j'},
-        {"quiet", 0, 0, 'Q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"state", 1, 0, 's'}, {"qemu", 1, 0, 'q'},  {"qemu-user", 1, 0, 'u'},
+        {"json", 0, 0, 'j'},  {"quiet", 0, 0, 'Q'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
     struct dp_opts o = {.state = getenv("DESKPOOL_STATE")};
     struct hv_host_config cfg = {0};
     struct hv_host *h;

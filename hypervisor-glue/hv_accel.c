@@ -47,9 +47,9 @@ static int hv_accel_cached(struct hv_host *h, enum hv_accel *a)
     f = fopen(path, "r");
     if (!f)
         return -ENOENT;
-    if (fgets(line, sizeof(line), f) &&
-        sscanf(line, "%7s", name) == 1 && strstr(line, boot) && boot[0] &&
-        hv_accel_parse(name, a) == 0 && *a != HV_ACCEL_AUTO)
+    if (fgets(line, sizeof(line), f) && sscanf(line, "%7s", name) == 1 &&
+        strstr(line, boot) && boot[0] && hv_accel_parse(name, a) == 0 &&
+        *a != HV_ACCEL_AUTO)
         ok = 1;
     fclose(f);
     return ok ? 0 : -ENOENT;
@@ -101,11 +101,25 @@ static int hv_accel_probe(struct hv_host *h, const char *kernel)
         return 0;
     snprintf(log, sizeof(log), "%s/serial.log", dir);
     snprintf(serial, sizeof(serial), "file:%s", log);
-    char *const argv[] = {h->qemu, "-accel", "kvm", "-machine", "q35",
-                          "-m", "256", "-nodefaults", "-no-user-config",
-                          "-display", "none", "-serial", serial,
-                          "-kernel", (char *)kernel, "-append",
-                          "console=ttyS0 panic=-1", "-no-reboot", NULL};
+    char *const argv[] = {h->qemu,
+                          "-accel",
+                          "kvm",
+                          "-machine",
+                          "q35",
+                          "-m",
+                          "256",
+                          "-nodefaults",
+                          "-no-user-config",
+                          "-display",
+                          "none",
+                          "-serial",
+                          serial,
+                          "-kernel",
+                          (char *)kernel,
+                          "-append",
+                          "console=ttyS0 panic=-1",
+                          "-no-reboot",
+                          NULL};
     pid = fork();
     if (pid == 0) {
         int null = open("/dev/null", O_RDWR);
@@ -148,8 +162,8 @@ static const char *hv_accel_probe_kernel(struct hv_host *h,
     return NULL;
 }
 
-static int hv_accel_decide(struct hv_host *h, const char *vm_kernel,
-                           char *why, size_t why_size)
+static int hv_accel_decide(struct hv_host *h, const char *vm_kernel, char *why,
+                           size_t why_size)
 {
     char kbuf[PATH_MAX];
     const char *kernel;

@@ -15,7 +15,7 @@
 
 #include "dp_msg.h"
 
-#define HV_AGENT_OUTQ_MAX (256u * 1024u)
+#define HV_AGENT_OUTQ_MAX    (256u * 1024u)
 #define HV_AGENT_READ_ROUNDS 16
 
 struct hv_agent_req {
@@ -98,10 +98,9 @@ static void hv_agent_try_connect(struct hv_agent *a)
     }
     a->fd = fd;
     a->st.connected = 1;
-    hv_agent_send(a, dp_msg_event("hello",
-                                  json_pack("{s:i, s:s}", "version",
-                                            DP_MSG_VERSION, "host",
-                                            "deskpool")));
+    hv_agent_send(a, dp_msg_event("hello", json_pack("{s:i, s:s}", "version",
+                                                     DP_MSG_VERSION, "host",
+                                                     "deskpool")));
     if (a->cb->link)
         a->cb->link(a->cb_arg, 1);
 }
@@ -189,17 +188,16 @@ static void hv_agent_note_event(struct hv_agent *a, const char *name,
     if (strcmp(name, "hello") == 0) {
         json_t *v = json_object_get(data, "version");
         if (json_integer_value(v) != DP_MSG_VERSION) {
-            hv_agent_send(a, dp_msg_event(
-                                 "error", json_pack("{s:s, s:s}", "error",
-                                                    "version", "message",
-                                                    "host speaks version 1")));
+            hv_agent_send(
+                a, dp_msg_event("error",
+                                json_pack("{s:s, s:s}", "error", "version",
+                                          "message", "host speaks version 1")));
             return;
         }
         a->st.hello = 1;
         a->last_sign_ms = hv_agent_now_ms();
         hv_agent_copy(a->st.os, sizeof(a->st.os), data, "os");
-        hv_agent_copy(a->st.hostname, sizeof(a->st.hostname), data,
-                      "hostname");
+        hv_agent_copy(a->st.hostname, sizeof(a->st.hostname), data, "hostname");
     } else if (strcmp(name, "ready") == 0) {
         a->st.ready = 1;
     } else if (strcmp(name, "heartbeat") == 0) {
@@ -246,9 +244,9 @@ static void hv_agent_on_reply(struct hv_agent *a, struct dp_msg *m)
 static void hv_agent_send_error(struct hv_agent *a, const char *code,
                                 const char *message)
 {
-    hv_agent_send(a, dp_msg_event("error", json_pack("{s:s, s:s}", "error",
-                                                     code, "message",
-                                                     message)));
+    hv_agent_send(a,
+                  dp_msg_event("error", json_pack("{s:s, s:s}", "error", code,
+                                                  "message", message)));
 }
 
 static void hv_agent_on_line(void *arg, char *line, size_t len)
@@ -326,9 +324,9 @@ void hv_agent_process(struct hv_agent *a, short revents)
 void hv_agent_state(const struct hv_agent *a, struct hv_agent_state *st)
 {
     *st = a->st;
-    st->healthy = a->st.connected && a->st.hello &&
-                  hv_agent_now_ms() - a->last_sign_ms <
-                      (uint64_t)a->hb_timeout_ms;
+    st->healthy =
+        a->st.connected && a->st.hello &&
+        hv_agent_now_ms() - a->last_sign_ms < (uint64_t)a->hb_timeout_ms;
 }
 
 /* --- requests ------------------------------------------------------------- */
@@ -354,9 +352,9 @@ int hv_agent_request(struct hv_agent *a, const char *op, json_t *args,
         return rc;
     }
     r->id = a->next_id++;
-    r->deadline_ms = hv_agent_now_ms() +
-                     (uint64_t)(timeout_ms > 0 ? timeout_ms
-                                               : HV_AGENT_TIMEOUT_MS);
+    r->deadline_ms =
+        hv_agent_now_ms() +
+        (uint64_t)(timeout_ms > 0 ? timeout_ms : HV_AGENT_TIMEOUT_MS);
     r->fn = fn;
     r->arg = arg;
     r->next = a->reqs;

@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HV_AGENT_TIMEOUT_MS 5000          /* default per request */
+#define HV_AGENT_TIMEOUT_MS           5000  /* default per request */
 #define HV_AGENT_HEARTBEAT_TIMEOUT_MS 15000 /* default: then unhealthy */
-#define HV_AGENT_RECONNECT_MS 1000
+#define HV_AGENT_RECONNECT_MS         1000
 
 struct hv_agent;
 
@@ -43,16 +43,16 @@ typedef void (*hv_agent_reply_fn)(void *arg, int status, json_t *result,
 
 /* What the guest told us last. */
 struct hv_agent_state {
-    int connected;   /* agent.sock is connected */
-    int hello;       /* the guest's hello arrived on this connection */
-    int ready;       /* ...and its ready */
+    int connected; /* agent.sock is connected */
+    int hello;     /* the guest's hello arrived on this connection */
+    int ready;     /* ...and its ready */
     char os[64], hostname[64];
-    char user[65];   /* from the last heartbeat; "" if nobody */
-    int64_t since;   /* login time, Unix seconds */
+    char user[65]; /* from the last heartbeat; "" if nobody */
+    int64_t since; /* login time, Unix seconds */
     int64_t idle_seconds;
     int locked;
     uint64_t heartbeats; /* received since open */
-    int healthy; /* hello seen and a heartbeat within the timeout */
+    int healthy;         /* hello seen and a heartbeat within the timeout */
 };
 
 /*

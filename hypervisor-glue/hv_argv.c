@@ -75,8 +75,7 @@ static void hv_qemu_net(struct hv_argv *a, const struct hv_spec *s)
     char mac[18];
 
     switch (s->net) {
-    case HV_NET_NONE:
-        return;
+    case HV_NET_NONE: return;
     case HV_NET_USER:
         hv_argv_add(a, "-netdev");
         hv_argv_add(a, "user,id=net0");

@@ -28,15 +28,14 @@ int hv_image_check_golden(const char *golden, char *err, size_t err_size)
     n = read(fd, magic, sizeof(magic));
     close(fd);
     if (n != (ssize_t)sizeof(magic) || memcmp(magic, qcow2_magic, 4) != 0) {
-        snprintf(err, err_size, "golden image %s: not a qcow2 image",
-                 golden);
+        snprintf(err, err_size, "golden image %s: not a qcow2 image", golden);
         return -EINVAL;
     }
     return 0;
 }
 
-int hv_image_create_overlay(const char *golden, const char *overlay,
-                            char *err, size_t err_size)
+int hv_image_create_overlay(const char *golden, const char *overlay, char *err,
+                            size_t err_size)
 {
     char tmp[4096], out[1024];
     int rc = hv_image_check_golden(golden, err, err_size);
@@ -45,8 +44,9 @@ int hv_image_create_overlay(const char *golden, const char *overlay,
         return rc;
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", overlay) >= sizeof(tmp))
         return -ENAMETOOLONG;
-    char *const argv[] = {"qemu-img", "create", "-q", "-f", "qcow2",
-                          "-F", "qcow2", "-b", (char *)golden, tmp, NULL};
+    char *const argv[] = {"qemu-img",     "create", "-q",    "-f",
+                          "qcow2",        "-F",     "qcow2", "-b",
+                          (char *)golden, tmp,      NULL};
     unlink(tmp);
     rc = hv_proc_run(argv, HV_IMAGE_TIMEOUT_MS, out, sizeof(out));
     if (rc < 0) {

@@ -24,8 +24,8 @@ int hv_image_check_golden(const char *golden, char *err, size_t err_size);
  * An existing overlay is replaced (that is "refresh": the guest's writes
  * are gone). Returns 0 or a negative errno with qemu-img's message in err.
  */
-int hv_image_create_overlay(const char *golden, const char *overlay,
-                            char *err, size_t err_size);
+int hv_image_create_overlay(const char *golden, const char *overlay, char *err,
+                            size_t err_size);
 
 /* Removes overlay; a missing file is not an error. */
 int hv_image_delete(const char *overlay);

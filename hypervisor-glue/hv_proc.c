@@ -132,8 +132,7 @@ static void hv_proc_exec_detached(char *const argv[], int log_fd)
     _exit(127);
 }
 
-int hv_proc_spawn_detached(char *const argv[], const char *log_path,
-                           pid_t *pid)
+int hv_proc_spawn_detached(char *const argv[], const char *log_path, pid_t *pid)
 {
     int log_fd, pfd[2], status, rc = 0;
     pid_t child, grandchild = -1;
@@ -223,9 +222,9 @@ static int hv_proc_stat(pid_t pid, char *state, uint64_t *ticks)
     p = strrchr(buf, ')');
     /* ") S ppid pgrp session tty tpgid flags minflt cminflt majflt
      *  cmajflt utime stime" */
-    if (!p || sscanf(p + 1,
-                     " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-                     state, &utime, &stime) != 3)
+    if (!p ||
+        sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+               state, &utime, &stime) != 3)
         return -ESRCH;
     *ticks = utime + stime;
     return 0;

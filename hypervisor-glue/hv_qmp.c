@@ -201,8 +201,8 @@ static int hv_qmp_flush_commands(struct hv_qmp *q)
 
 static char *hv_qmp_serialize(const char *command, json_t *args, uint64_t id)
 {
-    json_t *msg = json_pack("{s:s, s:I}", "execute", command, "id",
-                            (json_int_t)id);
+    json_t *msg =
+        json_pack("{s:s, s:I}", "execute", command, "id", (json_int_t)id);
     char *text, *line = NULL;
     size_t n;
 
@@ -226,9 +226,9 @@ static char *hv_qmp_serialize(const char *command, json_t *args, uint64_t id)
     return line;
 }
 
-static int hv_qmp_enqueue(struct hv_qmp *q, const char *command,
-                          json_t *args, int timeout_ms, hv_qmp_reply_fn fn,
-                          void *arg, int front)
+static int hv_qmp_enqueue(struct hv_qmp *q, const char *command, json_t *args,
+                          int timeout_ms, hv_qmp_reply_fn fn, void *arg,
+                          int front)
 {
     struct hv_qmp_cmd *c = calloc(1, sizeof(*c)), **tail;
 
@@ -241,8 +241,8 @@ static int hv_qmp_enqueue(struct hv_qmp *q, const char *command,
     }
     c->id = q->next_id++;
     c->deadline_ms =
-        hv_qmp_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms
-                                                    : HV_QMP_TIMEOUT_MS);
+        hv_qmp_now_ms() +
+        (uint64_t)(timeout_ms > 0 ? timeout_ms : HV_QMP_TIMEOUT_MS);
     c->fn = fn;
     c->arg = arg;
     if (front) {
@@ -301,8 +301,8 @@ static int hv_qmp_on_greeting(struct hv_qmp *q, json_t *greeting)
              (int)json_integer_value(json_object_get(qemu, "micro")));
     q->state = HV_QMP_NEGOTIATING;
     /* Goes ahead of any queued command, straight to the output. */
-    rc = hv_qmp_enqueue(q, "qmp_capabilities", NULL, 0,
-                        hv_qmp_on_capabilities, q, 1);
+    rc = hv_qmp_enqueue(q, "qmp_capabilities", NULL, 0, hv_qmp_on_capabilities,
+                        q, 1);
     if (rc < 0)
         return rc;
     rc = hv_qmp_queue_bytes(q, q->cmds->line, strlen(q->cmds->line));

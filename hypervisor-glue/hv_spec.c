@@ -84,8 +84,15 @@ struct hv_field {
     int min, max;        /* for integers */
 };
 
-#define HV_S(k, m) {k, HV_STR, offsetof(struct hv_spec, m), sizeof(((struct hv_spec *)0)->m), 0, 0}
-#define HV_I(k, m, lo, hi) {k, HV_INT, offsetof(struct hv_spec, m), 0, lo, hi}
+#define HV_S(k, m)                                                             \
+    {                                                                          \
+        k, HV_STR, offsetof(struct hv_spec, m),                                \
+            sizeof(((struct hv_spec *)0)->m), 0, 0                             \
+    }
+#define HV_I(k, m, lo, hi)                                                     \
+    {                                                                          \
+        k, HV_INT, offsetof(struct hv_spec, m), 0, lo, hi                      \
+    }
 
 static const struct hv_field hv_fields[] = {
     HV_S("id", id),

@@ -12,11 +12,11 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define HV_ID_MAX 48     /* [a-z0-9_-], starting with a letter or digit */
-#define HV_NAME_MAX 128
-#define HV_PATH_MAX 1024
+#define HV_ID_MAX      48 /* [a-z0-9_-], starting with a letter or digit */
+#define HV_NAME_MAX    128
+#define HV_PATH_MAX    1024
 #define HV_CMDLINE_MAX 1024
-#define HV_IFNAME_MAX 15 /* IFNAMSIZ - 1 */
+#define HV_IFNAME_MAX  15 /* IFNAMSIZ - 1 */
 
 enum hv_net_mode {
     HV_NET_NONE,   /* no network device */

@@ -69,24 +69,20 @@ int hv_vm_create(struct hv_host *h, const struct hv_spec *spec, char *err,
                  size_t err_size);
 
 /* Starts QEMU and waits until QMP answers. -EALREADY if running. */
-int hv_vm_start(struct hv_host *h, const char *id, char *err,
-                size_t err_size);
+int hv_vm_start(struct hv_host *h, const char *id, char *err, size_t err_size);
 
 /* ACPI power button; waits up to timeout_ms for the guest to power off,
  * then forces it off. Returns 0 once QEMU is gone (1 if it was forced). */
-int hv_vm_shutdown(struct hv_host *h, const char *id, int timeout_ms,
-                   char *err, size_t err_size);
+int hv_vm_shutdown(struct hv_host *h, const char *id, int timeout_ms, char *err,
+                   size_t err_size);
 
 /* Force off: QMP quit, SIGKILL if QEMU does not go. */
 int hv_vm_poweroff(struct hv_host *h, const char *id, char *err,
                    size_t err_size);
 
-int hv_vm_reset(struct hv_host *h, const char *id, char *err,
-                size_t err_size);
-int hv_vm_pause(struct hv_host *h, const char *id, char *err,
-                size_t err_size);
-int hv_vm_resume(struct hv_host *h, const char *id, char *err,
-                 size_t err_size);
+int hv_vm_reset(struct hv_host *h, const char *id, char *err, size_t err_size);
+int hv_vm_pause(struct hv_host *h, const char *id, char *err, size_t err_size);
+int hv_vm_resume(struct hv_host *h, const char *id, char *err, size_t err_size);
 
 /* Replaces the disk with a fresh linked clone: the guest's writes are
  * gone. The VM must be stopped (-EBUSY otherwise). */
@@ -94,8 +90,7 @@ int hv_vm_refresh(struct hv_host *h, const char *id, char *err,
                   size_t err_size);
 
 /* Forces the VM off if it runs and removes everything it had. */
-int hv_vm_delete(struct hv_host *h, const char *id, char *err,
-                 size_t err_size);
+int hv_vm_delete(struct hv_host *h, const char *id, char *err, size_t err_size);
 
 /* --- inspection --------------------------------------------------------- */
 
@@ -145,14 +140,14 @@ int hv_vm_watch(struct hv_host *h, const char *id,
 
 /* What adoption found, one call per finding. */
 enum hv_adopt_kind {
-    HV_ADOPT_RUNNING,   /* our QEMU is alive and answers QMP */
-    HV_ADOPT_STALE_RUN, /* run folder without a live QEMU: removed */
-    HV_ADOPT_ORPHAN_VM, /* our QEMU running for a deleted VM: stopped */
+    HV_ADOPT_RUNNING,     /* our QEMU is alive and answers QMP */
+    HV_ADOPT_STALE_RUN,   /* run folder without a live QEMU: removed */
+    HV_ADOPT_ORPHAN_VM,   /* our QEMU running for a deleted VM: stopped */
     HV_ADOPT_ORPHAN_DISK, /* VM folder without vm.json: removed */
 };
 
-typedef void (*hv_adopt_fn)(void *arg, enum hv_adopt_kind kind,
-                            const char *id, const char *detail);
+typedef void (*hv_adopt_fn)(void *arg, enum hv_adopt_kind kind, const char *id,
+                            const char *detail);
 
 /* Scans the state folder: re-attaches to running VMs (checking pid,
  * command line and QMP), cleans what crashes left. Returns the number of

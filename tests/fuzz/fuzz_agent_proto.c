@@ -28,8 +28,7 @@ static int md_ready(struct ag_desk *d)
     return 1;
 }
 
-static int md_status(struct ag_desk *d, struct ag_session *s, char *e,
-                     size_t n)
+static int md_status(struct ag_desk *d, struct ag_session *s, char *e, size_t n)
 {
     (void)e, (void)n;
     memset(s, 0, sizeof(*s));
@@ -37,8 +36,8 @@ static int md_status(struct ag_desk *d, struct ag_session *s, char *e,
     return 0;
 }
 
-static int md_prepare(struct ag_desk *d, const char *u, const char *dn,
-                      char *e, size_t n)
+static int md_prepare(struct ag_desk *d, const char *u, const char *dn, char *e,
+                      size_t n)
 {
     (void)dn, (void)e, (void)n;
     strcpy(((struct mem_desk *)d)->user, u);
@@ -93,9 +92,8 @@ static void md_process(struct ag_desk *d, short r, ag_desk_event_fn fn,
 }
 
 static const struct ag_desk_ops md_ops = {
-    "memory", md_ready,   md_status,   md_prepare,  md_nop,
-    md_nop,   md_res,     md_msg,      md_clip_set, md_clip_get,
-    md_fd,    md_fd,      md_process,  NULL,
+    "memory", md_ready,    md_status,   md_prepare, md_nop, md_nop,     md_res,
+    md_msg,   md_clip_set, md_clip_get, md_fd,      md_fd,  md_process, NULL,
 };
 
 static size_t sent;

@@ -155,9 +155,9 @@ START_TEST(msg_builders_round_trip)
 {
     struct dp_msg m;
     const char *code;
-    char *line = dp_msg_request(
-        42, "set-resolution",
-        json_pack("{s:i, s:i}", "width", 800, "height", 600));
+    char *line =
+        dp_msg_request(42, "set-resolution",
+                       json_pack("{s:i, s:i}", "width", 800, "height", 600));
 
     ck_assert_ptr_nonnull(line);
     ck_assert_int_eq(line[strlen(line) - 1], '\n');
@@ -165,8 +165,7 @@ START_TEST(msg_builders_round_trip)
     ck_assert_int_eq(dp_msg_parse(line, strlen(line) - 1, &m, &code, NULL, 0),
                      0);
     ck_assert_int_eq(m.id, 42);
-    ck_assert_int_eq(json_integer_value(json_object_get(m.body, "width")),
-                     800);
+    ck_assert_int_eq(json_integer_value(json_object_get(m.body, "width")), 800);
     dp_msg_free(&m);
     free(line);
 
@@ -199,8 +198,7 @@ START_TEST(msg_field_checks)
     ck_assert_ptr_nonnull(strstr(detail, "printable"));
     ck_assert_int_eq(dp_msg_string(o, "long", 1, 5, 0, &s, detail, 128),
                      -EINVAL);
-    ck_assert_int_eq(dp_msg_string(o, "n", 0, 5, 0, &s, detail, 128),
-                     -EINVAL);
+    ck_assert_int_eq(dp_msg_string(o, "n", 0, 5, 0, &s, detail, 128), -EINVAL);
     ck_assert_int_eq(dp_msg_string(o, "none", 0, 5, 0, &s, detail, 128),
                      -EINVAL);
     ck_assert_ptr_nonnull(strstr(detail, "none"));

@@ -55,9 +55,9 @@ START_TEST(spec_defaults_fill_the_rest)
 {
     struct hv_spec s;
     char err[256];
-    ck_assert_int_eq(parse("{\"id\":\"a\",\"golden\":\"/g.qcow2\"}", &s, err,
-                           sizeof(err)),
-                     0);
+    ck_assert_int_eq(
+        parse("{\"id\":\"a\",\"golden\":\"/g.qcow2\"}", &s, err, sizeof(err)),
+        0);
     ck_assert_int_eq(s.vcpus, 1);
     ck_assert_int_eq(s.memory_mb, 1024);
     ck_assert_int_eq(s.width, 1024);
@@ -72,7 +72,8 @@ START_TEST(spec_refuses_bad_input_with_reasons)
         const char *json, *why;
     } bad[] = {
         {"[]", "must be a JSON object"},
-        {"{\"id\":\"a\",\"golden\":\"/g\",\"colour\":1}", "colour: unknown key"},
+        {"{\"id\":\"a\",\"golden\":\"/g\",\"colour\":1}",
+         "colour: unknown key"},
         {"{\"id\":\"A b\",\"golden\":\"/g\"}", "id:"},
         {"{\"id\":\"-a\",\"golden\":\"/g\"}", "id:"},
         {"{\"id\":\"a\",\"golden\":\"relative.qcow2\"}", "golden:"},
@@ -85,9 +86,11 @@ START_TEST(spec_refuses_bad_input_with_reasons)
         {"{\"id\":\"a\",\"golden\":\"/g\",\"net\":\"tap\"}", "ifname:"},
         {"{\"id\":\"a\",\"golden\":\"/g\",\"net\":\"tap\",\"ifname\":\"t;x\"}",
          "ifname:"},
-        {"{\"id\":\"a\",\"golden\":\"/g\",\"initrd\":\"/i\"}", "needs a kernel"},
+        {"{\"id\":\"a\",\"golden\":\"/g\",\"initrd\":\"/i\"}",
+         "needs a kernel"},
         {"{\"id\":\"a\",\"golden\":\"/g\",\"accel\":\"xen\"}", "accel:"},
-        {"{\"id\":\"a\",\"golden\":\"/g\",\"name\":7}", "name: must be a string"},
+        {"{\"id\":\"a\",\"golden\":\"/g\",\"name\":7}",
+         "name: must be a string"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
         struct hv_spec s;
@@ -143,9 +146,8 @@ START_TEST(argv_has_what_a_desktop_needs)
     strcpy(s.cmdline, "console=ttyS0 quiet");
     s.net = HV_NET_USER;
     hv_argv_init(&a);
-    ck_assert_int_eq(hv_qemu_argv(&a, "qemu-system-x86_64", &s, HV_ACCEL_TCG,
-                                  &p),
-                     0);
+    ck_assert_int_eq(
+        hv_qemu_argv(&a, "qemu-system-x86_64", &s, HV_ACCEL_TCG, &p), 0);
     ck_assert_str_eq(a.v[0], "qemu-system-x86_64");
     ck_assert_ptr_null(a.v[a.n]);
     ck_assert(has_opt(&a, "-accel", "tcg"));
@@ -154,15 +156,19 @@ START_TEST(argv_has_what_a_desktop_needs)
     ck_assert(has_opt(&a, "-pidfile", "/st/run/d1/qemu.pid"));
     ck_assert(has_opt(&a, "-append", "console=ttyS0 quiet"));
     ck_assert(has_opt(&a, "-device", "virtio-tablet-pci"));
-    ck_assert(has_opt(&a, "-device", "virtserialport,bus=vser0.0,"
-                                     "chardev=agent0,name=org.deskpool.agent.0"));
-    ck_assert(has_opt(&a, "-chardev", "socket,id=qmp,path=/st/run/d1/"
-                                      "qmp.sock,server=on,wait=off"));
-    ck_assert(has_opt(&a, "-drive", "file=/st/vms/d1/disk.qcow2,if=none,"
-                                    "id=disk0,format=qcow2,discard=unmap"));
+    ck_assert(has_opt(&a, "-device",
+                      "virtserialport,bus=vser0.0,"
+                      "chardev=agent0,name=org.deskpool.agent.0"));
+    ck_assert(has_opt(&a, "-chardev",
+                      "socket,id=qmp,path=/st/run/d1/"
+                      "qmp.sock,server=on,wait=off"));
+    ck_assert(has_opt(&a, "-drive",
+                      "file=/st/vms/d1/disk.qcow2,if=none,"
+                      "id=disk0,format=qcow2,discard=unmap"));
     ck_assert_int_ge(arg_index(&a, "-nodefaults"), 0);
-    ck_assert(has_opt(&a, "-sandbox", "on,obsolete=deny,resourcecontrol=deny,"
-                                      "elevateprivileges=deny"));
+    ck_assert(has_opt(&a, "-sandbox",
+                      "on,obsolete=deny,resourcecontrol=deny,"
+                      "elevateprivileges=deny"));
     ck_assert_int_lt(arg_index(&a, "-runas"), 0);
     /* No TCP anywhere: VNC is a unix socket, no -initrd without one. */
     ck_assert_int_lt(arg_index(&a, "-initrd"), 0);
