@@ -10,7 +10,9 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ag_desk.h"
 #include "ag_ops.h"
@@ -118,11 +120,25 @@ static void on_line(void *arg, char *line, size_t len)
     ag_ops_line(arg, line, len);
 }
 
+static char etc[] = "/tmp/deskpool-fuzz-etc-XXXXXX";
+
+/* personalise's files go to etc; leave nothing behind in /tmp. */
+static void remove_etc(void)
+{
+    char path[64];
+    static const char *const files[] = {"hostname", "machine-id",
+                                        "hostname.tmp", "machine-id.tmp"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++) {
+        snprintf(path, sizeof(path), "%s/%s", etc, files[i]);
+        unlink(path);
+    }
+    rmdir(etc);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct mem_desk desk = {.base = {&md_ops}};
     static struct ag_ops *ops;
-    static char etc[] = "/tmp/deskpool-fuzz-etc-XXXXXX";
     struct dp_lines lines;
     struct dp_msg m;
     const char *code;
@@ -132,6 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ops = ag_ops_new(&desk.base, on_send, NULL);
         /* personalise writes here and changes nothing live. */
         ag_ops_set_system(ops, mkdtemp(etc) ? etc : "/nonexistent", 0);
+        atexit(remove_etc);
     }
     if (dp_lines_init(&lines) < 0)
         return 0;
