@@ -400,10 +400,11 @@ static void tdb_event(const char *line, ag_desk_event_fn fn, void *arg)
 {
     struct ag_desk_event ev = {0};
 
-    if (strncmp(line, "event logoff", 12) == 0) {
+    if (strncmp(line, "event logoff ", 13) == 0) {
+        /* "event logoff" alone: a logoff with nobody logged in, which
+         * ends no session the host knows of. */
         ev.kind = AG_DESK_LOGOUT;
-        snprintf(ev.user, sizeof(ev.user), "%s",
-                 line[12] == ' ' ? line + 13 : "");
+        snprintf(ev.user, sizeof(ev.user), "%s", line + 13);
         fn(arg, &ev);
     } else if (sscanf(line, "event resolution %dx%d", &ev.width, &ev.height) ==
                2) {

@@ -21,7 +21,12 @@
 #include "td_fb.h"
 #include "td_input.h"
 
-#define TD_RESCAN_MS 1000 /* look for new input devices this often */
+/* Look for new input devices and re-read the hostname this often. */
+#define TD_RESCAN_MS 1000
+
+/* Every reply and event the commands make fits the socket's lines. */
+_Static_assert(TD_CTL_LINE_MAX >= TD_CMD_LINE_MAX + 2, "control lines");
+_Static_assert(TD_CTL_EVENT_MAX >= TD_CMD_EVENT_MAX, "control events");
 
 struct td_opts {
     const char *fb_path, *input_dir, *ctl_path;
@@ -106,42 +111,48 @@ static int td_opts_parse(struct td_opts *o, int argc, char **argv)
     return 0;
 }
 
+static void td_on_power(struct td_app *app)
+{
+    printf("testdesk: power button%s\n",
+           app->opts->power_key_off ? ", powering off" : "");
+    fflush(stdout);
+    /* As a desktop session does (logind's HandlePowerKey): ask init to
+     * power off; busybox init and the test guest's take SIGUSR2. */
+    if (app->opts->power_key_off)
+        kill(1, SIGUSR2);
+}
+
 static void td_on_input(void *arg, const struct td_input_event *ev)
 {
     struct td_app *app = arg;
-    switch (ev->kind) {
-    case TD_INPUT_CHAR:
-        td_desk_key(app->desk, ev->ch);
-        break;
-    case TD_INPUT_POINTER:
-        td_desk_pointer(app->desk, ev->x, ev->y);
-        break;
-    case TD_INPUT_CLICK:
-        if (td_desk_click(app->desk) == TD_CLICK_LOGOFF) {
-            td_desk_logoff(app->desk);
-            if (app->ctl)
-                td_ctl_broadcast(app->ctl, "event logoff");
-            printf("testdesk: logoff\n");
-            fflush(stdout);
-        }
-        break;
-    case TD_INPUT_POWER:
-        printf("testdesk: power button%s\n",
-               app->opts->power_key_off ? ", powering off" : "");
-        fflush(stdout);
-        /* As a desktop session does (logind's HandlePowerKey): ask init
-         * to power off; busybox init and the test guest's take SIGUSR2. */
-        if (app->opts->power_key_off)
-            kill(1, SIGUSR2);
-        break;
+    char event[TD_DESK_EVENT_MAX];
+
+    if (ev->kind == TD_INPUT_POWER) {
+        td_on_power(app);
+        return;
     }
+    if (td_desk_input(app->desk, ev, td_now_ms(), event, sizeof(event)) ==
+        TD_EFFECT_LOGOFF) {
+        printf("testdesk: logoff\n");
+        fflush(stdout);
+    }
+    if (event[0] && app->ctl)
+        td_ctl_broadcast(app->ctl, event);
 }
 
-static void td_on_command(void *arg, const char *line, char *reply,
-                          size_t size)
+static void td_on_command(void *arg, const char *line, char *reply, size_t size,
+                          char *event, size_t event_size)
 {
     struct td_app *app = arg;
-    td_cmd_exec(app->desk, line, reply, size);
+    td_cmd_exec(app->desk, line, reply, size, event, event_size);
+}
+
+/* The top bar shows the current hostname: the agent may change it. */
+static void td_refresh_hostname(struct td_app *app)
+{
+    char host[TD_DESK_HOSTNAME_MAX + 1] = "";
+    if (gethostname(host, sizeof(host) - 1) == 0)
+        td_desk_set_hostname(app->desk, host);
 }
 
 static int td_min_timeout(int a, int b)
@@ -157,9 +168,13 @@ static void td_step(struct td_app *app, uint64_t *next_rescan)
     int n_in, n_ctl = 0, timeout;
     uint64_t now = td_now_ms();
 
+    int second = now >= *next_rescan;
+
+    if (second)
+        td_refresh_hostname(app);
     timeout = td_min_timeout(td_desk_tick(app->desk, now), td_clock(clock));
     td_fb_present(app->fb, td_desk_render(app->desk, clock));
-    if (now >= *next_rescan) {
+    if (second) {
         td_input_rescan(app->input);
         *next_rescan = now + TD_RESCAN_MS;
     }
@@ -176,7 +191,7 @@ static void td_step(struct td_app *app, uint64_t *next_rescan)
 
 static int td_start(struct td_app *app, const struct td_opts *o)
 {
-    char host[64] = "";
+    char host[TD_DESK_HOSTNAME_MAX + 1] = "";
     int w, h, bpp, rc;
 
     rc = td_fb_open(&app->fb, o->fb_path);
@@ -192,6 +207,7 @@ static int td_start(struct td_app *app, const struct td_opts *o)
         return -EINVAL;
     }
     td_desk_set_mode(app->desk, o->mode);
+    td_desk_note_input(app->desk, td_now_ms()); /* idle since start */
     if (td_input_new(&app->input, o->input_dir, w, h) < 0)
         return -ENOMEM;
     /* The desktop works without its control socket; the agent can't. */

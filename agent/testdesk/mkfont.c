@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FIRST 0x20
-#define LAST 0x7e
+#define FIRST    0x20
+#define LAST     0x7e
 #define MAX_FONT (4u << 20)
 
 struct psf {

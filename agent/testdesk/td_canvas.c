@@ -57,8 +57,8 @@ void td_canvas_fill(struct td_canvas *c, struct td_rect r, uint32_t color)
     }
 }
 
-static void td_canvas_glyph(struct td_canvas *c, int x, int y,
-                            unsigned char ch, uint32_t fg, uint32_t bg)
+static void td_canvas_glyph(struct td_canvas *c, int x, int y, unsigned char ch,
+                            uint32_t fg, uint32_t bg)
 {
     const uint8_t *g = td_font_glyph(ch);
     for (int gy = 0; gy < TD_FONT_H; gy++) {

@@ -12,7 +12,7 @@
 #include "td_layout.h"
 
 struct td_canvas {
-    uint32_t *px;  /* width * height pixels, row-major, 0x00RRGGBB */
+    uint32_t *px; /* width * height pixels, row-major, 0x00RRGGBB */
     int width, height;
 };
 

@@ -13,15 +13,20 @@
 #include <unistd.h>
 
 struct td_ctl_client {
-    int fd;             /* -1 when the slot is free */
-    char buf[TD_CTL_LINE_MAX + 1];
-    size_t len;
-    int discarding;     /* inside an over-long line, skipping to '\n' */
+    int fd; /* -1 when the slot is free */
+    char in[TD_CTL_LINE_MAX + 1];
+    size_t in_len;
+    int discarding; /* inside an over-long line, skipping to '\n' */
+    int eof;        /* the client has sent all it will */
+    char out[TD_CTL_OUT_MAX];
+    size_t out_off, out_len; /* unsent bytes: out[out_off .. out_len) */
 };
 
 struct td_ctl {
     int listen_fd;
     struct td_ctl_client clients[TD_CTL_CLIENTS];
+    char reply[TD_CTL_LINE_MAX]; /* one command's reply and event */
+    char event[TD_CTL_EVENT_MAX];
 };
 
 int td_ctl_open(struct td_ctl **out, const char *path)
@@ -37,8 +42,8 @@ int td_ctl_open(struct td_ctl **out, const char *path)
     if (fd < 0)
         return -errno;
     unlink(path); /* a socket left by an earlier run */
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        listen(fd, 4) < 0 || !(ctl = calloc(1, sizeof(*ctl)))) {
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0 ||
+        !(ctl = calloc(1, sizeof(*ctl)))) {
         err = errno ? -errno : -ENOMEM;
         close(fd);
         return err;
@@ -54,8 +59,8 @@ static void td_ctl_drop(struct td_ctl_client *c)
 {
     close(c->fd);
     c->fd = -1;
-    c->len = 0;
-    c->discarding = 0;
+    c->in_len = c->out_off = c->out_len = 0;
+    c->discarding = c->eof = 0;
 }
 
 void td_ctl_close(struct td_ctl *ctl)
@@ -69,37 +74,78 @@ void td_ctl_close(struct td_ctl *ctl)
     free(ctl);
 }
 
+/* Room for one more reply and its event: only then is a command run, so
+ * a client that does not read its replies stalls only itself. */
+static int td_ctl_can_run(const struct td_ctl_client *c)
+{
+    return TD_CTL_OUT_MAX - (c->out_len - c->out_off) >=
+           TD_CTL_LINE_MAX + TD_CTL_EVENT_MAX;
+}
+
 int td_ctl_pollfds(const struct td_ctl *ctl, struct pollfd *pfds)
 {
     int n = 0;
     pfds[n++] = (struct pollfd){.fd = ctl->listen_fd, .events = POLLIN};
-    for (int i = 0; i < TD_CTL_CLIENTS; i++)
-        if (ctl->clients[i].fd >= 0)
-            pfds[n++] =
-                (struct pollfd){.fd = ctl->clients[i].fd, .events = POLLIN};
+    for (int i = 0; i < TD_CTL_CLIENTS; i++) {
+        const struct td_ctl_client *c = &ctl->clients[i];
+        short events = 0;
+        if (c->fd < 0)
+            continue;
+        if (!c->eof && td_ctl_can_run(c))
+            events |= POLLIN;
+        if (c->out_len > c->out_off)
+            events |= POLLOUT;
+        pfds[n++] = (struct pollfd){.fd = c->fd, .events = events};
+    }
     return n;
 }
 
-/* Writes a whole line; a client too slow to take a short reply is
- * dropped rather than allowed to stall the desktop. */
-static void td_ctl_send(struct td_ctl_client *c, const char *line)
+/* Sends what the socket takes now; drops the client on an error. */
+static void td_ctl_flush(struct td_ctl_client *c)
 {
-    char out[TD_CTL_LINE_MAX + 2];
-    int n = snprintf(out, sizeof(out), "%s\n", line);
-    if (n < 0)
-        return;
-    if ((size_t)n >= sizeof(out)) { /* keep the line a line */
-        n = (int)sizeof(out) - 1;
-        out[n - 1] = '\n';
+    while (c->out_len > c->out_off) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            td_ctl_drop(c);
+            return;
+        }
+        c->out_off += (size_t)n;
     }
-    if (send(c->fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
+    c->out_off = c->out_len = 0;
+}
+
+/* Queues line and a newline (cut to max bytes with it) and sends what it
+ * can; a client whose buffer it would overflow is dropped. */
+static void td_ctl_queue(struct td_ctl_client *c, const char *line, size_t max)
+{
+    size_t n = strnlen(line, max - 1);
+
+    if (c->fd < 0)
+        return;
+    if (c->out_len + n + 1 > TD_CTL_OUT_MAX && c->out_off > 0) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+    }
+    if (c->out_len + n + 1 > TD_CTL_OUT_MAX) {
         td_ctl_drop(c);
+        return;
+    }
+    memcpy(c->out + c->out_len, line, n);
+    c->out[c->out_len + n] = '\n';
+    c->out_len += n + 1;
+    td_ctl_flush(c);
 }
 
 static void td_ctl_accept(struct td_ctl *ctl)
 {
-    int fd = accept4(ctl->listen_fd, NULL, NULL,
-                     SOCK_CLOEXEC | SOCK_NONBLOCK);
+    static const char full[] = "error too many clients\n";
+    int fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0)
         return;
     for (int i = 0; i < TD_CTL_CLIENTS; i++) {
@@ -109,54 +155,86 @@ static void td_ctl_accept(struct td_ctl *ctl)
         }
     }
     /* Full: say why instead of silently hanging up. */
-    struct td_ctl_client tmp = {.fd = fd};
-    td_ctl_send(&tmp, "error too many clients");
-    if (tmp.fd >= 0)
-        close(fd);
+    ssize_t n = send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)n; /* it is going either way */
+    close(fd);
 }
 
-/* Runs every complete line in the client's buffer. */
-static void td_ctl_lines(struct td_ctl_client *c, td_ctl_exec_fn exec,
-                         void *arg)
+void td_ctl_broadcast(struct td_ctl *ctl, const char *line)
 {
-    char reply[TD_CTL_LINE_MAX];
-    char *nl;
+    for (int i = 0; i < TD_CTL_CLIENTS; i++)
+        td_ctl_queue(&ctl->clients[i], line, TD_CTL_EVENT_MAX);
+}
 
-    while (c->fd >= 0 && (nl = memchr(c->buf, '\n', c->len))) {
-        size_t used = (size_t)(nl - c->buf) + 1;
+/* Runs the client's complete lines while its replies have room. */
+static void td_ctl_lines(struct td_ctl *ctl, struct td_ctl_client *c,
+                         td_ctl_exec_fn exec, void *arg)
+{
+    while (c->fd >= 0 && td_ctl_can_run(c)) {
+        char *nl = memchr(c->in, '\n', c->in_len);
+        size_t used;
+
+        if (!nl) {
+            if (c->in_len < TD_CTL_LINE_MAX)
+                return;
+            /* No newline in a full buffer: refuse the line, skip its
+             * rest. */
+            if (!c->discarding)
+                td_ctl_queue(c, "error line too long", TD_CTL_LINE_MAX);
+            c->discarding = 1;
+            c->in_len = 0;
+            return;
+        }
+        used = (size_t)(nl - c->in) + 1;
         *nl = '\0';
-        if (nl > c->buf && nl[-1] == '\r')
+        if (nl > c->in && nl[-1] == '\r')
             nl[-1] = '\0';
         if (c->discarding) {
             c->discarding = 0;
         } else {
-            exec(arg, c->buf, reply, sizeof(reply));
-            td_ctl_send(c, reply);
+            exec(arg, c->in, ctl->reply, sizeof(ctl->reply), ctl->event,
+                 sizeof(ctl->event));
+            td_ctl_queue(c, ctl->reply, TD_CTL_LINE_MAX);
+            if (ctl->event[0])
+                td_ctl_broadcast(ctl, ctl->event);
         }
-        memmove(c->buf, c->buf + used, c->len - used);
-        c->len -= used;
-    }
-    if (c->fd >= 0 && c->len == TD_CTL_LINE_MAX) {
-        /* No newline in a full buffer: refuse the line, skip its rest. */
-        if (!c->discarding)
-            td_ctl_send(c, "error line too long");
-        c->discarding = 1;
-        c->len = 0;
+        if (c->fd < 0)
+            return;
+        memmove(c->in, c->in + used, c->in_len - used);
+        c->in_len -= used;
     }
 }
 
-static void td_ctl_read(struct td_ctl_client *c, td_ctl_exec_fn exec,
-                        void *arg)
+static void td_ctl_read(struct td_ctl_client *c)
 {
-    ssize_t n = read(c->fd, c->buf + c->len, TD_CTL_LINE_MAX - c->len);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        td_ctl_drop(c);
+    ssize_t n = read(c->fd, c->in + c->in_len, TD_CTL_LINE_MAX - c->in_len);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n > 0) {
+        c->in_len += (size_t)n;
         return;
     }
-    if (n > 0) {
-        c->len += (size_t)n;
-        td_ctl_lines(c, exec, arg);
-    }
+    /* Hung up (or failed): what it sent before still gets answered. */
+    c->eof = 1;
+    if (n < 0)
+        td_ctl_drop(c);
+}
+
+static void td_ctl_serve(struct td_ctl *ctl, struct td_ctl_client *c,
+                         short revents, td_ctl_exec_fn exec, void *arg)
+{
+    /* A hang-up shows as an error here when output is pending. */
+    if (revents & (POLLOUT | POLLHUP | POLLERR))
+        td_ctl_flush(c);
+    if (c->fd >= 0 && !c->eof && td_ctl_can_run(c) &&
+        c->in_len < TD_CTL_LINE_MAX && (revents & (POLLIN | POLLHUP | POLLERR)))
+        td_ctl_read(c);
+    if (c->fd >= 0)
+        td_ctl_lines(ctl, c, exec, arg);
+    /* A client that stopped sending goes once its replies are out (with
+     * nothing left to send, td_ctl_lines() ran every complete line). */
+    if (c->fd >= 0 && c->eof && c->out_len == c->out_off)
+        td_ctl_drop(c);
 }
 
 void td_ctl_handle(struct td_ctl *ctl, const struct pollfd *pfds, int n,
@@ -171,13 +249,6 @@ void td_ctl_handle(struct td_ctl *ctl, const struct pollfd *pfds, int n,
         }
         for (int k = 0; k < TD_CTL_CLIENTS; k++)
             if (ctl->clients[k].fd == pfds[i].fd)
-                td_ctl_read(&ctl->clients[k], exec, arg);
+                td_ctl_serve(ctl, &ctl->clients[k], pfds[i].revents, exec, arg);
     }
-}
-
-void td_ctl_broadcast(struct td_ctl *ctl, const char *line)
-{
-    for (int i = 0; i < TD_CTL_CLIENTS; i++)
-        if (ctl->clients[i].fd >= 0)
-            td_ctl_send(&ctl->clients[i], line);
 }

@@ -51,8 +51,8 @@ static int td_fb_setup(struct td_fb *fb)
     fb->mem_len = fix.smem_len;
     if ((size_t)fb->stride * fb->var.yres > fb->mem_len)
         return -EINVAL;
-    fb->mem = mmap(NULL, fb->mem_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-                   fb->fd, 0);
+    fb->mem =
+        mmap(NULL, fb->mem_len, PROT_READ | PROT_WRITE, MAP_SHARED, fb->fd, 0);
     if (fb->mem == MAP_FAILED) {
         fb->mem = NULL;
         return -errno;

@@ -31,6 +31,7 @@ struct td_input {
     char dir[128];
     int width, height;
     int shift; /* shift keys held, over all keyboards */
+    int ctrl;  /* ctrl keys held, likewise */
     struct td_input_dev devs[TD_INPUT_DEVICES];
 };
 
@@ -133,19 +134,34 @@ static int td_input_scale(int v, const struct input_absinfo *a, int size)
     return (int)(pos * (size - 1) / span);
 }
 
+/* Counts a modifier key's presses and releases (repeats change nothing). */
+static void td_input_modifier(int *held, int value)
+{
+    *held += value == 1 ? 1 : value == 0 ? -1 : 0;
+    if (*held < 0)
+        *held = 0;
+}
+
 static void td_input_key(struct td_input *in, const struct input_event *e,
                          td_input_fn fn, void *arg)
 {
     struct td_input_event out = {0};
 
     if (e->code == KEY_LEFTSHIFT || e->code == KEY_RIGHTSHIFT) {
-        in->shift += e->value == 1 ? 1 : e->value == 0 ? -1 : 0;
-        if (in->shift < 0)
-            in->shift = 0;
+        td_input_modifier(&in->shift, e->value);
+        return;
+    }
+    if (e->code == KEY_LEFTCTRL || e->code == KEY_RIGHTCTRL) {
+        td_input_modifier(&in->ctrl, e->value);
         return;
     }
     if (e->value == 0)
         return; /* releases type nothing; repeats (2) do */
+    if (e->code == KEY_V && in->ctrl > 0) {
+        out.kind = TD_INPUT_PASTE;
+        fn(arg, &out);
+        return;
+    }
     if (e->code == BTN_LEFT || e->code == BTN_TOUCH || e->code == KEY_POWER) {
         if (e->value == 1) {
             out.kind = e->code == KEY_POWER ? TD_INPUT_POWER : TD_INPUT_CLICK;

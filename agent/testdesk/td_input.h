@@ -1,7 +1,8 @@
 /*
  * td_input.h - keyboard and pointer input from evdev (/dev/input/event*).
  *
- * Keys become characters through the US layout (td_keymap.h); absolute
+ * Keys become characters through the US layout (td_keymap.h), except
+ * Ctrl+V (either Ctrl key held), which becomes a paste; absolute
  * pointer devices (virtio-tablet, usb-tablet) are scaled to screen pixels;
  * the left button gives clicks. Devices that appear later (modules loading
  * after testdesk starts) are picked up by td_input_rescan().
@@ -18,6 +19,7 @@ enum td_input_kind {
     TD_INPUT_POINTER, /* the pointer moved to (x, y) */
     TD_INPUT_CLICK,   /* the left button went down */
     TD_INPUT_POWER,   /* the power button (ACPI) was pressed */
+    TD_INPUT_PASTE,   /* Ctrl+V: paste the clipboard */
 };
 
 struct td_input_event {
@@ -32,8 +34,7 @@ struct td_input;
 
 /* Watches the event devices in dir for a width x height screen. Returns 0
  * or -ENOMEM; finding no device is not an error. */
-int td_input_new(struct td_input **out, const char *dir, int width,
-                 int height);
+int td_input_new(struct td_input **out, const char *dir, int width, int height);
 void td_input_free(struct td_input *in);
 
 /* Opens devices not yet open. Returns how many were added. */

@@ -8,7 +8,7 @@
 
 /* Widest hostname shown in the top bar, in characters; on narrow screens
  * it gets at most a fifth of the width. */
-#define TD_HOSTNAME_CHARS 24
+#define TD_HOSTNAME_CHARS     24
 #define TD_LOGOFF_LABEL_CHARS 7 /* "Log off" */
 
 static struct td_rect td_rect_make(int x, int y, int w, int h)
@@ -36,8 +36,8 @@ static void td_layout_topbar(struct td_layout *l)
         host_chars = TD_HOSTNAME_CHARS;
     l->hostname =
         td_rect_make(TD_TEXT_PAD, ty, host_chars * TD_FONT_W, TD_FONT_H);
-    l->clock = td_rect_make(l->width - TD_TEXT_PAD - clock_w, ty, clock_w,
-                            TD_FONT_H);
+    l->clock =
+        td_rect_make(l->width - TD_TEXT_PAD - clock_w, ty, clock_w, TD_FONT_H);
     /* The button spans the bar's height minus a 2 px margin; its label
      * starts TD_TEXT_PAD inside. */
     l->logoff = td_rect_make(l->clock.x - 2 * TD_TEXT_PAD - button_w, 2,
@@ -55,8 +55,8 @@ static void td_layout_window(struct td_layout *l)
     int top = TD_TOPBAR_H + l->height / 8;
     int text_w, text_h;
 
-    l->banner = td_rect_make(0, TD_TOPBAR_H, l->width,
-                             TD_FONT_H + 2 * TD_TEXT_PAD);
+    l->banner =
+        td_rect_make(0, TD_TOPBAR_H, l->width, TD_FONT_H + 2 * TD_TEXT_PAD);
     l->window = td_rect_make(margin, top, l->width - 2 * margin,
                              l->height - top - l->height / 8);
     l->label = td_rect_make(l->window.x + 2 * TD_TEXT_PAD,
@@ -74,6 +74,16 @@ static void td_layout_window(struct td_layout *l)
     l->text_rows = text_h / TD_FONT_H;
 }
 
+static void td_layout_lock(struct td_layout *l)
+{
+    int text_w = (int)(sizeof(TD_LOCK_TEXT) - 1) * TD_FONT_W;
+
+    l->lock = td_rect_make(0, TD_TOPBAR_H, l->width, l->height - TD_TOPBAR_H);
+    l->lock_text = td_rect_make((l->width - text_w) / 2,
+                                TD_TOPBAR_H + (l->lock.h - TD_FONT_H) / 2,
+                                text_w, TD_FONT_H);
+}
+
 int td_layout_compute(struct td_layout *l, int width, int height)
 {
     if (width < TD_MIN_WIDTH || height < TD_MIN_HEIGHT)
@@ -82,6 +92,7 @@ int td_layout_compute(struct td_layout *l, int width, int height)
     l->height = height;
     td_layout_topbar(l);
     td_layout_window(l);
+    td_layout_lock(l);
     return 0;
 }
 

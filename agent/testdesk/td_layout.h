@@ -24,23 +24,31 @@
 #define TD_TEXT_PAD 4
 
 /* Smallest framebuffer testdesk lays out; smaller ones are refused. */
-#define TD_MIN_WIDTH 320
+#define TD_MIN_WIDTH  320
 #define TD_MIN_HEIGHT 240
 
 /* Colours. The pointer colour is used nowhere else, so a test can find the
  * pointer by looking for it. */
-#define TD_COLOR_TOPBAR 0x1f2a44u
-#define TD_COLOR_TOPBAR_TEXT 0xffffffu
-#define TD_COLOR_LOGOFF 0xc0392bu
-#define TD_COLOR_LOGOFF_TEXT 0xffffffu
-#define TD_COLOR_WINDOW 0xd8dce3u
-#define TD_COLOR_WINDOW_TEXT 0x1f2a44u
-#define TD_COLOR_TEXTBOX 0xffffffu
-#define TD_COLOR_TEXT 0x000000u
-#define TD_COLOR_BANNER 0xf4d03fu
-#define TD_COLOR_BANNER_TEXT 0x000000u
-#define TD_COLOR_POINTER 0xff00ffu
+#define TD_COLOR_TOPBAR       0x1f2a44u
+#define TD_COLOR_TOPBAR_TEXT  0xffffffu
+#define TD_COLOR_LOGOFF       0xc0392bu
+#define TD_COLOR_LOGOFF_TEXT  0xffffffu
+#define TD_COLOR_WINDOW       0xd8dce3u
+#define TD_COLOR_WINDOW_TEXT  0x1f2a44u
+#define TD_COLOR_TEXTBOX      0xffffffu
+#define TD_COLOR_TEXT         0x000000u
+#define TD_COLOR_BANNER       0xf4d03fu
+#define TD_COLOR_BANNER_TEXT  0x000000u
+#define TD_COLOR_POINTER      0xff00ffu
 #define TD_COLOR_POINTER_EDGE 0x000000u
+/* The lock screen: the top bar's colour under it, white text. */
+#define TD_COLOR_LOCK      TD_COLOR_TOPBAR
+#define TD_COLOR_LOCK_TEXT 0xffffffu
+/* Framebuffer pixels outside a desk smaller than the screen. */
+#define TD_COLOR_OUTSIDE 0x000000u
+
+/* The lock screen's text, centred in the lock rectangle. */
+#define TD_LOCK_TEXT "Locked - press Enter to unlock"
 
 /* Size of the pointer marker; its hotspot is its top-left pixel. */
 #define TD_POINTER_SIZE 12
@@ -51,29 +59,38 @@ struct td_rect {
 };
 
 /*
- * The positions of everything testdesk draws for one framebuffer size.
+ * The positions of everything testdesk draws for one desk size (the
+ * framebuffer's unless the desk was made smaller).
  * Text strings are drawn with their first glyph cell at the rectangle's
  * top-left corner (x, y), one TD_FONT_W x TD_FONT_H cell per character.
  */
 struct td_layout {
-    int width, height;     /* framebuffer size in pixels */
-    struct td_rect topbar; /* full width, TD_TOPBAR_H high, at the top */
-    struct td_rect hostname; /* left of the top bar */
-    struct td_rect user;     /* "user: NAME" or "user: (none)", mid top bar */
-    struct td_rect logoff;   /* the "Log off" button, right of the top bar */
-    struct td_rect clock;    /* "HH:MM:SS", right end of the top bar */
-    struct td_rect banner;   /* message banner under the top bar */
-    struct td_rect window;   /* the text window on the wallpaper */
-    struct td_rect label;    /* "Type here:" caption inside the window */
-    struct td_rect textbox;  /* white box that echoes typed keys */
+    int width, height;        /* desk size in pixels: the framebuffer's, or
+                                 less after a "resolution" command (the desk
+                                 is then drawn at the framebuffer's top-left
+                                 and the rest is TD_COLOR_OUTSIDE) */
+    struct td_rect topbar;    /* full width, TD_TOPBAR_H high, at the top */
+    struct td_rect hostname;  /* left of the top bar */
+    struct td_rect user;      /* "user: NAME" or "user: (none)", mid top bar */
+    struct td_rect logoff;    /* the "Log off" button, right of the top bar */
+    struct td_rect clock;     /* "HH:MM:SS", right end of the top bar */
+    struct td_rect banner;    /* message banner under the top bar */
+    struct td_rect window;    /* the text window on the wallpaper */
+    struct td_rect label;     /* "Type here:" caption inside the window */
+    struct td_rect textbox;   /* white box that echoes typed keys */
     int text_cols, text_rows; /* character cells inside the text box */
+    /* The lock screen: everything under the top bar, and its text
+     * (TD_LOCK_TEXT) centred in it. While locked, these replace the banner,
+     * the wallpaper and the window; the top bar and the pointer stay. */
+    struct td_rect lock;
+    struct td_rect lock_text;
 };
 
 /* Characters of the clock text, "HH:MM:SS". */
 #define TD_CLOCK_CHARS 8
 
 /*
- * Fills *l for a width x height framebuffer. Returns 0, or -EINVAL when the
+ * Fills *l for a width x height desk. Returns 0, or -EINVAL when the
  * size is below TD_MIN_WIDTH x TD_MIN_HEIGHT (the layout is then unusable).
  */
 int td_layout_compute(struct td_layout *l, int width, int height);
