@@ -154,9 +154,13 @@ static int op_prepare(struct ag_ops *a, json_t *args, struct ag_reply *r)
     int rc;
 
     if (dp_msg_string(args, "user", 1, AG_USER_MAX, 1, &user, r->message,
-                      sizeof(r->message)) < 0 ||
-        strpbrk(user, " |"))
+                      sizeof(r->message)) < 0)
         return ag_bad(r, "bad-request", -EINVAL);
+    if (strpbrk(user, " |")) {
+        snprintf(r->message, sizeof(r->message),
+                 "user: no spaces or '|' in user names");
+        return ag_bad(r, "bad-request", -EINVAL);
+    }
     if (json_object_get(args, "display_name") &&
         dp_msg_string(args, "display_name", 0, 128, 1, &display, r->message,
                       sizeof(r->message)) < 0)
