@@ -38,6 +38,7 @@ struct hv_agent {
     uint64_t next_connect_ms;
     int hb_timeout_ms;
     uint64_t last_sign_ms; /* hello or heartbeat: the guest is alive */
+    uint64_t last_rx_ms;   /* anything from the guest, or the connect */
     struct hv_agent_state st;
     /* hv_agent_wait_event() */
     const char *waiting;
@@ -98,6 +99,7 @@ static void hv_agent_try_connect(struct hv_agent *a)
     }
     a->fd = fd;
     a->st.connected = 1;
+    a->last_rx_ms = hv_agent_now_ms();
     hv_agent_send(a, dp_msg_event("hello", json_pack("{s:i, s:s}", "version",
                                                      DP_MSG_VERSION, "host",
                                                      "deskpool")));
@@ -164,6 +166,8 @@ int hv_agent_timeout_ms(const struct hv_agent *a)
 
     if (a->fd < 0)
         next = a->next_connect_ms;
+    else
+        next = a->last_rx_ms + HV_AGENT_SILENCE_MS;
     for (const struct hv_agent_req *r = a->reqs; r; r = r->next)
         if (r->deadline_ms < next)
             next = r->deadline_ms;
@@ -288,6 +292,7 @@ static void hv_agent_read(struct hv_agent *a)
                 hv_agent_disconnect(a, strerror(errno));
             return;
         }
+        a->last_rx_ms = hv_agent_now_ms();
         dp_lines_feed(&a->in, buf, (size_t)n, hv_agent_on_line, a);
     }
 }
@@ -312,7 +317,13 @@ static void hv_agent_expire(struct hv_agent *a)
 
 void hv_agent_process(struct hv_agent *a, short revents)
 {
-    if (a->fd < 0 && hv_agent_now_ms() >= a->next_connect_ms)
+    uint64_t now = hv_agent_now_ms();
+
+    if (a->fd >= 0 && now - a->last_rx_ms >= HV_AGENT_SILENCE_MS) {
+        hv_agent_disconnect(a, "agent silent; reconnecting");
+        a->next_connect_ms = now; /* at once: the point is to reopen */
+    }
+    if (a->fd < 0 && now >= a->next_connect_ms)
         hv_agent_try_connect(a);
     if (a->fd >= 0 && (revents & (POLLIN | POLLHUP | POLLERR)))
         hv_agent_read(a);

@@ -4,8 +4,9 @@
  * Connects to a VM's agent.sock (QEMU's end of the virtio-serial port
  * org.deskpool.agent.0) and speaks agent/PROTOCOL.md: hello on connect,
  * requests with ids, replies and timeouts, events to a callback. It
- * reconnects on its own when QEMU or the connection goes away, and keeps
- * the guest's latest state (hello, ready, heartbeat) for health checks.
+ * reconnects on its own when QEMU or the connection goes away, or when the
+ * guest stays silent for HV_AGENT_SILENCE_MS, and keeps the guest's latest
+ * state (hello, ready, heartbeat) for health checks.
  *
  * Like hv_qmp, it owns no event loop: poll hv_agent_fd() for
  * hv_agent_poll_events() (the fd is -1 while disconnected), wake up after
@@ -22,6 +23,11 @@
 #define HV_AGENT_TIMEOUT_MS           5000  /* default per request */
 #define HV_AGENT_HEARTBEAT_TIMEOUT_MS 15000 /* default: then unhealthy */
 #define HV_AGENT_RECONNECT_MS         1000
+/* A connected channel on which the guest said nothing for this long is
+ * dropped and reconnected. A guest that rebooted while we stayed
+ * connected may never learn that the host side is open (virtio-serial
+ * announces it when the host connects); reconnecting announces it again. */
+#define HV_AGENT_SILENCE_MS 12000
 
 struct hv_agent;
 
