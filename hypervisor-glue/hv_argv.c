@@ -140,7 +140,10 @@ int hv_qemu_argv(struct hv_argv *a, const char *qemu, const struct hv_spec *s,
     hv_argv_add(a, "-device");
     hv_argv_add(a, "VGA,xres=%d,yres=%d", s->width, s->height);
     hv_argv_add(a, "-vnc");
-    hv_argv_add(a, "unix:%s/vnc.sock", p->run_dir);
+    /* lock-key-sync=off: the display server sends scancodes (extended key
+     * events) without keysyms; QEMU must not toggle Num Lock on its own
+     * guess from keysyms. */
+    hv_argv_add(a, "unix:%s/vnc.sock,lock-key-sync=off", p->run_dir);
     hv_qemu_chardev_socket(a, "qmp", p->run_dir, "qmp.sock");
     hv_argv_add(a, "-mon");
     hv_argv_add(a, "chardev=qmp,mode=control");

@@ -152,7 +152,7 @@ START_TEST(argv_has_what_a_desktop_needs)
     ck_assert_ptr_null(a.v[a.n]);
     ck_assert(has_opt(&a, "-accel", "tcg"));
     ck_assert(has_opt(&a, "-machine", "q35"));
-    ck_assert(has_opt(&a, "-vnc", "unix:/st/run/d1/vnc.sock"));
+    ck_assert(has_opt(&a, "-vnc", "unix:/st/run/d1/vnc.sock,lock-key-sync=off"));
     ck_assert(has_opt(&a, "-pidfile", "/st/run/d1/qemu.pid"));
     ck_assert(has_opt(&a, "-append", "console=ttyS0 quiet"));
     ck_assert(has_opt(&a, "-device", "virtio-tablet-pci"));
