@@ -160,8 +160,13 @@ static void ag_step(struct ag_main *m)
     else if (now < m->hup_until_ms)
         wait = ag_min_wait(wait, m->hup_until_ms, now);
     else
+        /* Until the host is known to be there, ask for POLLOUT too: the
+         * port is writable exactly when the host side is open, so a host
+         * that connected and stays quiet is noticed at once. */
         p[0] = (struct pollfd){
-            m->port, POLLIN | (dp_outq_pending(&m->out) ? POLLOUT : 0), 0};
+            m->port,
+            POLLIN | (!m->host_up || dp_outq_pending(&m->out) ? POLLOUT : 0),
+            0};
     if (m->host_up)
         wait = ag_min_wait(wait, m->next_beat_ms, now);
     p[1] = (struct pollfd){m->desk->ops->fd(m->desk), POLLIN, 0};

@@ -317,16 +317,20 @@ static void hv_agent_expire(struct hv_agent *a)
 
 void hv_agent_process(struct hv_agent *a, short revents)
 {
-    uint64_t now = hv_agent_now_ms();
-
-    if (a->fd >= 0 && now - a->last_rx_ms >= HV_AGENT_SILENCE_MS) {
-        hv_agent_disconnect(a, "agent silent; reconnecting");
-        a->next_connect_ms = now; /* at once: the point is to reopen */
-    }
-    if (a->fd < 0 && now >= a->next_connect_ms)
+    if (a->fd < 0 && hv_agent_now_ms() >= a->next_connect_ms)
         hv_agent_try_connect(a);
-    if (a->fd >= 0 && (revents & (POLLIN | POLLHUP | POLLERR)))
+    /* Read what has arrived before judging silence (even if poll was not
+     * asked): a caller that did not run the loop for a while must not lose
+     * a live channel's input. */
+    if (a->fd >= 0 &&
+        ((revents & (POLLIN | POLLHUP | POLLERR)) ||
+         hv_agent_now_ms() - a->last_rx_ms >= HV_AGENT_SILENCE_MS))
         hv_agent_read(a);
+    if (a->fd >= 0 &&
+        hv_agent_now_ms() - a->last_rx_ms >= HV_AGENT_SILENCE_MS) {
+        hv_agent_disconnect(a, "agent silent; reconnecting");
+        a->next_connect_ms = hv_agent_now_ms(); /* at once: reopen */
+    }
     if (a->fd >= 0 && dp_outq_flush(&a->out, a->fd) < 0)
         hv_agent_disconnect(a, "cannot write to the agent channel");
     hv_agent_expire(a);
