@@ -40,6 +40,7 @@
 #include "td_layout.h"
 #include "tsguest.h"
 #include "tsppm.h"
+#include "tsscreen.h"
 
 #define AT_WIDTH  TSGUEST_WIDTH
 #define AT_HEIGHT TSGUEST_HEIGHT
@@ -82,20 +83,6 @@ static int at_raw_fd = -1;
 /* ------------------------------------------------------------------------
  * Time */
 
-static long long at_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void at_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 /* Compact JSON for failure messages, from a small ring of buffers so that
  * one message can show several values. */
 static const char *at_json(const json_t *j)
@@ -115,12 +102,7 @@ static const char *at_json(const json_t *j)
 
 static void at_start(void)
 {
-    at_start_err = tsguest_host_open(&at_host, NULL);
-    if (at_start_err == 0)
-        at_start_err = tsguest_start(at_host, AT_VM, "testdesk.mode=idle");
-    if (at_start_err == 0)
-        fprintf(stderr, "agent: guest started in %s\n",
-                hv_host_state_dir(at_host));
+    at_start_err = tsguest_host_start(&at_host, AT_VM, "testdesk.mode=idle");
 }
 
 static void at_stop(void)
@@ -230,11 +212,11 @@ static void at_close(struct at_agent *ag)
 /* Runs hv_agent's loop for up to ms, as a manager's poll loop would. */
 static void at_pump(struct at_agent *ag, int ms)
 {
-    long long deadline = at_now_ms() + ms;
+    long long deadline = tsguest_now_ms() + ms;
 
     for (;;) {
         struct pollfd p = {hv_agent_fd(ag->a), hv_agent_poll_events(ag->a), 0};
-        long long left = deadline - at_now_ms();
+        long long left = deadline - tsguest_now_ms();
         int wait = hv_agent_timeout_ms(ag->a);
 
         if (left < 0)
@@ -244,7 +226,7 @@ static void at_pump(struct at_agent *ag, int ms)
         if (poll(&p, 1, wait) < 0)
             p.revents = 0;
         hv_agent_process(ag->a, p.revents);
-        if (at_now_ms() >= deadline)
+        if (tsguest_now_ms() >= deadline)
             return;
     }
 }
@@ -285,10 +267,10 @@ static void at_print_events(const struct at_agent *ag)
 static json_t *at_wait_event(struct at_agent *ag, const char *name,
                              size_t *from, int timeout_ms)
 {
-    long long deadline = at_now_ms() + timeout_ms;
+    long long deadline = tsguest_now_ms() + timeout_ms;
     long i;
 
-    while ((i = at_find(ag, name, *from)) < 0 && at_now_ms() < deadline)
+    while ((i = at_find(ag, name, *from)) < 0 && tsguest_now_ms() < deadline)
         at_pump(ag, 100);
     if (i < 0) {
         at_print_events(ag);
@@ -407,122 +389,23 @@ static const char *at_str(const json_t *data, const char *key)
 /* ------------------------------------------------------------------------
  * Screen */
 
-/* Takes a screendump and loads it as at_shot. */
-static const struct tsppm *at_screen(void)
+/* Takes a screendump, kept as at_shot. */
+static struct tsscreen at_screen(void)
 {
     int err;
 
     at_guest();
-    tsppm_free(at_shot);
-    at_shot = NULL;
-    err = tsguest_screendump(at_host, AT_VM, &at_shot);
+    err = tsguest_screen(at_host, AT_VM, &at_shot);
     ck_assert_msg(err == 0, "screendump failed: %s (see above)",
                   strerror(-err));
-    ck_assert_msg(tsppm_width(at_shot) == AT_WIDTH &&
-                      tsppm_height(at_shot) == AT_HEIGHT,
-                  "screen is %dx%d, not %dx%d", tsppm_width(at_shot),
-                  tsppm_height(at_shot), AT_WIDTH, AT_HEIGHT);
-    return at_shot;
+    return tsscreen_from_ppm(at_shot);
 }
 
-/*
- * Keeps the last screendump where CI keeps build output, so a failure can
- * be looked at: $DESKPOOL_BUILD_DIR/tests/integration/agent-NAME.ppm.
- */
+/* Keeps the last screendump where CI keeps build output, so a failure can
+ * be looked at: $DESKPOOL_BUILD_DIR/tests/integration/agent-NAME.ppm. */
 static void at_keep_screen(const char *name)
 {
-    const char *dir = getenv("DESKPOOL_BUILD_DIR");
-    char src[PATH_MAX], dst[PATH_MAX];
-    char buf[65536];
-    FILE *in, *out;
-    size_t n;
-
-    if (!dir || !at_host ||
-        tsguest_screen_path(at_host, AT_VM, src, sizeof(src)) ||
-        snprintf(dst, sizeof(dst), "%s/tests/integration/agent-%s.ppm", dir,
-                 name) >= (int)sizeof(dst))
-        return;
-    in = fopen(src, "rbe");
-    out = in ? fopen(dst, "wbe") : NULL;
-    while (out && (n = fread(buf, 1, sizeof(buf), in)) > 0)
-        fwrite(buf, 1, n, out);
-    if (out && fclose(out) == 0)
-        fprintf(stderr, "agent: last screendump kept in %s\n", dst);
-    if (in)
-        fclose(in);
-}
-
-/* The pointer marker's hotspot: its top-left TD_COLOR_POINTER pixel. */
-static int at_find_pointer(const struct tsppm *img, int *px, int *py)
-{
-    const uint32_t *p = tsppm_pixels(img);
-    int w = tsppm_width(img), h = tsppm_height(img);
-
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            if (p[(size_t)y * (size_t)w + (size_t)x] == TD_COLOR_POINTER) {
-                *px = x;
-                *py = y;
-                return 1;
-            }
-    return 0;
-}
-
-/* Pixels that differ from what is expected, and the first of them. The
- * pointer marker may sit anywhere and is skipped. */
-struct at_diff {
-    struct td_rect mask;
-    int count;
-    int x, y;
-    uint32_t got, want;
-};
-
-static void at_diff_init(struct at_diff *d, const struct tsppm *img)
-{
-    int x, y;
-
-    memset(d, 0, sizeof(*d));
-    if (at_find_pointer(img, &x, &y))
-        d->mask = (struct td_rect){x, y, TD_POINTER_SIZE, TD_POINTER_SIZE};
-}
-
-static void at_diff_pixel(struct at_diff *d, const struct tsppm *img, int x,
-                          int y, uint32_t want)
-{
-    uint32_t got;
-
-    if (td_rect_contains(&d->mask, x, y))
-        return;
-    got = tsppm_pixel(img, x, y);
-    if (got == want)
-        return;
-    if (d->count++ == 0) {
-        d->x = x;
-        d->y = y;
-        d->got = got;
-        d->want = want;
-    }
-}
-
-static void at_diff_rect(struct at_diff *d, const struct tsppm *img,
-                         struct td_rect r, uint32_t want)
-{
-    for (int y = r.y; y < r.y + r.h; y++)
-        for (int x = r.x; x < r.x + r.w; x++)
-            at_diff_pixel(d, img, x, y, want);
-}
-
-/* Describes d into why; returns whether there was no difference. */
-static int at_diff_ok(const struct at_diff *d, const char *what, char *why,
-                      size_t why_size)
-{
-    if (d->count == 0)
-        return 1;
-    snprintf(why, why_size,
-             "%s: %d pixels differ, first at (%d,%d): 0x%06x, expected "
-             "0x%06x",
-             what, d->count, d->x, d->y, (unsigned)d->got, (unsigned)d->want);
-    return 0;
+    (void)tsguest_keep_screen(at_host, AT_VM, "agent", name);
 }
 
 /*
@@ -535,12 +418,12 @@ static void at_idle(int ms)
     if (at_conn)
         at_pump(at_conn, ms);
     else
-        at_sleep_ms(ms);
+        tsguest_sleep_ms(ms);
 }
 
 /* A check looks at a screendump and says what is still wrong. */
-typedef int (*at_check_fn)(const struct tsppm *img, const void *arg, char *why,
-                           size_t why_size);
+typedef int (*at_check_fn)(const struct tsscreen *img, const void *arg,
+                           char *why, size_t why_size);
 
 /*
  * Takes screendumps until check() passes or AT_SETTLE_MS is over; the
@@ -548,13 +431,15 @@ typedef int (*at_check_fn)(const struct tsppm *img, const void *arg, char *why,
  */
 static void at_poll(at_check_fn check, const void *arg, const char *name)
 {
-    long long deadline = at_now_ms() + AT_SETTLE_MS;
+    long long deadline = tsguest_now_ms() + AT_SETTLE_MS;
     char why[512] = "";
 
     for (;;) {
-        if (check(at_screen(), arg, why, sizeof(why)))
+        struct tsscreen s = at_screen();
+
+        if (check(&s, arg, why, sizeof(why)))
             return;
-        if (at_now_ms() >= deadline)
+        if (tsguest_now_ms() >= deadline)
             break;
         at_idle(AT_POLL_MS);
     }
@@ -580,32 +465,22 @@ struct at_label {
     uint32_t fg, bg;
 };
 
-static uint32_t at_label_pixel(const struct at_label *lb, int x, int y)
-{
-    int n = (int)strlen(lb->text), gx = x - lb->tx, gy = y - lb->ty;
-
-    if (gx < 0 || gy < 0 || gy >= TD_FONT_H || gx >= n * TD_FONT_W)
-        return lb->bg;
-    return td_font_pixel((unsigned char)lb->text[gx / TD_FONT_W],
-                         gx % TD_FONT_W, gy)
-               ? lb->fg
-               : lb->bg;
-}
-
-static int at_shows_label(const struct tsppm *img, const void *arg, char *why,
-                          size_t why_size)
+static int at_shows_label(const struct tsscreen *img, const void *arg,
+                          char *why, size_t why_size)
 {
     const struct at_label *lb = arg;
     const struct td_rect *r = &lb->area;
-    struct at_diff d;
+    struct tsscreen_diff d;
     char what[256];
 
-    at_diff_init(&d, img);
+    tsscreen_diff_init(&d, img);
     for (int y = r->y; y < r->y + r->h; y++)
         for (int x = r->x; x < r->x + r->w; x++)
-            at_diff_pixel(&d, img, x, y, at_label_pixel(lb, x, y));
+            tsscreen_diff_pixel(&d, img, x, y,
+                                tsscreen_text_pixel(x, y, lb->tx, lb->ty,
+                                                    lb->text, lb->fg, lb->bg));
     snprintf(what, sizeof(what), "%s should read \"%s\"", lb->what, lb->text);
-    return at_diff_ok(&d, what, why, why_size);
+    return tsscreen_diff_why(&d, what, why, why_size) == 0;
 }
 
 /* Polls until the top bar's user text reads text. */
@@ -718,13 +593,6 @@ END_TEST
 /* ------------------------------------------------------------------------
  * desktop 4. The user clicks Log off: the host hears who left */
 
-/* The absolute coordinate the guest maps to pixel px: it computes
- * v * (size - 1) / TSGUEST_ABS_MAX, so round up to land on px exactly. */
-static int at_px_to_abs(int px, int size)
-{
-    return (int)(((long long)px * TSGUEST_ABS_MAX + size - 2) / (size - 1));
-}
-
 START_TEST(agent_logoff_click)
 {
     struct at_agent *ag = at_connect(0);
@@ -743,8 +611,8 @@ START_TEST(agent_logoff_click)
     x = l.logoff.x + l.logoff.w / 2;
     y = l.logoff.y + l.logoff.h / 2;
     at = at_mark(ag);
-    err = tsguest_move_abs(at_host, AT_VM, at_px_to_abs(x, AT_WIDTH),
-                           at_px_to_abs(y, AT_HEIGHT));
+    err = tsguest_move_abs(at_host, AT_VM, tsguest_px_to_abs(x, AT_WIDTH),
+                           tsguest_px_to_abs(y, AT_HEIGHT));
     ck_assert_msg(err == 0, "pointer move failed: %s", strerror(-err));
     err = tsguest_click(at_host, AT_VM, "left");
     ck_assert_msg(err == 0, "click failed: %s", strerror(-err));
@@ -826,41 +694,42 @@ struct at_size {
 };
 
 /* The desk fills width x height of the framebuffer, black beyond. */
-static int at_shows_size(const struct tsppm *img, const void *arg, char *why,
+static int at_shows_size(const struct tsscreen *img, const void *arg, char *why,
                          size_t why_size)
 {
     const struct at_size *s = arg;
     struct td_layout l;
-    struct at_diff d;
+    struct tsscreen_diff d;
     char what[128];
 
     td_layout_compute(&l, s->width, s->height);
-    at_diff_init(&d, img);
+    tsscreen_diff_init(&d, img);
     /* The top bar's first rows hold nothing but its colour, to its end. */
-    at_diff_rect(&d, img, (struct td_rect){0, 0, s->width, 2}, TD_COLOR_TOPBAR);
+    tsscreen_diff_rect(&d, img, (struct td_rect){0, 0, s->width, 2},
+                       TD_COLOR_TOPBAR);
     snprintf(what, sizeof(what), "at %dx%d, the top bar", s->width, s->height);
-    if (!at_diff_ok(&d, what, why, why_size))
+    if (tsscreen_diff_why(&d, what, why, why_size))
         return 0;
     /* The Log off button moved with the layout (its margin left of the
      * label). */
-    at_diff_rect(
+    tsscreen_diff_rect(
         &d, img,
         (struct td_rect){l.logoff.x, l.logoff.y, TD_TEXT_PAD, l.logoff.h},
         TD_COLOR_LOGOFF);
     snprintf(what, sizeof(what), "at %dx%d, the Log off button at x=%d",
              s->width, s->height, l.logoff.x);
-    if (!at_diff_ok(&d, what, why, why_size))
+    if (tsscreen_diff_why(&d, what, why, why_size))
         return 0;
-    at_diff_rect(&d, img,
-                 (struct td_rect){s->width, 0, AT_WIDTH - s->width, AT_HEIGHT},
-                 0x000000);
-    at_diff_rect(
+    tsscreen_diff_rect(
+        &d, img, (struct td_rect){s->width, 0, AT_WIDTH - s->width, AT_HEIGHT},
+        0x000000);
+    tsscreen_diff_rect(
         &d, img,
         (struct td_rect){0, s->height, s->width, AT_HEIGHT - s->height},
         0x000000);
     snprintf(what, sizeof(what), "at %dx%d, the framebuffer beyond the desk",
              s->width, s->height);
-    return at_diff_ok(&d, what, why, why_size);
+    return tsscreen_diff_why(&d, what, why, why_size) == 0;
 }
 
 static void at_set_resolution(struct at_agent *ag, int width, int height)
@@ -886,14 +755,14 @@ static void at_set_resolution(struct at_agent *ag, int width, int height)
 START_TEST(agent_resolution)
 {
     struct at_agent *ag = at_connect(0);
-    const struct tsppm *img;
+    struct tsscreen img;
 
     at_set_resolution(ag, 800, 600);
     /* The spot a user would look at: right of the desk, mid-height. */
     img = at_screen();
-    ck_assert_msg(tsppm_pixel(img, 900, 300) == 0x000000,
+    ck_assert_msg(tsscreen_pixel(&img, 900, 300) == 0x000000,
                   "(900,300) at 800x600: 0x%06x",
-                  (unsigned)tsppm_pixel(img, 900, 300));
+                  (unsigned)tsscreen_pixel(&img, 900, 300));
     at_set_resolution(ag, AT_WIDTH, AT_HEIGHT);
 }
 END_TEST
@@ -1012,7 +881,7 @@ static void at_raw_close(struct at_raw *raw)
 
 static void at_raw_write(struct at_raw *raw, const char *data, size_t n)
 {
-    long long deadline = at_now_ms() + AT_EVENT_TIMEOUT_MS;
+    long long deadline = tsguest_now_ms() + AT_EVENT_TIMEOUT_MS;
 
     while (n > 0) {
         struct pollfd p = {raw->fd, POLLOUT, 0};
@@ -1025,7 +894,7 @@ static void at_raw_write(struct at_raw *raw, const char *data, size_t n)
         }
         ck_assert_msg(w < 0 && (errno == EAGAIN || errno == EINTR),
                       "writing to agent.sock: %s", strerror(errno));
-        ck_assert_msg(at_now_ms() < deadline,
+        ck_assert_msg(tsguest_now_ms() < deadline,
                       "agent.sock took no more bytes for %d s (%zu left)",
                       AT_EVENT_TIMEOUT_MS / 1000, n);
         poll(&p, 1, 100);
@@ -1038,7 +907,7 @@ static json_t *at_raw_line(struct at_raw *raw, long long deadline)
     for (;;) {
         char *nl = memchr(raw->buf, '\n', raw->len);
         struct pollfd p = {raw->fd, POLLIN, 0};
-        long long left = deadline - at_now_ms();
+        long long left = deadline - tsguest_now_ms();
         ssize_t n;
 
         if (nl) {
@@ -1069,7 +938,7 @@ static json_t *at_raw_line(struct at_raw *raw, long long deadline)
 /* Reads lines until an error event with code comes. */
 static void at_raw_wait_error(struct at_raw *raw, const char *code)
 {
-    long long deadline = at_now_ms() + AT_EVENT_TIMEOUT_MS;
+    long long deadline = tsguest_now_ms() + AT_EVENT_TIMEOUT_MS;
     json_t *j;
 
     while ((j = at_raw_line(raw, deadline))) {
@@ -1089,7 +958,7 @@ static void at_raw_wait_error(struct at_raw *raw, const char *code)
 /* Sends a ping with id and reads lines until its reply comes. */
 static void at_raw_ping(struct at_raw *raw, int id)
 {
-    long long deadline = at_now_ms() + AT_EVENT_TIMEOUT_MS;
+    long long deadline = tsguest_now_ms() + AT_EVENT_TIMEOUT_MS;
     char line[64];
     json_t *j;
 
@@ -1316,11 +1185,11 @@ START_TEST(agent_qemu_restart)
     rc = hv_vm_poweroff(at_host, AT_VM, err, sizeof(err));
     ck_assert_msg(rc == 0, "poweroff: %s", err);
     /* The manager notices: the connection is down, the guest unhealthy. */
-    deadline = at_now_ms() + AT_EVENT_TIMEOUT_MS;
+    deadline = tsguest_now_ms() + AT_EVENT_TIMEOUT_MS;
     do {
         at_pump(ag, 100);
         at_state(ag, &st);
-    } while (st.connected && at_now_ms() < deadline);
+    } while (st.connected && tsguest_now_ms() < deadline);
     ck_assert_msg(!st.connected && !st.healthy && ag->links_down == 1,
                   "after poweroff: connected %d healthy %d, %d link downs",
                   st.connected, st.healthy, ag->links_down);
@@ -1366,8 +1235,8 @@ START_TEST(agent_unhealthy)
     rc = hv_vm_status(at_host, AT_VM, &vm, err, sizeof(err));
     ck_assert_msg(rc == 0 && strcmp(vm.state, "paused") == 0, "after pause: %s",
                   rc == 0 ? vm.state : err);
-    deadline = at_now_ms() + AT_PAUSE_HEARTBEAT_MS + AT_EVENT_TIMEOUT_MS;
-    while (at_now_ms() < deadline) {
+    deadline = tsguest_now_ms() + AT_PAUSE_HEARTBEAT_MS + AT_EVENT_TIMEOUT_MS;
+    while (tsguest_now_ms() < deadline) {
         at_pump(ag, 100);
         at_state(ag, &st);
         if (!st.healthy) {

@@ -33,6 +33,7 @@
 #include "td_layout.h"
 #include "tsguest.h"
 #include "tsppm.h"
+#include "tsscreen.h"
 
 #define DST_WIDTH  TSGUEST_WIDTH
 #define DST_HEIGHT TSGUEST_HEIGHT
@@ -82,24 +83,22 @@ static int dst_nseen;
 /* ------------------------------------------------------------------------
  * Helpers */
 
-static long long dst_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void dst_layout(struct td_layout *l)
 {
     ck_assert_int_eq(td_layout_compute(l, DST_WIDTH, DST_HEIGHT), 0);
 }
 
+/* The framebuffer as a tsscreen view, for the shared pixel checks. */
+static struct tsscreen dst_view(const struct ds_source_fb *fb)
+{
+    return tsscreen_view(fb->pixels, fb->width, fb->height, fb->stride);
+}
+
 static uint32_t dst_pixel(const struct ds_source_fb *fb, int x, int y)
 {
-    if (x < 0 || y < 0 || x >= fb->width || y >= fb->height)
-        return TSPPM_NO_PIXEL;
-    return fb->pixels[(size_t)y * (size_t)(fb->stride / 4) + (size_t)x];
+    struct tsscreen s = dst_view(fb);
+
+    return tsscreen_pixel(&s, x, y);
 }
 
 static int dst_rect_has(const struct ds_source_rect *r, int x, int y)
@@ -121,29 +120,14 @@ static int dst_rect_covers(const struct ds_source_rect *a, int x, int y, int w,
  */
 static void dst_keep_fb(const char *name)
 {
-    const char *dir = getenv("DESKPOOL_BUILD_DIR");
     struct ds_source_fb fb;
-    char path[PATH_MAX];
-    FILE *f;
+    struct tsscreen s;
 
-    if (!dir || !dst_src ||
-        snprintf(path, sizeof(path), "%s/tests/integration/ds_source-%s.ppm",
-                 dir, name) >= (int)sizeof(path))
+    if (!dst_src)
         return;
     ds_source_framebuffer(dst_src, &fb);
-    f = fopen(path, "wbe");
-    if (!f)
-        return;
-    fprintf(f, "P6\n%d %d\n255\n", fb.width, fb.height);
-    for (int y = 0; y < fb.height; y++)
-        for (int x = 0; x < fb.width; x++) {
-            uint32_t p = dst_pixel(&fb, x, y);
-            unsigned char rgb[3] = {(unsigned char)(p >> 16),
-                                    (unsigned char)(p >> 8), (unsigned char)p};
-            fwrite(rgb, 1, 3, f);
-        }
-    if (fclose(f) == 0)
-        fprintf(stderr, "ds_source test: framebuffer kept in %s\n", path);
+    s = dst_view(&fb);
+    (void)tsscreen_keep(&s, "ds_source", name);
 }
 
 /* ------------------------------------------------------------------------
@@ -151,12 +135,7 @@ static void dst_keep_fb(const char *name)
 
 static void dst_start(void)
 {
-    dst_start_err = tsguest_host_open(&dst_host, NULL);
-    if (dst_start_err == 0)
-        dst_start_err = tsguest_start(dst_host, DST_VM, "testdesk.mode=idle");
-    if (dst_start_err == 0)
-        fprintf(stderr, "ds_source test: guest started in %s\n",
-                hv_host_state_dir(dst_host));
+    dst_start_err = tsguest_host_start(&dst_host, DST_VM, "testdesk.mode=idle");
 }
 
 static void dst_stop(void)
@@ -236,12 +215,12 @@ static void dst_take_damage(void)
  */
 static unsigned dst_pump(int ms)
 {
-    long long deadline = dst_now_ms() + ms;
+    long long deadline = tsguest_now_ms() + ms;
     unsigned seen = 0;
     int more = 0;
 
     for (;;) {
-        long long left = deadline - dst_now_ms();
+        long long left = deadline - tsguest_now_ms();
         struct pollfd pfd = {.fd = ds_source_fd(dst_src), .events = POLLIN};
         int r;
 
@@ -268,7 +247,7 @@ typedef int (*dst_check_fn)(const struct ds_source_fb *fb, const void *arg,
 /* Pumps the source until check() passes or DST_SETTLE_MS is over. */
 static void dst_poll(dst_check_fn check, const void *arg, const char *name)
 {
-    long long deadline = dst_now_ms() + DST_SETTLE_MS;
+    long long deadline = tsguest_now_ms() + DST_SETTLE_MS;
     char why[512] = "";
 
     for (;;) {
@@ -277,32 +256,12 @@ static void dst_poll(dst_check_fn check, const void *arg, const char *name)
         ds_source_framebuffer(dst_src, &fb);
         if (check(&fb, arg, why, sizeof(why)))
             return;
-        if (dst_now_ms() >= deadline)
+        if (tsguest_now_ms() >= deadline)
             break;
         dst_pump(DST_POLL_MS);
     }
     dst_keep_fb(name);
     ck_abort_msg("after %d s: %s", DST_SETTLE_MS / 1000, why);
-}
-
-/* Pixels that differ from what is expected, and the first of them. */
-struct dst_diff {
-    int count;
-    int x, y;
-    uint32_t got, want;
-};
-
-static void dst_diff_pixel(struct dst_diff *d, uint32_t got, int x, int y,
-                           uint32_t want)
-{
-    if (got == want)
-        return;
-    if (d->count++ == 0) {
-        d->x = x;
-        d->y = y;
-        d->got = got;
-        d->want = want;
-    }
 }
 
 /* ------------------------------------------------------------------------
@@ -701,10 +660,10 @@ START_TEST(dst_wire)
               r[0].h == PEER_H);
 
     /* Cursor, resize and the new frame. */
-    deadline = dst_now_ms() + DST_SETTLE_MS;
+    deadline = tsguest_now_ms() + DST_SETTLE_MS;
     for (;;) {
         ds_source_stats(dst_src, &st);
-        if (st.frames == 2 || dst_now_ms() >= deadline)
+        if (st.frames == 2 || tsguest_now_ms() >= deadline)
             break;
         flags |= dst_pump(DST_POLL_MS);
     }
@@ -824,7 +783,7 @@ static int dst_shows_desk(const struct ds_source_fb *fb, const void *arg,
  */
 static void dst_watch_boot(int *resizes)
 {
-    long long deadline = dst_now_ms() + DST_BOOT_TIMEOUT_MS;
+    long long deadline = tsguest_now_ms() + DST_BOOT_TIMEOUT_MS;
 
     while (tsguest_serial_count(dst_host, DST_VM, TSGUEST_READY) < 1) {
         struct pollfd pfd = {.fd = ds_source_fd(dst_src), .events = POLLIN};
@@ -832,7 +791,7 @@ static void dst_watch_boot(int *resizes)
         struct ds_source_fb fb;
         int flags, n;
 
-        ck_assert_msg(dst_now_ms() < deadline, "testdesk never said \"%s\"",
+        ck_assert_msg(tsguest_now_ms() < deadline, "testdesk never said \"%s\"",
                       TSGUEST_READY);
         poll(&pfd, 1, DST_POLL_MS);
         flags = ds_source_process(dst_src);
@@ -888,17 +847,17 @@ END_TEST
  * 4. The framebuffer is the screen */
 
 /* Compares the source with a screendump outside the clock's text. */
-static struct dst_diff dst_compare(const struct ds_source_fb *fb,
-                                   const struct tsppm *img,
-                                   const struct td_layout *l)
+static struct tsscreen_diff dst_compare(const struct ds_source_fb *fb,
+                                        const struct tsppm *img,
+                                        const struct td_layout *l)
 {
-    struct dst_diff d = {0};
+    struct tsscreen_diff d = {0};
 
     for (int y = 0; y < fb->height; y++)
         for (int x = 0; x < fb->width; x++)
             if (!td_rect_contains(&l->clock, x, y))
-                dst_diff_pixel(&d, dst_pixel(fb, x, y), x, y,
-                               tsppm_pixel(img, x, y));
+                tsscreen_diff_value(&d, x, y, dst_pixel(fb, x, y),
+                                    tsppm_pixel(img, x, y));
     return d;
 }
 
@@ -908,7 +867,7 @@ START_TEST(dst_matches_screendump)
     struct ds_source_rect r[DS_SOURCE_MAX_DAMAGE];
     struct ds_source_fb fb;
     struct td_layout l;
-    struct dst_diff d;
+    struct tsscreen_diff d;
     int n, tries = 0;
 
     dst_desktop();
@@ -925,21 +884,17 @@ START_TEST(dst_matches_screendump)
                       r[0].h == DST_HEIGHT,
                   "a new source should have its whole screen damaged");
 
-    deadline = dst_now_ms() + DST_SETTLE_MS;
+    deadline = tsguest_now_ms() + DST_SETTLE_MS;
     for (;;) {
         int err;
 
         dst_pump(300);
-        tsppm_free(dst_shot);
-        dst_shot = NULL;
-        err = tsguest_screendump(dst_host, DST_VM, &dst_shot);
-        ck_assert_msg(err == 0, "screendump: %s", strerror(-err));
-        ck_assert_int_eq(tsppm_width(dst_shot), DST_WIDTH);
-        ck_assert_int_eq(tsppm_height(dst_shot), DST_HEIGHT);
+        err = tsguest_screen(dst_host, DST_VM, &dst_shot);
+        ck_assert_msg(err == 0, "screendump: %s (see above)", strerror(-err));
         ds_source_framebuffer(dst_src, &fb);
         d = dst_compare(&fb, dst_shot, &l);
         tries++;
-        if (d.count <= DST_STRAY_MAX || dst_now_ms() >= deadline)
+        if (d.count <= DST_STRAY_MAX || tsguest_now_ms() >= deadline)
             break;
     }
     fprintf(stderr,
@@ -964,22 +919,18 @@ static int dst_shows_text(const struct ds_source_fb *fb, const void *arg,
 {
     const char *text = arg;
     int n = (int)strlen(text);
+    struct tsscreen s = dst_view(fb);
     struct td_layout l;
 
     td_layout_compute(&l, DST_WIDTH, DST_HEIGHT);
     for (int col = 0; col <= n && col < l.text_cols; col++) {
         char want = col < n ? text[col] : ' ';
-        struct dst_diff d = {0};
+        struct tsscreen_diff d = {0};
         int x, y;
 
         td_layout_text_cell(&l, col, 0, &x, &y);
-        for (int gy = 0; gy < TD_FONT_H; gy++)
-            for (int gx = 0; gx < TD_FONT_W; gx++)
-                dst_diff_pixel(&d, dst_pixel(fb, x + gx, y + gy), x + gx,
-                               y + gy,
-                               td_font_pixel((unsigned char)want, gx, gy)
-                                   ? TD_COLOR_TEXT
-                                   : TD_COLOR_TEXTBOX);
+        tsscreen_diff_glyph(&d, &s, x, y, (unsigned char)want, TD_COLOR_TEXT,
+                            TD_COLOR_TEXTBOX);
         if (d.count) {
             snprintf(why, why_size,
                      "typed \"%s\": text cell (%d,0) should show '%c' but %d "
@@ -1049,13 +1000,12 @@ static void dst_type_scancode(unsigned qnum, int shift)
  * glyph: blank glyph rows do not change, so QEMU reports no damage there. */
 static void dst_glyph_ink(uint32_t c, int *x, int *y)
 {
-    for (int gy = 0; gy < TD_FONT_H; gy++)
-        for (int gx = 0; gx < TD_FONT_W; gx++)
-            if (td_font_pixel((unsigned char)c, gx, gy)) {
-                *x += gx;
-                *y += gy;
-                return;
-            }
+    int gx, gy;
+
+    if (tsscreen_glyph_ink((unsigned char)c, &gx, &gy) == 0) {
+        *x += gx;
+        *y += gy;
+    }
 }
 
 /*
@@ -1064,7 +1014,7 @@ static void dst_glyph_ink(uint32_t c, int *x, int *y)
  */
 static long long dst_type_keysym_timed(uint32_t keysym, int col)
 {
-    long long t0 = dst_now_ms(), deadline = t0 + DST_SETTLE_MS;
+    long long t0 = tsguest_now_ms(), deadline = t0 + DST_SETTLE_MS;
     struct td_layout l;
     int x, y, err, from = dst_nseen;
 
@@ -1075,11 +1025,11 @@ static long long dst_type_keysym_timed(uint32_t keysym, int col)
     if (err == 0)
         err = ds_source_key_sym(dst_src, keysym, 0);
     ck_assert_msg(err == 0, "ds_source_key_sym: %s", strerror(-err));
-    while (dst_now_ms() < deadline) {
+    while (tsguest_now_ms() < deadline) {
         dst_pump(0);
         for (int i = from; i < dst_nseen; i++)
             if (dst_rect_has(&dst_seen[i], x, y))
-                return dst_now_ms() - t0;
+                return tsguest_now_ms() - t0;
         /* Poll returns as soon as bytes arrive; this only bounds it. */
         dst_pump(5);
     }
@@ -1127,30 +1077,20 @@ END_TEST
 /* The marker's hotspot: its top-left TD_COLOR_POINTER pixel. */
 static int dst_find_pointer(const struct ds_source_fb *fb, int *px, int *py)
 {
-    for (int y = 0; y < fb->height; y++)
-        for (int x = 0; x < fb->width; x++)
-            if (dst_pixel(fb, x, y) == TD_COLOR_POINTER) {
-                *px = x;
-                *py = y;
-                return 1;
-            }
-    return 0;
+    struct tsscreen s = dst_view(fb);
+
+    return tsscreen_find_pointer(&s, px, py) == 0;
 }
 
 /* Marker pixels outside the square a marker at (x, y) may cover. */
 static int dst_stray_pointer(const struct ds_source_fb *fb, int x, int y)
 {
-    struct ds_source_rect at = {x - DST_POINTER_SLACK, y - DST_POINTER_SLACK,
-                                TD_POINTER_SIZE + 2 * DST_POINTER_SLACK,
-                                TD_POINTER_SIZE + 2 * DST_POINTER_SLACK};
-    int n = 0;
+    struct td_rect at = {x - DST_POINTER_SLACK, y - DST_POINTER_SLACK,
+                         TD_POINTER_SIZE + 2 * DST_POINTER_SLACK,
+                         TD_POINTER_SIZE + 2 * DST_POINTER_SLACK};
+    struct tsscreen s = dst_view(fb);
 
-    for (int py = 0; py < fb->height; py++)
-        for (int px = 0; px < fb->width; px++)
-            if (dst_pixel(fb, px, py) == TD_COLOR_POINTER &&
-                !dst_rect_has(&at, px, py))
-                n++;
-    return n;
+    return tsscreen_count_color(&s, TD_COLOR_POINTER, &at, 0);
 }
 
 /*
@@ -1252,17 +1192,17 @@ START_TEST(dst_idle)
     dst_pump(500);
     dst_nseen = 0;
     ds_source_stats(dst_src, &before);
-    t0 = dst_now_ms();
+    t0 = tsguest_now_ms();
     deadline = t0 + DST_SETTLE_MS;
     dst_pump(DST_IDLE_MS);
     for (;;) {
         ds_source_stats(dst_src, &after);
         if (after.frames - before.frames >= DST_IDLE_TICKS ||
-            dst_now_ms() >= deadline)
+            tsguest_now_ms() >= deadline)
             break;
         dst_pump(DST_POLL_MS);
     }
-    elapsed = dst_now_ms() - t0;
+    elapsed = tsguest_now_ms() - t0;
     frames = after.frames - before.frames;
     bytes = after.pixel_bytes - before.pixel_bytes;
     fprintf(stderr,
@@ -1309,8 +1249,8 @@ START_TEST(dst_qemu_gone)
 
     err = hv_vm_poweroff(dst_host, DST_VM, err_text, sizeof(err_text));
     ck_assert_msg(err >= 0, "hv_vm_poweroff: %s", err_text);
-    deadline = dst_now_ms() + DST_SETTLE_MS;
-    while (dst_now_ms() < deadline) {
+    deadline = tsguest_now_ms() + DST_SETTLE_MS;
+    while (tsguest_now_ms() < deadline) {
         struct pollfd pfd = {.fd = ds_source_fd(dst_src), .events = POLLIN};
 
         poll(&pfd, 1, DST_POLL_MS);

@@ -24,6 +24,7 @@
 #include "td_layout.h"
 #include "tsguest.h"
 #include "tsppm.h"
+#include "tsscreen.h"
 
 /* Screen size the image's kernel command line (vga=0x344) asks for. */
 #define SMOKE_WIDTH  TSGUEST_WIDTH
@@ -55,13 +56,8 @@ static struct tsppm *smoke_shot;
 
 static void smoke_start(void)
 {
-    smoke_start_err = tsguest_host_open(&smoke_host, NULL);
-    if (smoke_start_err == 0)
-        smoke_start_err =
-            tsguest_start(smoke_host, SMOKE_VM, "testdesk.mode=idle");
-    if (smoke_start_err == 0)
-        fprintf(stderr, "smoke: guest started in %s\n",
-                hv_host_state_dir(smoke_host));
+    smoke_start_err =
+        tsguest_host_start(&smoke_host, SMOKE_VM, "testdesk.mode=idle");
 }
 
 static void smoke_stop(void)
@@ -104,161 +100,38 @@ static int smoke_serial_count(const char *text)
 /* ------------------------------------------------------------------------
  * Screen */
 
-static void smoke_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-static long long smoke_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Takes a screendump into the state folder and loads it as smoke_shot. */
-static const struct tsppm *smoke_screen(void)
+/* Takes a screendump into the state folder, kept as smoke_shot. */
+static struct tsscreen smoke_screen(void)
 {
     int err;
 
     smoke_desktop();
-    tsppm_free(smoke_shot);
-    smoke_shot = NULL;
-    err = tsguest_screendump(smoke_host, SMOKE_VM, &smoke_shot);
+    err = tsguest_screen(smoke_host, SMOKE_VM, &smoke_shot);
     ck_assert_msg(err == 0, "screendump failed: %s (see above)",
                   strerror(-err));
-    ck_assert_msg(tsppm_width(smoke_shot) == SMOKE_WIDTH &&
-                      tsppm_height(smoke_shot) == SMOKE_HEIGHT,
-                  "screen is %dx%d, not %dx%d", tsppm_width(smoke_shot),
-                  tsppm_height(smoke_shot), SMOKE_WIDTH, SMOKE_HEIGHT);
-    return smoke_shot;
+    return tsscreen_from_ppm(smoke_shot);
 }
 
-/*
- * Keeps the last screendump where CI keeps build output, so a failure can
- * be looked at: $DESKPOOL_BUILD_DIR/tests/integration/smoke-NAME.ppm.
- */
+/* Keeps the last screendump where CI keeps build output, so a failure can
+ * be looked at: $DESKPOOL_BUILD_DIR/tests/integration/smoke-NAME.ppm. */
 static void smoke_keep_screen(const char *name)
 {
-    const char *dir = getenv("DESKPOOL_BUILD_DIR");
-    char src[PATH_MAX], dst[PATH_MAX];
-    char buf[65536];
-    FILE *in, *out;
-    size_t n;
-
-    if (!dir || !smoke_host ||
-        tsguest_screen_path(smoke_host, SMOKE_VM, src, sizeof(src)) ||
-        snprintf(dst, sizeof(dst), "%s/tests/integration/smoke-%s.ppm", dir,
-                 name) >= (int)sizeof(dst))
-        return;
-    in = fopen(src, "rbe");
-    out = in ? fopen(dst, "wbe") : NULL;
-    while (out && (n = fread(buf, 1, sizeof(buf), in)) > 0)
-        fwrite(buf, 1, n, out);
-    if (out && fclose(out) == 0)
-        fprintf(stderr, "smoke: last screendump kept in %s\n", dst);
-    if (in)
-        fclose(in);
-}
-
-/* Pixels that differ from what the layout says, and the first of them. */
-struct smoke_diff {
-    int count;
-    int x, y;
-    uint32_t got, want;
-};
-
-static void smoke_diff_pixel(struct smoke_diff *d, const struct tsppm *img,
-                             int x, int y, uint32_t want)
-{
-    uint32_t got = tsppm_pixel(img, x, y);
-
-    if (got == want)
-        return;
-    if (d->count++ == 0) {
-        d->x = x;
-        d->y = y;
-        d->got = got;
-        d->want = want;
-    }
-}
-
-/* Compares one text cell at (x, y) with the glyph of c in fg on bg. */
-static void smoke_diff_glyph(struct smoke_diff *d, const struct tsppm *img,
-                             int x, int y, char c, uint32_t fg, uint32_t bg)
-{
-    for (int gy = 0; gy < TD_FONT_H; gy++)
-        for (int gx = 0; gx < TD_FONT_W; gx++)
-            smoke_diff_pixel(d, img, x + gx, y + gy,
-                             td_font_pixel((unsigned char)c, gx, gy) ? fg : bg);
-}
-
-static void smoke_diff_text(struct smoke_diff *d, const struct tsppm *img,
-                            int x, int y, const char *text, uint32_t fg,
-                            uint32_t bg)
-{
-    for (int i = 0; text[i]; i++)
-        smoke_diff_glyph(d, img, x + i * TD_FONT_W, y, text[i], fg, bg);
+    (void)tsguest_keep_screen(smoke_host, SMOKE_VM, "smoke", name);
 }
 
 /* Fails the test when d holds differences, keeping the screendump. */
 #define smoke_assert_same(d, what)                                             \
     do {                                                                       \
-        if ((d).count)                                                         \
+        char why_[512];                                                        \
+        if (tsscreen_diff_why(&(d), (what), why_, sizeof(why_)))               \
             smoke_keep_screen("desktop");                                      \
-        ck_assert_msg((d).count == 0,                                          \
-                      "%s: %d pixels differ, first at (%d,%d): 0x%06x, "       \
-                      "expected 0x%06x",                                       \
-                      (what), (d).count, (d).x, (d).y, (unsigned)(d).got,      \
-                      (unsigned)(d).want);                                     \
+        ck_assert_msg((d).count == 0, "%s", why_);                             \
     } while (0)
-
-/*
- * The pointer marker's hotspot: its top-left TD_COLOR_POINTER pixel (the
- * topmost row, then the leftmost pixel in it). Returns 0 when none shows.
- */
-static int smoke_find_pointer(const struct tsppm *img, int *px, int *py)
-{
-    const uint32_t *p = tsppm_pixels(img);
-    int w = tsppm_width(img), h = tsppm_height(img);
-
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            if (p[(size_t)y * (size_t)w + (size_t)x] == TD_COLOR_POINTER) {
-                *px = x;
-                *py = y;
-                return 1;
-            }
-    return 0;
-}
-
-/* The square the marker drawn at hotspot (x, y) may cover. */
-static struct td_rect smoke_pointer_rect(int x, int y)
-{
-    struct td_rect r = {x, y, TD_POINTER_SIZE, TD_POINTER_SIZE};
-    return r;
-}
-
-/* Counts TD_COLOR_POINTER pixels inside r (in = 1) or outside it (0). */
-static int smoke_count_pointer(const struct tsppm *img, const struct td_rect *r,
-                               int in)
-{
-    int n = 0;
-
-    for (int y = 0; y < tsppm_height(img); y++)
-        for (int x = 0; x < tsppm_width(img); x++)
-            if (tsppm_pixel(img, x, y) == TD_COLOR_POINTER &&
-                td_rect_contains(r, x, y) == in)
-                n++;
-    return n;
-}
 
 /* ------------------------------------------------------------------------
  * Polling: a check looks at a screendump and says what is still wrong. */
 
-typedef int (*smoke_check_fn)(const struct tsppm *img, const void *arg,
+typedef int (*smoke_check_fn)(const struct tsscreen *s, const void *arg,
                               char *why, size_t why_size);
 
 /*
@@ -267,15 +140,17 @@ typedef int (*smoke_check_fn)(const struct tsppm *img, const void *arg,
  */
 static void smoke_poll(smoke_check_fn check, const void *arg, const char *name)
 {
-    long long deadline = smoke_now_ms() + SMOKE_SETTLE_MS;
+    long long deadline = tsguest_now_ms() + SMOKE_SETTLE_MS;
     char why[512] = "";
 
     for (;;) {
-        if (check(smoke_screen(), arg, why, sizeof(why)))
+        struct tsscreen s = smoke_screen();
+
+        if (check(&s, arg, why, sizeof(why)))
             return;
-        if (smoke_now_ms() >= deadline)
+        if (tsguest_now_ms() >= deadline)
             break;
-        smoke_sleep_ms(SMOKE_POLL_MS);
+        tsguest_sleep_ms(SMOKE_POLL_MS);
     }
     smoke_keep_screen(name);
     ck_abort_msg("after %d s: %s", SMOKE_SETTLE_MS / 1000, why);
@@ -320,11 +195,11 @@ static int smoke_masked(const struct smoke_mask *m, int x, int y)
     return td_rect_contains(&m->pointer, x, y);
 }
 
-static void smoke_check_topbar(const struct tsppm *img,
+static void smoke_check_topbar(const struct tsscreen *img,
                                const struct td_layout *l,
                                const struct smoke_mask *m)
 {
-    struct smoke_diff d = {0};
+    struct tsscreen_diff d = {0};
     const struct td_rect *text[] = {&l->hostname, &l->user, &l->logoff,
                                     &l->clock};
 
@@ -335,59 +210,59 @@ static void smoke_check_topbar(const struct tsppm *img,
             for (size_t i = 0; i < sizeof(text) / sizeof(*text); i++)
                 skip |= td_rect_contains(text[i], x, y);
             if (!skip)
-                smoke_diff_pixel(&d, img, x, y, TD_COLOR_TOPBAR);
+                tsscreen_diff_pixel(&d, img, x, y, TD_COLOR_TOPBAR);
         }
     }
     smoke_assert_same(d, "top bar background");
 
     memset(&d, 0, sizeof(d));
-    smoke_diff_text(&d, img, l->user.x, l->user.y, "user: (none)",
-                    TD_COLOR_TOPBAR_TEXT, TD_COLOR_TOPBAR);
+    tsscreen_diff_text(&d, img, l->user.x, l->user.y, "user: (none)",
+                       TD_COLOR_TOPBAR_TEXT, TD_COLOR_TOPBAR);
     smoke_assert_same(d, "\"user: (none)\" in the top bar");
 }
 
-static void smoke_check_logoff(const struct tsppm *img,
+static void smoke_check_logoff(const struct tsscreen *img,
                                const struct td_layout *l)
 {
     static const char label[] = "Log off";
     int lx = l->logoff.x + TD_TEXT_PAD, ly = l->clock.y;
     struct td_rect text = {lx, ly, (int)strlen(label) * TD_FONT_W, TD_FONT_H};
-    struct smoke_diff d = {0};
+    struct tsscreen_diff d = {0};
 
     /* The button: its colour all round the label... */
     for (int y = l->logoff.y; y < l->logoff.y + l->logoff.h; y++)
         for (int x = l->logoff.x; x < l->logoff.x + l->logoff.w; x++)
             if (!td_rect_contains(&text, x, y))
-                smoke_diff_pixel(&d, img, x, y, TD_COLOR_LOGOFF);
+                tsscreen_diff_pixel(&d, img, x, y, TD_COLOR_LOGOFF);
     smoke_assert_same(d, "Log off button background");
     /* ...and the label a user reads on it. */
-    smoke_diff_text(&d, img, lx, ly, label, TD_COLOR_LOGOFF_TEXT,
-                    TD_COLOR_LOGOFF);
+    tsscreen_diff_text(&d, img, lx, ly, label, TD_COLOR_LOGOFF_TEXT,
+                       TD_COLOR_LOGOFF);
     smoke_assert_same(d, "\"Log off\" label");
 }
 
-static void smoke_check_window(const struct tsppm *img,
+static void smoke_check_window(const struct tsscreen *img,
                                const struct td_layout *l,
                                const struct smoke_mask *m)
 {
-    struct smoke_diff d = {0};
+    struct tsscreen_diff d = {0};
 
-    smoke_diff_text(&d, img, l->label.x, l->label.y,
-                    "Type here:", TD_COLOR_WINDOW_TEXT, TD_COLOR_WINDOW);
+    tsscreen_diff_text(&d, img, l->label.x, l->label.y,
+                       "Type here:", TD_COLOR_WINDOW_TEXT, TD_COLOR_WINDOW);
     smoke_assert_same(d, "\"Type here:\" caption");
     /* Nothing typed yet: the whole text box is blank. */
     for (int y = l->textbox.y; y < l->textbox.y + l->textbox.h; y++)
         for (int x = l->textbox.x; x < l->textbox.x + l->textbox.w; x++)
             if (!smoke_masked(m, x, y))
-                smoke_diff_pixel(&d, img, x, y, TD_COLOR_TEXTBOX);
+                tsscreen_diff_pixel(&d, img, x, y, TD_COLOR_TEXTBOX);
     smoke_assert_same(d, "empty text box");
 }
 
-static void smoke_check_wallpaper(const struct tsppm *img,
+static void smoke_check_wallpaper(const struct tsscreen *img,
                                   const struct td_layout *l,
                                   const struct smoke_mask *m)
 {
-    struct smoke_diff d = {0};
+    struct tsscreen_diff d = {0};
     int checked = 0;
 
     /* Everything outside the top bar and the window, banner area included
@@ -397,7 +272,7 @@ static void smoke_check_wallpaper(const struct tsppm *img,
             if (td_rect_contains(&l->topbar, x, y) ||
                 td_rect_contains(&l->window, x, y) || smoke_masked(m, x, y))
                 continue;
-            smoke_diff_pixel(&d, img, x, y, td_layout_wallpaper(l, x, y));
+            tsscreen_diff_pixel(&d, img, x, y, td_layout_wallpaper(l, x, y));
             checked++;
         }
     }
@@ -407,7 +282,7 @@ static void smoke_check_wallpaper(const struct tsppm *img,
 
 START_TEST(smoke_desktop_drawn)
 {
-    const struct tsppm *img;
+    struct tsscreen img;
     struct smoke_mask m = {{0, 0, 0, 0}};
     struct td_layout l;
     int px, py;
@@ -415,12 +290,12 @@ START_TEST(smoke_desktop_drawn)
     smoke_desktop();
     smoke_layout(&l);
     img = smoke_screen();
-    if (smoke_find_pointer(img, &px, &py))
-        m.pointer = smoke_pointer_rect(px, py);
-    smoke_check_topbar(img, &l, &m);
-    smoke_check_logoff(img, &l);
-    smoke_check_window(img, &l, &m);
-    smoke_check_wallpaper(img, &l, &m);
+    if (tsscreen_find_pointer(&img, &px, &py) == 0)
+        m.pointer = tsscreen_pointer_rect(px, py);
+    smoke_check_topbar(&img, &l, &m);
+    smoke_check_logoff(&img, &l);
+    smoke_check_window(&img, &l, &m);
+    smoke_check_wallpaper(&img, &l, &m);
 }
 END_TEST
 
@@ -428,8 +303,8 @@ END_TEST
  * 3. Typed keys are echoed in the text box */
 
 /* True when the text box's first row shows exactly text, then a blank. */
-static int smoke_shows_text(const struct tsppm *img, const void *arg, char *why,
-                            size_t why_size)
+static int smoke_shows_text(const struct tsscreen *img, const void *arg,
+                            char *why, size_t why_size)
 {
     const char *text = arg;
     struct td_layout l;
@@ -438,12 +313,13 @@ static int smoke_shows_text(const struct tsppm *img, const void *arg, char *why,
     td_layout_compute(&l, SMOKE_WIDTH, SMOKE_HEIGHT);
     /* One cell past the text must stay blank: no repeated keys. */
     for (int col = 0; col <= n && col < l.text_cols; col++) {
-        struct smoke_diff d = {0};
+        struct tsscreen_diff d = {0};
         char want = col < n ? text[col] : ' ';
         int x, y;
 
         td_layout_text_cell(&l, col, 0, &x, &y);
-        smoke_diff_glyph(&d, img, x, y, want, TD_COLOR_TEXT, TD_COLOR_TEXTBOX);
+        tsscreen_diff_glyph(&d, img, x, y, (unsigned char)want, TD_COLOR_TEXT,
+                            TD_COLOR_TEXTBOX);
         if (d.count) {
             snprintf(why, why_size,
                      "typed \"%s\": text cell (%d,0) should show '%c' but "
@@ -476,23 +352,17 @@ struct smoke_pointer_want {
     struct td_rect before; /* where the marker was before the move */
 };
 
-/* Where the guest puts an absolute coordinate v on an axis of size pixels. */
-static int smoke_abs_to_px(int v, int size)
-{
-    return (int)((long long)v * (size - 1) / TSGUEST_ABS_MAX);
-}
-
-static int smoke_shows_pointer(const struct tsppm *img, const void *arg,
+static int smoke_shows_pointer(const struct tsscreen *img, const void *arg,
                                char *why, size_t why_size)
 {
     const struct smoke_pointer_want *w = arg;
-    struct td_rect at = smoke_pointer_rect(w->x - SMOKE_POINTER_SLACK,
-                                           w->y - SMOKE_POINTER_SLACK);
+    struct td_rect at = tsscreen_pointer_rect(w->x - SMOKE_POINTER_SLACK,
+                                              w->y - SMOKE_POINTER_SLACK);
     int x, y, stray;
 
     at.w += 2 * SMOKE_POINTER_SLACK;
     at.h += 2 * SMOKE_POINTER_SLACK;
-    if (!smoke_find_pointer(img, &x, &y)) {
+    if (tsscreen_find_pointer(img, &x, &y) != 0) {
         snprintf(why, why_size, "no pointer marker (0x%06x) on screen",
                  TD_COLOR_POINTER);
         return 0;
@@ -504,12 +374,13 @@ static int smoke_shows_pointer(const struct tsppm *img, const void *arg,
         return 0;
     }
     /* The old marker must be gone, not just a new one drawn. */
-    stray = smoke_count_pointer(img, &at, 0);
+    stray = tsscreen_count_color(img, TD_COLOR_POINTER, &at, 0);
     if (stray) {
         snprintf(why, why_size,
                  "pointer at (%d,%d), but %d marker pixels remain elsewhere, "
                  "%d of them at its previous place (%d,%d)",
-                 x, y, stray, smoke_count_pointer(img, &w->before, 1),
+                 x, y, stray,
+                 tsscreen_count_color(img, TD_COLOR_POINTER, &w->before, 1),
                  w->before.x, w->before.y);
         return 0;
     }
@@ -523,21 +394,22 @@ START_TEST(smoke_pointer)
     static const int moves[][2] = {
         {8000, 24000}, {16384, 16384}, {TSGUEST_ABS_MAX, TSGUEST_ABS_MAX}};
     struct smoke_pointer_want w = {0};
+    struct tsscreen img = smoke_screen();
     int x, y;
 
-    if (smoke_find_pointer(smoke_screen(), &x, &y))
-        w.before = smoke_pointer_rect(x, y);
+    if (tsscreen_find_pointer(&img, &x, &y) == 0)
+        w.before = tsscreen_pointer_rect(x, y);
     for (size_t i = 0; i < sizeof(moves) / sizeof(*moves); i++) {
         int err =
             tsguest_move_abs(smoke_host, SMOKE_VM, moves[i][0], moves[i][1]);
         char name[32];
 
         ck_assert_msg(err == 0, "pointer move failed: %s", strerror(-err));
-        w.x = smoke_abs_to_px(moves[i][0], SMOKE_WIDTH);
-        w.y = smoke_abs_to_px(moves[i][1], SMOKE_HEIGHT);
+        w.x = tsguest_abs_to_px(moves[i][0], SMOKE_WIDTH);
+        w.y = tsguest_abs_to_px(moves[i][1], SMOKE_HEIGHT);
         snprintf(name, sizeof(name), "pointer-%zu", i);
         smoke_poll(smoke_shows_pointer, &w, name);
-        w.before = smoke_pointer_rect(w.x, w.y);
+        w.before = tsscreen_pointer_rect(w.x, w.y);
     }
 }
 END_TEST
@@ -546,7 +418,7 @@ END_TEST
  * 5. Clicking "Log off" empties the text box */
 
 /* Text box pixels in the text colour, outside the pointer marker. */
-static int smoke_textbox_ink(const struct tsppm *img)
+static int smoke_textbox_ink(const struct tsscreen *img)
 {
     struct td_rect pointer = {0, 0, 0, 0};
     struct td_layout l;
@@ -554,17 +426,17 @@ static int smoke_textbox_ink(const struct tsppm *img)
 
     td_layout_compute(&l, SMOKE_WIDTH, SMOKE_HEIGHT);
     /* The marker's black edge is the text colour too. */
-    if (smoke_find_pointer(img, &x, &y))
-        pointer = smoke_pointer_rect(x, y);
+    if (tsscreen_find_pointer(img, &x, &y) == 0)
+        pointer = tsscreen_pointer_rect(x, y);
     for (y = l.textbox.y; y < l.textbox.y + l.textbox.h; y++)
         for (x = l.textbox.x; x < l.textbox.x + l.textbox.w; x++)
             if (!td_rect_contains(&pointer, x, y) &&
-                tsppm_pixel(img, x, y) == TD_COLOR_TEXT)
+                tsscreen_pixel(img, x, y) == TD_COLOR_TEXT)
                 n++;
     return n;
 }
 
-static int smoke_shows_some_text(const struct tsppm *img, const void *arg,
+static int smoke_shows_some_text(const struct tsscreen *img, const void *arg,
                                  char *why, size_t why_size)
 {
     (void)arg;
@@ -575,22 +447,22 @@ static int smoke_shows_some_text(const struct tsppm *img, const void *arg,
 }
 
 /* True when the text box is blank again (outside the pointer marker). */
-static int smoke_shows_empty_box(const struct tsppm *img, const void *arg,
+static int smoke_shows_empty_box(const struct tsscreen *img, const void *arg,
                                  char *why, size_t why_size)
 {
     struct smoke_mask m = {{0, 0, 0, 0}};
-    struct smoke_diff d = {0};
+    struct tsscreen_diff d = {0};
     struct td_layout l;
     int x, y;
 
     (void)arg;
     td_layout_compute(&l, SMOKE_WIDTH, SMOKE_HEIGHT);
-    if (smoke_find_pointer(img, &x, &y))
-        m.pointer = smoke_pointer_rect(x, y);
+    if (tsscreen_find_pointer(img, &x, &y) == 0)
+        m.pointer = tsscreen_pointer_rect(x, y);
     for (y = l.textbox.y; y < l.textbox.y + l.textbox.h; y++)
         for (x = l.textbox.x; x < l.textbox.x + l.textbox.w; x++)
             if (!smoke_masked(&m, x, y))
-                smoke_diff_pixel(&d, img, x, y, TD_COLOR_TEXTBOX);
+                tsscreen_diff_pixel(&d, img, x, y, TD_COLOR_TEXTBOX);
     if (d.count == 0)
         return 1;
     snprintf(why, why_size,
@@ -598,13 +470,6 @@ static int smoke_shows_empty_box(const struct tsppm *img, const void *arg,
              "(%d,%d): 0x%06x",
              d.count, d.x, d.y, (unsigned)d.got);
     return 0;
-}
-
-/* The absolute coordinate the guest maps to pixel px (smoke_abs_to_px's
- * inverse, rounded up so that it maps back to px exactly). */
-static int smoke_px_to_abs(int px, int size)
-{
-    return (int)(((long long)px * TSGUEST_ABS_MAX + size - 2) / (size - 1));
 }
 
 START_TEST(smoke_logoff_click)
@@ -623,9 +488,9 @@ START_TEST(smoke_logoff_click)
 
     x = l.logoff.x + l.logoff.w / 2;
     y = l.logoff.y + l.logoff.h / 2;
-    err =
-        tsguest_move_abs(smoke_host, SMOKE_VM, smoke_px_to_abs(x, SMOKE_WIDTH),
-                         smoke_px_to_abs(y, SMOKE_HEIGHT));
+    err = tsguest_move_abs(smoke_host, SMOKE_VM,
+                           tsguest_px_to_abs(x, SMOKE_WIDTH),
+                           tsguest_px_to_abs(y, SMOKE_HEIGHT));
     ck_assert_msg(err == 0, "pointer move failed: %s", strerror(-err));
     err = tsguest_click(smoke_host, SMOKE_VM, "left");
     ck_assert_msg(err == 0, "click failed: %s", strerror(-err));

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "hv_proc.h"
+#include "tsscreen.h"
 
 #define TSGUEST_ERR_MAX 2048
 
@@ -43,14 +44,14 @@
 static char tsguest_root_dir[32];
 static pid_t tsguest_root_owner;
 
-static long long tsguest_now_ms(void)
+long long tsguest_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void tsguest_sleep_ms(int ms)
+void tsguest_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
@@ -388,6 +389,19 @@ int tsguest_start(struct hv_host *h, const char *id, const char *extra_args)
     return rc;
 }
 
+int tsguest_host_start(struct hv_host **out, const char *id,
+                       const char *extra_args)
+{
+    int rc = tsguest_host_open(out, NULL);
+
+    if (rc == 0)
+        rc = tsguest_start(*out, id, extra_args);
+    if (rc == 0)
+        fprintf(stderr, "tsguest: guest %s started in %s\n", id,
+                hv_host_state_dir(*out));
+    return rc;
+}
+
 /* ------------------------------------------------------------------------
  * Serial console */
 
@@ -570,6 +584,36 @@ int tsguest_screendump(struct hv_host *h, const char *id, struct tsppm **out)
     return tsppm_load(path, out);
 }
 
+int tsguest_screen(struct hv_host *h, const char *id, struct tsppm **shot)
+{
+    int rc;
+
+    tsppm_free(*shot);
+    rc = tsguest_screendump(h, id, shot);
+    if (rc < 0)
+        return rc;
+    if (tsppm_width(*shot) != TSGUEST_WIDTH ||
+        tsppm_height(*shot) != TSGUEST_HEIGHT) {
+        fprintf(stderr, "tsguest: screen is %dx%d, not %dx%d\n",
+                tsppm_width(*shot), tsppm_height(*shot), TSGUEST_WIDTH,
+                TSGUEST_HEIGHT);
+        return -ERANGE;
+    }
+    return 0;
+}
+
+int tsguest_keep_screen(struct hv_host *h, const char *id, const char *test,
+                        const char *name)
+{
+    char src[PATH_MAX];
+    int rc;
+
+    if (!h)
+        return -EINVAL;
+    rc = tsguest_screen_path(h, id, src, sizeof(src));
+    return rc < 0 ? rc : tsscreen_keep_file(src, test, name);
+}
+
 /* input-send-event with events (consumed). */
 static int tsguest_send_events(struct hv_host *h, const char *id,
                                json_t *events)
@@ -692,6 +736,16 @@ int tsguest_type_text(struct hv_host *h, const char *id, const char *text)
         err = tsguest_send_key(h, id, qcode, shift);
     }
     return err;
+}
+
+int tsguest_abs_to_px(int v, int size)
+{
+    return (int)((long long)v * (size - 1) / TSGUEST_ABS_MAX);
+}
+
+int tsguest_px_to_abs(int px, int size)
+{
+    return (int)(((long long)px * TSGUEST_ABS_MAX + size - 2) / (size - 1));
 }
 
 int tsguest_move_abs(struct hv_host *h, const char *id, int x, int y)

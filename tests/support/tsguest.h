@@ -55,6 +55,14 @@
 /* How long one QMP command (screendump, an input event) may take. */
 #define TSGUEST_QMP_TIMEOUT_MS 10000
 
+/* --- time ---------------------------------------------------------------- */
+
+/* CLOCK_MONOTONIC in milliseconds: for deadlines, never for assertions. */
+long long tsguest_now_ms(void);
+
+/* Sleeps ms milliseconds, resuming after signals. */
+void tsguest_sleep_ms(int ms);
+
 /* --- test root ---------------------------------------------------------- */
 
 /*
@@ -130,6 +138,16 @@ int tsguest_create(struct hv_host *h, const char *id, const char *extra_args);
  */
 int tsguest_start(struct hv_host *h, const char *id, const char *extra_args);
 
+/*
+ * A test fixture's start: opens a host on a new state folder (as
+ * tsguest_host_open(out, NULL)) and starts VM id on it (tsguest_start()),
+ * saying where on stderr. On failure *out may still hold the host (NULL
+ * if it could not be opened): close it with tsguest_host_close() either
+ * way.
+ */
+int tsguest_host_start(struct hv_host **out, const char *id,
+                       const char *extra_args);
+
 /* --- serial console ------------------------------------------------------- */
 
 /*
@@ -164,6 +182,24 @@ int tsguest_screen_path(struct hv_host *h, const char *id, char *buf,
  */
 int tsguest_screendump(struct hv_host *h, const char *id, struct tsppm **out);
 
+/*
+ * A test's look at the screen: frees *shot, takes a new screendump into
+ * it (tsguest_screendump()) and checks that it is TSGUEST_WIDTH x
+ * TSGUEST_HEIGHT. Returns 0, a negative errno from the screendump (*shot
+ * NULL), or -ERANGE for another size (*shot holds it; reason on stderr).
+ * *shot must be NULL or an image; the caller frees the last one.
+ */
+int tsguest_screen(struct hv_host *h, const char *id, struct tsppm **shot);
+
+/*
+ * Keeps the VM's last screendump for CI, byte for byte, as
+ * tsscreen_keep_file() does: $DESKPOOL_BUILD_DIR/tests/integration/
+ * TEST-NAME.ppm. Returns 0 or a negative errno (-ENOENT without
+ * DESKPOOL_BUILD_DIR or a screendump, -EINVAL for a NULL h).
+ */
+int tsguest_keep_screen(struct hv_host *h, const char *id, const char *test,
+                        const char *name);
+
 /* --- input ---------------------------------------------------------------- */
 
 /*
@@ -187,6 +223,19 @@ int tsguest_type_text(struct hv_host *h, const char *id, const char *text);
  * 0..TSGUEST_ABS_MAX, which the guest scales to its screen size.
  */
 int tsguest_move_abs(struct hv_host *h, const char *id, int x, int y);
+
+/*
+ * Where the guest draws an absolute coordinate v (0..TSGUEST_ABS_MAX) on
+ * an axis of size pixels: v * (size - 1) / TSGUEST_ABS_MAX.
+ */
+int tsguest_abs_to_px(int v, int size);
+
+/*
+ * The absolute coordinate for pixel px on an axis of size pixels: the
+ * inverse of tsguest_abs_to_px(), rounded up so that it maps back to px
+ * exactly.
+ */
+int tsguest_px_to_abs(int px, int size);
 
 /*
  * Clicks a pointer button ("left", "middle", "right") where the pointer
