@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "ag_desk.h"
+#include "dp_time.h"
 
 #define LGD_TIMEOUT_MS 5000
 #define LGD_OUT_MAX    (AG_CLIPBOARD_MAX + 1)
@@ -33,13 +34,6 @@ struct lgd {
     uint64_t next_watch_ms;
     int announced;
 };
-
-static uint64_t lgd_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* Says why into err and returns rc. */
 static int lgd_fail(char *err, size_t n, int rc, const char *why)
@@ -327,7 +321,7 @@ static int lgd_fd(struct ag_desk *d)
 static int lgd_timeout_ms(struct ag_desk *d)
 {
     struct lgd *l = (struct lgd *)d;
-    uint64_t now = lgd_now_ms();
+    uint64_t now = dp_time_now_ms();
     return l->next_watch_ms <= now ? 0 : (int)(l->next_watch_ms - now);
 }
 
@@ -341,9 +335,9 @@ static void lgd_process(struct ag_desk *d, short revents, ag_desk_event_fn fn,
     char before[AG_USER_MAX + 1], err[256];
 
     (void)revents;
-    if (lgd_now_ms() < l->next_watch_ms)
+    if (dp_time_now_ms() < l->next_watch_ms)
         return;
-    l->next_watch_ms = lgd_now_ms() + LGD_WATCH_MS;
+    l->next_watch_ms = dp_time_now_ms() + LGD_WATCH_MS;
     snprintf(before, sizeof(before), "%s", l->user);
     lgd_find_session(l, err, sizeof(err));
     if (!l->announced && lgd_ready(d)) {

@@ -20,6 +20,7 @@
 #include "ag_desk.h"
 #include "ag_ops.h"
 #include "dp_msg.h"
+#include "dp_time.h"
 
 #define AG_PORT          "/dev/virtio-ports/org.deskpool.agent.0"
 #define AG_TESTDESK_SOCK "/run/testdesk.sock"
@@ -55,13 +56,6 @@ static void ag_on_signal(int sig)
     ag_stop = 1;
 }
 
-static uint64_t ag_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void ag_log(const char *fmt, const char *arg)
 {
     fprintf(stderr, "deskpool-agent: ");
@@ -95,14 +89,14 @@ static void ag_port_close(struct ag_main *m)
     m->host_up = 0;
     dp_outq_clear(&m->out);
     dp_lines_reset(&m->in);
-    m->port_retry_ms = ag_now_ms() + AG_REOPEN_MS;
+    m->port_retry_ms = dp_time_now_ms() + AG_REOPEN_MS;
 }
 
 static void ag_port_open(struct ag_main *m)
 {
     m->port = open(m->port_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (m->port < 0)
-        m->port_retry_ms = ag_now_ms() + AG_REOPEN_MS;
+        m->port_retry_ms = dp_time_now_ms() + AG_REOPEN_MS;
 }
 
 static void ag_host_state(struct ag_main *m, int up)
@@ -115,7 +109,7 @@ static void ag_host_state(struct ag_main *m, int up)
     ag_log("%s", up ? "host connected" : "host gone");
     if (up) {
         ag_ops_hello(m->ops);
-        m->next_beat_ms = ag_now_ms() + (uint64_t)m->beat_ms;
+        m->next_beat_ms = dp_time_now_ms() + (uint64_t)m->beat_ms;
     }
 }
 
@@ -126,7 +120,7 @@ static void ag_port_io(struct ag_main *m, short revents)
 
     if (revents & POLLHUP) {
         ag_host_state(m, 0);
-        m->hup_until_ms = ag_now_ms() + AG_HUP_BACKOFF_MS;
+        m->hup_until_ms = dp_time_now_ms() + AG_HUP_BACKOFF_MS;
         return;
     }
     ag_host_state(m, 1);
@@ -150,7 +144,7 @@ static int ag_min_wait(int a, uint64_t at, uint64_t now)
 static void ag_step(struct ag_main *m)
 {
     struct pollfd p[2] = {{.fd = -1}, {.fd = -1}};
-    uint64_t now = ag_now_ms();
+    uint64_t now = dp_time_now_ms();
     int wait = m->desk->ops->timeout_ms(m->desk);
 
     if (m->port < 0 && now >= m->port_retry_ms)
@@ -175,9 +169,9 @@ static void ag_step(struct ag_main *m)
     if (p[0].fd >= 0 && p[0].revents)
         ag_port_io(m, p[0].revents);
     m->desk->ops->process(m->desk, p[1].revents, ag_ops_desk_event, m->ops);
-    if (m->host_up && ag_now_ms() >= m->next_beat_ms) {
+    if (m->host_up && dp_time_now_ms() >= m->next_beat_ms) {
         ag_ops_heartbeat(m->ops);
-        m->next_beat_ms = ag_now_ms() + (uint64_t)m->beat_ms;
+        m->next_beat_ms = dp_time_now_ms() + (uint64_t)m->beat_ms;
     }
     if (m->port >= 0 && m->host_up && dp_outq_flush(&m->out, m->port) < 0)
         dp_outq_clear(&m->out);

@@ -19,6 +19,7 @@
 
 #include "ag_desk.h"
 #include "dp_msg.h"
+#include "dp_time.h"
 
 #define TDB_TIMEOUT_MS   3000
 #define TDB_RECONNECT_MS 1000
@@ -39,13 +40,6 @@ struct tdb {
     struct tdb_line *lines, **lines_tail; /* read, not yet consumed */
     int nlines;
 };
-
-static uint64_t tdb_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* Says why into err and returns rc. */
 static int tdb_fail(char *err, size_t n, int rc, const char *why)
@@ -72,7 +66,7 @@ static void tdb_disconnect(struct tdb *t)
     t->fd = -1;
     t->announced = 0;
     dp_lines_reset(&t->in);
-    t->next_connect_ms = tdb_now_ms() + TDB_RECONNECT_MS;
+    t->next_connect_ms = dp_time_now_ms() + TDB_RECONNECT_MS;
 }
 
 static int tdb_connect(struct tdb *t)
@@ -89,7 +83,7 @@ static int tdb_connect(struct tdb *t)
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         int rc = -errno;
         close(fd);
-        t->next_connect_ms = tdb_now_ms() + TDB_RECONNECT_MS;
+        t->next_connect_ms = dp_time_now_ms() + TDB_RECONNECT_MS;
         return rc;
     }
     t->fd = fd;
@@ -146,7 +140,7 @@ static int tdb_write_all(struct tdb *t, const char *s, size_t n,
         }
         if (w < 0 && errno != EAGAIN && errno != EINTR)
             return -EPIPE;
-        if (tdb_now_ms() >= deadline)
+        if (dp_time_now_ms() >= deadline)
             return -ETIMEDOUT;
         poll(&p, 1, 100);
     }
@@ -179,7 +173,7 @@ static int tdb_take_reply(struct tdb *t, char **reply)
 static int tdb_cmd(struct tdb *t, const char *cmd, char **details, char *err,
                    size_t n)
 {
-    uint64_t deadline = tdb_now_ms() + TDB_TIMEOUT_MS;
+    uint64_t deadline = dp_time_now_ms() + TDB_TIMEOUT_MS;
     char *reply = NULL;
     int rc = tdb_connect(t);
 
@@ -191,7 +185,7 @@ static int tdb_cmd(struct tdb *t, const char *cmd, char **details, char *err,
     if (rc == 0)
         rc = tdb_write_all(t, "\n", 1, deadline);
     while (rc == 0 && tdb_take_reply(t, &reply) == -EAGAIN) {
-        if (tdb_now_ms() >= deadline)
+        if (dp_time_now_ms() >= deadline)
             rc = -ETIMEDOUT;
         else
             rc = tdb_read(t, 100);
@@ -388,7 +382,7 @@ static int tdb_fd(struct ag_desk *d)
 static int tdb_timeout_ms(struct ag_desk *d)
 {
     struct tdb *t = (struct tdb *)d;
-    uint64_t now = tdb_now_ms();
+    uint64_t now = dp_time_now_ms();
     if (t->lines || (t->fd >= 0 && !t->announced))
         return 0;
     if (t->fd >= 0)
@@ -420,7 +414,7 @@ static void tdb_process(struct ag_desk *d, short revents, ag_desk_event_fn fn,
     struct ag_desk_event ev = {0};
     int was_up = t->fd >= 0;
 
-    if (t->fd < 0 && tdb_now_ms() >= t->next_connect_ms)
+    if (t->fd < 0 && dp_time_now_ms() >= t->next_connect_ms)
         tdb_connect(t);
     if (t->fd >= 0 && (revents & (POLLIN | POLLHUP | POLLERR)))
         tdb_read(t, 0);

@@ -41,6 +41,8 @@
 
 #include <rfb/rfbclient.h>
 
+#include "dp_time.h"
+
 /* Server messages handled per ds_source_process() call at most. */
 #define DS_SOURCE_MAX_MESSAGES 16
 
@@ -120,14 +122,6 @@ static int ds_source_fail(struct ds_source *src, int err, const char *fmt, ...)
 static struct ds_source *ds_source_of(rfbClient *client)
 {
     return rfbClientGetClientData(client, (void *)&ds_source_tag);
-}
-
-static long long ds_source_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------------------
@@ -471,7 +465,7 @@ static int ds_source_read_failed(struct ds_source *src, int err,
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
         return ds_source_fail(src, -errno, "reading from the VNC server: %s",
                               strerror(errno));
-    if (timeout_s && ds_source_now_ms() - started_ms >= timeout_s * 1000LL)
+    if (timeout_s && dp_time_now_ms() - started_ms >= timeout_s * 1000LL)
         return ds_source_fail(src, -ETIMEDOUT,
                               "the VNC server sent nothing for %u s in the "
                               "middle of a message",
@@ -505,7 +499,7 @@ int ds_source_process(struct ds_source *src)
             if (n == 0)
                 break;
         }
-        started = ds_source_now_ms();
+        started = dp_time_now_ms();
         errno = 0;
         if (!HandleRFBServerMessage(src->client))
             return ds_source_read_failed(
@@ -569,7 +563,7 @@ static int ds_source_connect(struct ds_source *src)
         return ds_source_fail(src, -EMFILE,
                               "descriptor %d is beyond select()'s FD_SETSIZE",
                               client->sock);
-    started = ds_source_now_ms();
+    started = dp_time_now_ms();
     errno = 0;
     /* A server that wants a password fails here too: we offer none. */
     if (!InitialiseRFBConnection(client))
@@ -582,11 +576,11 @@ static int ds_source_connect(struct ds_source *src)
 /* Reads until the first answer to our request (a whole framebuffer). */
 static int ds_source_first_frame(struct ds_source *src, int timeout_ms)
 {
-    long long deadline = ds_source_now_ms() + timeout_ms;
+    long long deadline = dp_time_now_ms() + timeout_ms;
 
     while (src->stats.frames == 0) {
         struct pollfd pfd = {.fd = src->client->sock, .events = POLLIN};
-        long long left = deadline - ds_source_now_ms();
+        long long left = deadline - dp_time_now_ms();
         int r;
 
         if (left <= 0)

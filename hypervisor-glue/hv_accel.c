@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dp_time.h"
 #include "hv_internal.h"
 
 #define HV_PROBE_BANNER "Linux version"
@@ -67,13 +68,6 @@ static void hv_accel_store(struct hv_host *h, enum hv_accel a)
         fprintf(f, "%s %s\n", hv_accel_name(a), boot);
         fclose(f);
     }
-}
-
-static uint64_t hv_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static int hv_file_has(const char *path, const char *needle)
@@ -129,8 +123,8 @@ static int hv_accel_probe(struct hv_host *h, const char *kernel)
         execvp(argv[0], argv);
         _exit(127);
     }
-    deadline = hv_now_ms() + (uint64_t)h->probe_timeout_ms;
-    while (pid > 0 && !ok && hv_now_ms() < deadline &&
+    deadline = dp_time_now_ms() + (uint64_t)h->probe_timeout_ms;
+    while (pid > 0 && !ok && dp_time_now_ms() < deadline &&
            waitpid(pid, &status, WNOHANG) == 0) {
         usleep(50000);
         ok = hv_file_has(log, HV_PROBE_BANNER);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "dp_msg.h"
+#include "dp_time.h"
 
 #define HV_AGENT_OUTQ_MAX    (256u * 1024u)
 #define HV_AGENT_READ_ROUNDS 16
@@ -46,13 +47,6 @@ struct hv_agent {
     int waited_done;
 };
 
-static uint64_t hv_agent_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void hv_agent_fail_all(struct hv_agent *a, int status, const char *why)
 {
     while (a->reqs) {
@@ -80,7 +74,7 @@ static void hv_agent_disconnect(struct hv_agent *a, const char *why)
     dp_lines_reset(&a->in);
     dp_outq_clear(&a->out);
     a->st.connected = a->st.hello = a->st.ready = 0;
-    a->next_connect_ms = hv_agent_now_ms() + HV_AGENT_RECONNECT_MS;
+    a->next_connect_ms = dp_time_now_ms() + HV_AGENT_RECONNECT_MS;
     hv_agent_fail_all(a, -ECONNRESET, why);
     if (a->cb->link)
         a->cb->link(a->cb_arg, 0);
@@ -90,7 +84,7 @@ static void hv_agent_try_connect(struct hv_agent *a)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
-    a->next_connect_ms = hv_agent_now_ms() + HV_AGENT_RECONNECT_MS;
+    a->next_connect_ms = dp_time_now_ms() + HV_AGENT_RECONNECT_MS;
     if (fd < 0)
         return;
     if (connect(fd, (struct sockaddr *)&a->addr, sizeof(a->addr)) < 0) {
@@ -99,7 +93,7 @@ static void hv_agent_try_connect(struct hv_agent *a)
     }
     a->fd = fd;
     a->st.connected = 1;
-    a->last_rx_ms = hv_agent_now_ms();
+    a->last_rx_ms = dp_time_now_ms();
     hv_agent_send(a, dp_msg_event("hello", json_pack("{s:i, s:s}", "version",
                                                      DP_MSG_VERSION, "host",
                                                      "deskpool")));
@@ -162,7 +156,7 @@ short hv_agent_poll_events(const struct hv_agent *a)
 
 int hv_agent_timeout_ms(const struct hv_agent *a)
 {
-    uint64_t now = hv_agent_now_ms(), next = UINT64_MAX;
+    uint64_t now = dp_time_now_ms(), next = UINT64_MAX;
 
     if (a->fd < 0)
         next = a->next_connect_ms;
@@ -199,13 +193,13 @@ static void hv_agent_note_event(struct hv_agent *a, const char *name,
             return;
         }
         a->st.hello = 1;
-        a->last_sign_ms = hv_agent_now_ms();
+        a->last_sign_ms = dp_time_now_ms();
         hv_agent_copy(a->st.os, sizeof(a->st.os), data, "os");
         hv_agent_copy(a->st.hostname, sizeof(a->st.hostname), data, "hostname");
     } else if (strcmp(name, "ready") == 0) {
         a->st.ready = 1;
     } else if (strcmp(name, "heartbeat") == 0) {
-        a->last_sign_ms = hv_agent_now_ms();
+        a->last_sign_ms = dp_time_now_ms();
         a->st.heartbeats++;
         hv_agent_copy(a->st.user, sizeof(a->st.user), data, "user");
         a->st.since = json_integer_value(json_object_get(data, "since"));
@@ -292,14 +286,14 @@ static void hv_agent_read(struct hv_agent *a)
                 hv_agent_disconnect(a, strerror(errno));
             return;
         }
-        a->last_rx_ms = hv_agent_now_ms();
+        a->last_rx_ms = dp_time_now_ms();
         dp_lines_feed(&a->in, buf, (size_t)n, hv_agent_on_line, a);
     }
 }
 
 static void hv_agent_expire(struct hv_agent *a)
 {
-    uint64_t now = hv_agent_now_ms();
+    uint64_t now = dp_time_now_ms();
     struct hv_agent_req **p = &a->reqs;
 
     while (*p) {
@@ -317,19 +311,17 @@ static void hv_agent_expire(struct hv_agent *a)
 
 void hv_agent_process(struct hv_agent *a, short revents)
 {
-    if (a->fd < 0 && hv_agent_now_ms() >= a->next_connect_ms)
+    if (a->fd < 0 && dp_time_now_ms() >= a->next_connect_ms)
         hv_agent_try_connect(a);
     /* Read what has arrived before judging silence (even if poll was not
      * asked): a caller that did not run the loop for a while must not lose
      * a live channel's input. */
-    if (a->fd >= 0 &&
-        ((revents & (POLLIN | POLLHUP | POLLERR)) ||
-         hv_agent_now_ms() - a->last_rx_ms >= HV_AGENT_SILENCE_MS))
+    if (a->fd >= 0 && ((revents & (POLLIN | POLLHUP | POLLERR)) ||
+                       dp_time_now_ms() - a->last_rx_ms >= HV_AGENT_SILENCE_MS))
         hv_agent_read(a);
-    if (a->fd >= 0 &&
-        hv_agent_now_ms() - a->last_rx_ms >= HV_AGENT_SILENCE_MS) {
+    if (a->fd >= 0 && dp_time_now_ms() - a->last_rx_ms >= HV_AGENT_SILENCE_MS) {
         hv_agent_disconnect(a, "agent silent; reconnecting");
-        a->next_connect_ms = hv_agent_now_ms(); /* at once: reopen */
+        a->next_connect_ms = dp_time_now_ms(); /* at once: reopen */
     }
     if (a->fd >= 0 && dp_outq_flush(&a->out, a->fd) < 0)
         hv_agent_disconnect(a, "cannot write to the agent channel");
@@ -341,7 +333,7 @@ void hv_agent_state(const struct hv_agent *a, struct hv_agent_state *st)
     *st = a->st;
     st->healthy =
         a->st.connected && a->st.hello &&
-        hv_agent_now_ms() - a->last_sign_ms < (uint64_t)a->hb_timeout_ms;
+        dp_time_now_ms() - a->last_sign_ms < (uint64_t)a->hb_timeout_ms;
 }
 
 /* --- requests ------------------------------------------------------------- */
@@ -368,7 +360,7 @@ int hv_agent_request(struct hv_agent *a, const char *op, json_t *args,
     }
     r->id = a->next_id++;
     r->deadline_ms =
-        hv_agent_now_ms() +
+        dp_time_now_ms() +
         (uint64_t)(timeout_ms > 0 ? timeout_ms : HV_AGENT_TIMEOUT_MS);
     r->fn = fn;
     r->arg = arg;
@@ -381,7 +373,7 @@ int hv_agent_request(struct hv_agent *a, const char *op, json_t *args,
 static void hv_agent_poll_once(struct hv_agent *a, uint64_t deadline)
 {
     struct pollfd p = {.fd = a->fd, .events = hv_agent_poll_events(a)};
-    uint64_t now = hv_agent_now_ms();
+    uint64_t now = dp_time_now_ms();
     int wait = hv_agent_timeout_ms(a);
 
     if (wait < 0 || (uint64_t)wait > deadline - now)
@@ -435,11 +427,11 @@ int hv_agent_request_sync(struct hv_agent *a, const char *op, json_t *args,
 int hv_agent_wait_event(struct hv_agent *a, const char *name, int timeout_ms,
                         json_t **data)
 {
-    uint64_t deadline = hv_agent_now_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = dp_time_now_ms() + (uint64_t)timeout_ms;
 
     a->waiting = name;
     a->waited_done = 0;
-    while (!a->waited_done && hv_agent_now_ms() < deadline)
+    while (!a->waited_done && dp_time_now_ms() < deadline)
         hv_agent_poll_once(a, deadline);
     a->waiting = NULL;
     if (!a->waited_done)

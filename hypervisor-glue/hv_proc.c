@@ -14,12 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t hv_proc_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+#include "dp_time.h"
 
 /* In the child: stdin and stdout to /dev/null, stderr to the pipe. Only
  * async-signal-safe calls between fork and exec. */
@@ -65,7 +60,7 @@ static int hv_proc_collect(int fd, uint64_t deadline, char *out, size_t size)
     if (size)
         out[0] = '\0';
     for (;;) {
-        uint64_t now = hv_proc_now_ms();
+        uint64_t now = dp_time_now_ms();
         struct pollfd p = {.fd = fd, .events = POLLIN};
         ssize_t n;
         if (now >= deadline)
@@ -87,7 +82,7 @@ static int hv_proc_collect(int fd, uint64_t deadline, char *out, size_t size)
 int hv_proc_run(char *const argv[], int timeout_ms, char *output,
                 size_t output_size)
 {
-    uint64_t deadline = hv_proc_now_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = dp_time_now_ms() + (uint64_t)timeout_ms;
     int pipefd[2], status, rc;
     pid_t pid;
 

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dp_time.h"
+
 #define HV_QMP_READ_CHUNK 65536
 
 enum hv_qmp_state {
@@ -46,13 +48,6 @@ struct hv_qmp {
     char *out; /* bytes to write */
     size_t out_len, out_off;
 };
-
-static uint64_t hv_qmp_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 int hv_qmp_connect(struct hv_qmp **out, const char *path,
                    const struct hv_qmp_callbacks *cb, void *arg)
@@ -145,7 +140,7 @@ short hv_qmp_poll_events(const struct hv_qmp *q)
 
 int hv_qmp_timeout_ms(const struct hv_qmp *q)
 {
-    uint64_t now = hv_qmp_now_ms(), first = UINT64_MAX;
+    uint64_t now = dp_time_now_ms(), first = UINT64_MAX;
     for (const struct hv_qmp_cmd *c = q->cmds; c; c = c->next)
         if (c->deadline_ms < first)
             first = c->deadline_ms;
@@ -241,7 +236,7 @@ static int hv_qmp_enqueue(struct hv_qmp *q, const char *command, json_t *args,
     }
     c->id = q->next_id++;
     c->deadline_ms =
-        hv_qmp_now_ms() +
+        dp_time_now_ms() +
         (uint64_t)(timeout_ms > 0 ? timeout_ms : HV_QMP_TIMEOUT_MS);
     c->fn = fn;
     c->arg = arg;
@@ -447,7 +442,7 @@ static int hv_qmp_write(struct hv_qmp *q)
 
 static void hv_qmp_expire(struct hv_qmp *q)
 {
-    uint64_t now = hv_qmp_now_ms();
+    uint64_t now = dp_time_now_ms();
     struct hv_qmp_cmd **p = &q->cmds;
 
     while (*p) {
@@ -482,7 +477,7 @@ int hv_qmp_process(struct hv_qmp *q, short revents)
 static int hv_qmp_poll_once(struct hv_qmp *q, uint64_t deadline)
 {
     struct pollfd p = {.fd = q->fd, .events = hv_qmp_poll_events(q)};
-    uint64_t now = hv_qmp_now_ms();
+    uint64_t now = dp_time_now_ms();
     int wait = hv_qmp_timeout_ms(q);
 
     if (now >= deadline)
@@ -543,7 +538,7 @@ int hv_qmp_execute_sync(struct hv_qmp *q, const char *command, json_t *args,
 
 int hv_qmp_wait_ready(struct hv_qmp *q, int timeout_ms)
 {
-    uint64_t deadline = hv_qmp_now_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = dp_time_now_ms() + (uint64_t)timeout_ms;
     int rc = 0;
 
     while (rc == 0 && !hv_qmp_ready(q))

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dp_time.h"
 #include "hv_argv.h"
 #include "hv_image.h"
 #include "hv_internal.h"
@@ -47,13 +48,6 @@ void hv_warn(const struct hv_host *h, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-}
-
-static uint64_t hv_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 int hv_remove_flat_dir(const char *dir)
@@ -327,9 +321,9 @@ int hv_vm_qmp(struct hv_host *h, const char *id, const char *command,
 /* Waits for pid to exit; returns 1 if it did within timeout_ms. */
 static int hv_wait_gone(pid_t pid, int timeout_ms)
 {
-    uint64_t deadline = hv_now_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = dp_time_now_ms() + (uint64_t)timeout_ms;
     while (hv_proc_alive(pid)) {
-        if (hv_now_ms() >= deadline)
+        if (dp_time_now_ms() >= deadline)
             return 0;
         usleep(20000);
     }
@@ -505,7 +499,7 @@ static int hv_vm_exited(struct hv_host *h, const char *id, char *err,
 static int hv_vm_wait_qmp(struct hv_host *h, const char *id, pid_t pid,
                           char *err, size_t err_size)
 {
-    uint64_t deadline = hv_now_ms() + HV_QEMU_START_TIMEOUT_MS;
+    uint64_t deadline = dp_time_now_ms() + HV_QEMU_START_TIMEOUT_MS;
     char path[PATH_MAX];
     struct hv_qmp *q;
     int rc;
@@ -514,7 +508,7 @@ static int hv_vm_wait_qmp(struct hv_host *h, const char *id, pid_t pid,
     for (;;) {
         if (!hv_proc_alive(pid))
             return hv_vm_exited(h, id, err, err_size);
-        if (hv_now_ms() >= deadline)
+        if (dp_time_now_ms() >= deadline)
             return hv_err(err, err_size, -ETIMEDOUT,
                           "%s: QEMU did not open QMP within %d s", id,
                           HV_QEMU_START_TIMEOUT_MS / 1000);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dp_time.h"
 #include "td_cmd.h"
 #include "td_ctl.h"
 #include "td_desk.h"
@@ -48,13 +49,6 @@ static void td_on_signal(int sig)
 {
     (void)sig;
     td_stop = 1;
-}
-
-static uint64_t td_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Milliseconds until the wall clock's next second, and its text now. */
@@ -131,7 +125,7 @@ static void td_on_input(void *arg, const struct td_input_event *ev)
         td_on_power(app);
         return;
     }
-    if (td_desk_input(app->desk, ev, td_now_ms(), event, sizeof(event)) ==
+    if (td_desk_input(app->desk, ev, dp_time_now_ms(), event, sizeof(event)) ==
         TD_EFFECT_LOGOFF) {
         printf("testdesk: logoff\n");
         fflush(stdout);
@@ -166,7 +160,7 @@ static void td_step(struct td_app *app, uint64_t *next_rescan)
     struct pollfd pfds[TD_INPUT_DEVICES + TD_CTL_POLLFDS];
     char clock[TD_CLOCK_CHARS + 1];
     int n_in, n_ctl = 0, timeout;
-    uint64_t now = td_now_ms();
+    uint64_t now = dp_time_now_ms();
 
     int second = now >= *next_rescan;
 
@@ -207,7 +201,7 @@ static int td_start(struct td_app *app, const struct td_opts *o)
         return -EINVAL;
     }
     td_desk_set_mode(app->desk, o->mode);
-    td_desk_note_input(app->desk, td_now_ms()); /* idle since start */
+    td_desk_note_input(app->desk, dp_time_now_ms()); /* idle since start */
     if (td_input_new(&app->input, o->input_dir, w, h) < 0)
         return -ENOMEM;
     /* The desktop works without its control socket; the agent can't. */
