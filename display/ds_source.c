@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rfb/rfbclient.h>
 
@@ -55,6 +56,7 @@
 struct ds_source {
     rfbClient *client;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int given_fd;   /* ds_source_open_fd(): connected already; else -1 */
     int status;     /* 0, or the negative errno that ended the source */
     char why[256];  /* why it ended */
     unsigned flags; /* DS_SOURCE_* gathered during one process call */
@@ -550,6 +552,11 @@ static int ds_source_connect(struct ds_source *src)
     int err;
 
     SetClientAuthSchemes(client, no_auth, -1);
+    if (src->given_fd >= 0) {
+        client->sock = src->given_fd;
+        src->given_fd = -1; /* the client owns it now */
+        goto connected;
+    }
     free(client->serverHost);
     client->serverHost = strdup(src->path);
     if (!client->serverHost)
@@ -559,6 +566,7 @@ static int ds_source_connect(struct ds_source *src)
         err = errno ? errno : ECONNREFUSED;
         return ds_source_fail(src, -err, "cannot connect: %s", strerror(err));
     }
+connected:
     if (client->sock >= FD_SETSIZE)
         return ds_source_fail(src, -EMFILE,
                               "descriptor %d is beyond select()'s FD_SETSIZE",
@@ -597,20 +605,14 @@ static int ds_source_first_frame(struct ds_source *src, int timeout_ms)
     return 0;
 }
 
-int ds_source_open(struct ds_source **out, const char *socket_path,
-                   int timeout_ms)
+/* Opens a source on socket_path, or on fd (>= 0, then socket_path only
+ * names it in messages). */
+static int ds_source_start(struct ds_source **out, const char *socket_path,
+                           int fd, int timeout_ms)
 {
     struct ds_source *src;
     rfbClient *client;
     int err;
-
-    if (out)
-        *out = NULL;
-    if (!out || !socket_path || timeout_ms <= 0)
-        return -EINVAL;
-    err = ds_source_check_path(socket_path);
-    if (err)
-        return err;
 
     /* Process-wide hooks; every source sets the same ones. */
     rfbClientLog = ds_source_log_drop;
@@ -620,10 +622,13 @@ int ds_source_open(struct ds_source **out, const char *socket_path,
     client = src ? rfbGetClient(8, 3, 4) : NULL;
     if (!client) {
         free(src);
+        if (fd >= 0)
+            close(fd);
         fprintf(stderr, "ds_source: %s: out of memory\n", socket_path);
         return -ENOMEM;
     }
     src->client = client;
+    src->given_fd = fd;
     snprintf(src->path, sizeof(src->path), "%s", socket_path);
     rfbClientSetClientData(client, (void *)&ds_source_tag, src);
 
@@ -677,6 +682,34 @@ int ds_source_open(struct ds_source **out, const char *socket_path,
     return 0;
 }
 
+int ds_source_open(struct ds_source **out, const char *socket_path,
+                   int timeout_ms)
+{
+    int err;
+
+    if (out)
+        *out = NULL;
+    if (!out || !socket_path || timeout_ms <= 0)
+        return -EINVAL;
+    err = ds_source_check_path(socket_path);
+    if (err)
+        return err;
+    return ds_source_start(out, socket_path, -1, timeout_ms);
+}
+
+int ds_source_open_fd(struct ds_source **out, int fd, const char *name,
+                      int timeout_ms)
+{
+    if (out)
+        *out = NULL;
+    if (!out || fd < 0 || !name || timeout_ms <= 0) {
+        if (fd >= 0)
+            close(fd);
+        return -EINVAL;
+    }
+    return ds_source_start(out, name, fd, timeout_ms);
+}
+
 void ds_source_close(struct ds_source *src)
 {
     if (!src)
@@ -685,6 +718,8 @@ void ds_source_close(struct ds_source *src)
     free(src->client->frameBuffer);
     free(src->client->rcSource);
     free(src->client->rcMask);
+    if (src->given_fd >= 0)
+        close(src->given_fd); /* failed before the client took it */
     rfbClientCleanup(src->client);
     free(src->cursor);
     free(src);

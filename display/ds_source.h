@@ -134,6 +134,17 @@ struct ds_source_stats {
 int ds_source_open(struct ds_source **out, const char *socket_path,
                    int timeout_ms);
 
+/*
+ * The same on a unix socket already connected to QEMU's VNC server (the
+ * display daemon connects and passes the descriptor to an unprivileged
+ * session process, which cannot open the VM's run folder). The source
+ * takes fd over: it is closed with the source, or at once on failure.
+ * name only labels messages (e.g. the desktop id). Same returns, without
+ * the path and connect(2) ones.
+ */
+int ds_source_open_fd(struct ds_source **out, int fd, const char *name,
+                      int timeout_ms);
+
 /* Closes the connection and frees the source; NULL is fine. */
 void ds_source_close(struct ds_source *src);
 

@@ -1,0 +1,204 @@
+/*
+ * ds_main.c - deskpool-display: the display daemon (display/README.md).
+ *
+ *   deskpool-display [--config FILE] [--state-dir DIR] [--control PATH]
+ *                    [--gateway PATH] [--vnc-listen ADDR:PORT] [--user USER]
+ *
+ * The same program runs each client connection's session process: the
+ * daemon re-executes it as
+ *
+ *   deskpool-display --session vnc|gateway --peer PEER --stats-interval N
+ *
+ * with the client on descriptor 3 and its channel to the daemon on 4.
+ *
+ * And it is the control socket's command-line client, for admins (and
+ * scripts) until the broker calls the daemon itself:
+ *
+ *   deskpool-display ctl [--control PATH] OP ['{"json":"args"}']
+ *
+ * prints the reply's result as JSON (exit 0) or the error (exit 1); with
+ * OP subscribe it then prints each event as a JSON line until killed.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "dp_msg.h"
+
+#include "ds_config.h"
+#include "ds_daemon.h"
+#include "ds_session.h"
+
+static void ds_main_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: deskpool-display [--config FILE] [--state-dir DIR]\n"
+            "                        [--control PATH] [--gateway PATH]\n"
+            "                        [--vnc-listen ADDR:PORT] [--user USER]\n"
+            "Serves desktops to VNC clients and the broker's gateway; see\n"
+            "display/README.md.\n");
+}
+
+static int ds_main_session(int argc, char **argv)
+{
+    struct ds_session_args a = {.client_fd = DS_DAEMON_CLIENT_FD,
+                                .chan_fd = DS_DAEMON_CHAN_FD,
+                                .peer = "unknown",
+                                .stats_interval = 5};
+    int i;
+
+    for (i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--session"))
+            a.via = strcmp(argv[i + 1], "vnc") ? DS_SESSION_GATEWAY
+                                               : DS_SESSION_VNC;
+        else if (!strcmp(argv[i], "--peer"))
+            a.peer = argv[i + 1];
+        else if (!strcmp(argv[i], "--stats-interval"))
+            a.stats_interval = atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 5;
+    }
+    return ds_session_run(&a);
+}
+
+/* State of the ctl client: prints the reply, then events if asked. */
+struct ds_main_ctl {
+    int done, status, follow;
+};
+
+static void ds_main_ctl_line(void *arg, char *line, size_t len)
+{
+    struct ds_main_ctl *st = arg;
+    struct dp_msg m;
+    const char *code;
+    char detail[200], *text;
+
+    if (!line || dp_msg_parse(line, len, &m, &code, detail, sizeof(detail)))
+        return;
+    if (m.kind == DP_MSG_REPLY && m.id == 1) {
+        if (m.ok) {
+            text = json_dumps(m.body, JSON_INDENT(2) | JSON_SORT_KEYS);
+            printf("%s\n", text ? text : "{}");
+            free(text);
+        } else {
+            fprintf(stderr, "deskpool-display: %s: %s\n", m.error, m.message);
+            st->status = 1;
+        }
+        st->done = !st->follow || !m.ok;
+    } else if (m.kind == DP_MSG_EVENT && st->follow &&
+               strcmp(m.name, "hello") != 0) {
+        printf("%s\n", line);
+    }
+    fflush(stdout);
+    dp_msg_free(&m);
+}
+
+static int ds_main_ctl(int argc, char **argv, const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct ds_main_ctl st = {0};
+    struct dp_lines lines;
+    json_t *args = NULL;
+    json_error_t jerr;
+    char *req, buf[4096];
+    int fd;
+
+    if (argc < 1 || argc > 2) {
+        fprintf(stderr, "usage: deskpool-display ctl [--control PATH] OP "
+                        "['{JSON args}']\n");
+        return 2;
+    }
+    if (argc == 2 && !(args = json_loads(argv[1], 0, &jerr))) {
+        fprintf(stderr, "deskpool-display: args: %s\n", jerr.text);
+        return 2;
+    }
+    st.follow = !strcmp(argv[0], "subscribe");
+    req = dp_msg_request(1, argv[0], args);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (!req || fd < 0 || dp_lines_init(&lines) < 0 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+        fprintf(stderr, "deskpool-display: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    free(req);
+    while (!st.done) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+
+        if (n <= 0) {
+            fprintf(stderr, "deskpool-display: the daemon closed the "
+                            "connection\n");
+            return 1;
+        }
+        dp_lines_feed(&lines, buf, (size_t)n, ds_main_ctl_line, &st);
+    }
+    dp_lines_free(&lines);
+    close(fd);
+    return st.status;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"control", required_argument, NULL, 'C'},
+        {"gateway", required_argument, NULL, 'g'},
+        {"vnc-listen", required_argument, NULL, 'v'},
+        {"user", required_argument, NULL, 'u'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    static const char *keys[128] = {
+        ['s'] = "state_dir", ['C'] = "control_socket",
+        ['g'] = "gateway_socket", ['v'] = "vnc_listen", ['u'] = "user"};
+    struct ds_config cfg;
+    struct ds_daemon *d;
+    char err[512];
+    int c, r, i;
+
+    if (argc > 1 && !strcmp(argv[1], "--session"))
+        return ds_main_session(argc, argv);
+    ds_config_defaults(&cfg);
+    if (argc > 1 && !strcmp(argv[1], "ctl")) {
+        if (argc > 3 && !strcmp(argv[2], "--control"))
+            return ds_main_ctl(argc - 4, argv + 4, argv[3]);
+        return ds_main_ctl(argc - 2, argv + 2, cfg.control_socket);
+    }
+    /* The file first, whatever the order: options override it. */
+    for (i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--config") &&
+            ds_config_load(&cfg, argv[i + 1], err, sizeof(err)) < 0) {
+            fprintf(stderr, "deskpool-display: %s\n", err);
+            return 2;
+        }
+    while ((c = getopt_long(argc, argv, "c:s:C:g:v:u:h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            ds_main_usage(stdout);
+            return 0;
+        }
+        if (c == 'c')
+            continue;
+        if (c < 0 || c >= 128 || !keys[c]) {
+            ds_main_usage(stderr);
+            return 2;
+        }
+        if (ds_config_set(&cfg, keys[c], optarg, err, sizeof(err)) < 0) {
+            fprintf(stderr, "deskpool-display: %s\n", err);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        ds_main_usage(stderr);
+        return 2;
+    }
+    r = ds_daemon_open(&d, &cfg, "/proc/self/exe");
+    if (r < 0)
+        return 1;
+    r = ds_daemon_run(d);
+    ds_daemon_close(d);
+    return r < 0 ? 1 : 0;
+}

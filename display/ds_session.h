@@ -1,0 +1,62 @@
+/*
+ * ds_session.h - one client connection of deskpool-display: the session
+ * process.
+ *
+ * The daemon forks for each accepted connection; the child drops its
+ * privileges and re-executes deskpool-display in session mode, which
+ * calls ds_session_run() with the client's socket and its end of the
+ * channel to the daemon (ds_chan.h). The session:
+ *
+ *   1. authenticates the client. VNC port: VNC authentication; the DES
+ *      challenge and response go to the daemon ("auth-vnc"). Gateway
+ *      socket: the ticket preamble line "TICKET <ticket>[ <peer>]\n"
+ *      (display/README.md) goes to the daemon ("auth-ticket"). The
+ *      daemon answers {"ok":true,"session","desktop","user"} with a
+ *      descriptor connected to the desktop's vnc.sock, or
+ *      {"ok":false,"reason"}; a refused client is told the reason (RFB
+ *      authentication failure, or an RFB 3.8 handshake with no security
+ *      types and the reason for the gateway) and the session ends;
+ *   2. reads the desktop through a ds_source on that descriptor and serves
+ *      it with libvncserver (one screen, one client), forwarding keys
+ *      (keysyms and QEMU extended key events) and the pointer to QEMU;
+ *   3. sends {"op":"stats","bytes_sent","frames"} every stats interval
+ *      while they grow, and {"op":"end","reason",...} when it ends.
+ *
+ * Flow control: an update goes out only when the client asked for one and
+ * fewer than DS_SESSION_OUTQ_HOLD bytes sit unsent in its socket; damage
+ * meanwhile accumulates in libvncserver's region (bounded), the source
+ * keeps being read. JPEG quality (tight) drops while the client lags.
+ *
+ * Everything runs in this one process and thread; whatever the client
+ * sends can end only this session.
+ */
+#ifndef DS_SESSION_H
+#define DS_SESSION_H
+
+/* Bytes unsent in the client's socket above which updates wait. */
+#define DS_SESSION_OUTQ_HOLD (256 * 1024)
+
+/* How the client came in. */
+enum ds_session_via { DS_SESSION_VNC, DS_SESSION_GATEWAY };
+
+struct ds_session_args {
+    int client_fd; /* the accepted connection (owned by the session) */
+    int chan_fd;   /* channel to the daemon (owned by the session) */
+    enum ds_session_via via;
+    const char *peer;   /* client address for logs, e.g. "127.0.0.1:4242" */
+    int stats_interval; /* seconds between stats messages (>= 1) */
+};
+
+/*
+ * Serves one client to the end. Returns the process exit status: 0 when
+ * the session ran and ended normally (client closed, disconnected,
+ * desktop gone), 1 when the client was refused or the session failed.
+ * Installs handlers for SIGTERM/SIGINT (end the session) and ignores
+ * SIGPIPE.
+ */
+int ds_session_run(const struct ds_session_args *args);
+
+/* "vnc" or "gateway". */
+const char *ds_session_via_name(enum ds_session_via via);
+
+#endif
