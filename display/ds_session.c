@@ -829,6 +829,20 @@ static void ds_session_setup_process(void)
     rfbRegisterProtocolExtension(&ds_session_ext_keys);
 }
 
+/* libvncserver 0.9.14 never frees a client's extension records (neither
+ * rfbClientConnectionGone() nor rfbDisableExtension() does). */
+static void ds_session_free_extensions(rfbClientPtr cl)
+{
+    rfbExtensionData *e, *next;
+
+    for (e = cl->extensions; e; e = next) {
+        next = e->next;
+        free(e->data);
+        free(e);
+    }
+    cl->extensions = NULL;
+}
+
 static void ds_session_end(struct ds_session *s, const char *reason,
                            int refused)
 {
@@ -888,8 +902,11 @@ int ds_session_run(const struct ds_session_args *args)
     if (refused && s.refused[0])
         reason = s.refused;
     ds_session_end(&s, reason, refused);
+    /* rfbProcessEvents() would free a closed client; we do it here. */
     if (s.cl->sock >= 0)
         rfbCloseClient(s.cl);
+    ds_session_free_extensions(s.cl);
+    rfbClientConnectionGone(s.cl);
     rfbScreenCleanup(s.screen);
     ds_source_close(s.src);
     free(s.fb);
