@@ -19,116 +19,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tsdisplay.h"
 #include "tsguest.h"
 
-struct daemon {
-    pid_t pid;
-    char dir[256], ctl[300], gw[300], log[300];
-};
+static struct tsdisplay dmn;
 
-static struct daemon dmn;
-
-static void start_daemon(void)
-{
-    const char *bin = getenv("DESKPOOL_BIN_DIR");
-    char exe[512], state[300];
-    int fd;
-
-    ck_assert_ptr_nonnull(bin);
-    snprintf(dmn.dir, sizeof(dmn.dir), "%s/dc%d", tsguest_root(),
-             (int)getpid());
-    ck_assert_int_eq(mkdir(dmn.dir, 0700), 0);
-    snprintf(state, sizeof(state), "%s/st", dmn.dir);
-    snprintf(dmn.ctl, sizeof(dmn.ctl), "%s/ctl.sock", dmn.dir);
-    snprintf(dmn.gw, sizeof(dmn.gw), "%s/gw.sock", dmn.dir);
-    snprintf(dmn.log, sizeof(dmn.log), "%s/display.log", dmn.dir);
-    snprintf(exe, sizeof(exe), "%s/deskpool-display", bin);
-    dmn.pid = fork();
-    ck_assert_int_ge(dmn.pid, 0);
-    if (dmn.pid == 0) {
-        char *argv[] = {exe,         "--state-dir",  state, "--control",
-                        dmn.ctl,     "--gateway",    dmn.gw,
-                        "--vnc-listen", "127.0.0.1:0", "--user", "nobody",
-                        NULL};
-
-        fd = open(dmn.log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fd, 2);
-        execv(exe, argv);
-        _exit(127);
-    }
-}
-
-static void stop_daemon(void)
-{
-    if (dmn.pid > 0) {
-        kill(dmn.pid, SIGTERM);
-        waitpid(dmn.pid, NULL, 0);
-        dmn.pid = 0;
-    }
-}
-
-static int unix_connect(const char *path, int timeout_ms)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    long long deadline = tsguest_now_ms() + timeout_ms;
-
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    for (;;) {
-        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-            return fd;
-        close(fd);
-        if (tsguest_now_ms() > deadline)
-            return -1;
-        tsguest_sleep_ms(50);
-    }
-}
-
-/* Reads one line (without the newline) into buf, waiting up to 10 s. */
-static int read_line(int fd, char *buf, size_t size)
-{
-    size_t n = 0;
-
-    while (n + 1 < size) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        char c;
-
-        if (poll(&p, 1, 10000) <= 0 || read(fd, &c, 1) != 1)
-            return -1;
-        if (c == '\n')
-            break;
-        buf[n++] = c;
-    }
-    buf[n] = '\0';
-    return 0;
-}
-
-static json_t *read_json(int fd)
-{
-    char line[8192];
-
-    if (read_line(fd, line, sizeof(line)) < 0)
-        return NULL;
-    return json_loads(line, 0, NULL);
-}
-
-/* Connects to the control socket and checks the hello event. */
 static int ctl_open(void)
 {
-    int fd = unix_connect(dmn.ctl, 10000);
-    json_t *hello;
-
-    ck_assert_msg(fd >= 0, "daemon's control socket never came up");
-    hello = read_json(fd);
-    ck_assert_ptr_nonnull(hello);
-    ck_assert_str_eq(json_string_value(json_object_get(hello, "event")),
-                     "hello");
-    ck_assert_int_eq(json_integer_value(json_object_get(
-                         json_object_get(hello, "data"), "version")),
-                     1);
-    json_decref(hello);
-    return fd;
+    return tsdisplay_ctl_open(&dmn);
 }
 
 static void send_text(int fd, const char *text)
@@ -136,25 +34,9 @@ static void send_text(int fd, const char *text)
     ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
 }
 
-/* Sends a request and returns the reply with that id (events skipped). */
-static json_t *request(int fd, const char *line)
-{
-    json_t *req = json_loads(line, 0, NULL);
-    json_int_t id = json_integer_value(json_object_get(req, "id"));
-
-    json_decref(req);
-    send_text(fd, line);
-    send_text(fd, "\n");
-    for (;;) {
-        json_t *m = read_json(fd);
-
-        ck_assert_msg(m != NULL, "no reply to %s", line);
-        if (json_object_get(m, "id") &&
-            json_integer_value(json_object_get(m, "id")) == id)
-            return m;
-        json_decref(m);
-    }
-}
+#define request    tsdisplay_request
+#define wait_event tsdisplay_wait_event
+#define read_json  tsdisplay_read_json
 
 static const char *result_str(json_t *reply, const char *key)
 {
@@ -164,79 +46,24 @@ static const char *result_str(json_t *reply, const char *key)
 
 static char *issue(int fd, const char *kind, const char *desktop, int ttl)
 {
-    char line[256];
-    json_t *r;
-    char *cred;
-
-    snprintf(line, sizeof(line),
-             "{\"id\":7,\"op\":\"issue\",\"args\":{\"kind\":\"%s\","
-             "\"desktop\":\"%s\",\"user\":\"alice\",\"ttl\":%d}}",
-             kind, desktop, ttl);
-    r = request(fd, line);
-    ck_assert_msg(json_is_true(json_object_get(r, "ok")), "issue failed: %s",
-                  json_string_value(json_object_get(r, "message")));
-    cred = strdup(result_str(r, "credential"));
-    json_decref(r);
-    return cred;
+    return tsdisplay_issue(fd, kind, desktop, "alice", ttl, NULL);
 }
 
-/* A gateway client as noVNC behind the broker: the ticket line, then RFB.
- * Returns the refusal reason (malloc'd) or NULL if the server offered
- * security types (accepted). */
+/* The refusal reason a gateway client gets for preamble (malloc'd), or
+ * NULL if it was let in. */
 static char *gateway_try(const char *preamble)
 {
-    int fd = unix_connect(dmn.gw, 5000);
-    unsigned char n, len[4];
-    char version[13] = {0};
     char *reason;
-    uint32_t l;
+    int fd = tsdisplay_gateway(&dmn, preamble, &reason);
 
-    ck_assert_int_ge(fd, 0);
-    send_text(fd, preamble);
-    ck_assert_int_eq(read(fd, version, 12), 12);
-    ck_assert_str_eq(version, "RFB 003.008\n");
-    send_text(fd, "RFB 003.008\n");
-    ck_assert_int_eq(read(fd, &n, 1), 1);
-    if (n != 0) {
+    if (fd >= 0)
         close(fd);
-        return NULL;
-    }
-    ck_assert_int_eq(read(fd, len, 4), 4);
-    l = (uint32_t)len[0] << 24 | len[1] << 16 | len[2] << 8 | len[3];
-    ck_assert_uint_lt(l, 1024);
-    reason = calloc(1, l + 1);
-    ck_assert_int_eq(recv(fd, reason, l, MSG_WAITALL), (ssize_t)l);
-    close(fd);
     return reason;
 }
 
 static int log_contains(const char *text)
 {
-    char buf[65536];
-    int fd = open(dmn.log, O_RDONLY);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-
-    if (fd >= 0)
-        close(fd);
-    if (n < 0)
-        return 0;
-    buf[n] = '\0';
-    return strstr(buf, text) != NULL;
-}
-
-/* Waits for an event named name on a subscribed connection. */
-static json_t *wait_event(int fd, const char *name)
-{
-    for (;;) {
-        json_t *m = read_json(fd);
-        const char *ev;
-
-        ck_assert_msg(m != NULL, "no %s event", name);
-        ev = json_string_value(json_object_get(m, "event"));
-        if (ev && !strcmp(ev, name))
-            return m;
-        json_decref(m);
-    }
+    return tsdisplay_log_contains(&dmn, text);
 }
 
 START_TEST(issue_gives_credentials)
@@ -400,7 +227,7 @@ START_TEST(garbage_on_the_gateway_affects_nobody_else)
     for (i = 0; i < 4; i++) {
         char big[4096];
 
-        g = unix_connect(dmn.gw, 5000);
+        g = tsdisplay_unix_connect(dmn.gw, 5000);
         ck_assert_int_ge(g, 0);
         memset(big, 'A', sizeof(big));
         if (i % 2)
@@ -431,7 +258,7 @@ START_TEST(ctl_command_line_client)
     json_t *res;
     pid_t pid;
 
-    ck_assert_int_eq(ctl_open() >= 0, 1);
+    close(ctl_open()); /* the daemon is up */
     snprintf(exe, sizeof(exe), "%s/deskpool-display", bin);
     ck_assert_int_eq(pipe(pipefd), 0);
     pid = fork();
@@ -460,12 +287,15 @@ END_TEST
 
 static void setup(void)
 {
-    start_daemon();
+    char state[300];
+
+    snprintf(state, sizeof(state), "%s/st%d", tsguest_root(), (int)getpid());
+    tsdisplay_start(&dmn, state);
 }
 
 static void teardown(void)
 {
-    stop_daemon();
+    tsdisplay_stop(&dmn);
 }
 
 int main(void)
