@@ -232,6 +232,9 @@ static int ds_session_new_fb(struct ds_session *s)
     struct ds_source_rect all;
     uint32_t *fb, *old = s->fb;
 
+    /* All of it is copied below: what the source calls damage now is
+     * covered (and would hide new damage inside it). */
+    ds_source_take_damage(s->src, &all, 1);
     ds_source_framebuffer(s->src, &sfb);
     fb = malloc((size_t)sfb.width * sfb.height * 4);
     if (!fb)
@@ -760,11 +763,8 @@ static int ds_session_source_input(struct ds_session *s, int *more)
     *more = 0;
     if (r < 0)
         return -1;
-    if (r & DS_SOURCE_RESIZED) {
-        ds_source_take_damage(s->src, &(struct ds_source_rect){0}, 1);
-        if (ds_session_new_fb(s) < 0)
-            return -1;
-    }
+    if ((r & DS_SOURCE_RESIZED) && ds_session_new_fb(s) < 0)
+        return -1;
     if (r & DS_SOURCE_DAMAGE)
         ds_session_apply_damage(s);
     if (r & DS_SOURCE_CURSOR)
