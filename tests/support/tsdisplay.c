@@ -55,6 +55,11 @@ void tsdisplay_stop(struct tsdisplay *d)
         waitpid(d->pid, NULL, 0);
         d->pid = 0;
     }
+    /* Under `make SANITIZE=1` the daemon and its session processes
+     * report memory errors and leaks to this log: they fail the test. */
+    ck_assert_msg(!tsdisplay_log_contains(d, "Sanitizer") &&
+                      !tsdisplay_log_contains(d, "runtime error"),
+                  "sanitizer report in %s", d->log);
 }
 
 int tsdisplay_unix_connect(const char *path, int timeout_ms)

@@ -27,7 +27,8 @@ struct tsdisplay {
 void tsdisplay_start(struct tsdisplay *d, const char *state_dir);
 
 /* SIGTERMs the daemon and waits for it (sessions go on until their
- * clients or desktops go away). */
+ * clients or desktops go away). Fails the test if its log holds a
+ * sanitizer report (make SANITIZE=1). */
 void tsdisplay_stop(struct tsdisplay *d);
 
 /* Connects to the control socket (waiting up to 10 s for it) and checks
