@@ -84,6 +84,7 @@ struct ds_session {
     long long recovered_ms; /* when the penalty last dropped */
     int client_quality;    /* tight level the client asked for, -1 none */
     int applied_turbo;     /* turboQualityLevel we last set */
+    int ext_ack_pending;   /* QEMU extended keys to acknowledge */
 };
 
 /* ------------------------------------------------------------------------
@@ -346,25 +347,34 @@ static void ds_session_on_cut_text(char *text, int len, rfbClientPtr cl)
 
 static int ds_session_ext_encodings[] = {DS_SESSION_ENC_QEMU_EXT_KEYS, 0};
 
-/* A client announced -258: acknowledge with a pseudo-rectangle of that
- * encoding (how QEMU says "send me scancodes"; noVNC waits for it). */
+/* A client announced -258. The acknowledgement (a pseudo-rectangle of
+ * that encoding: how QEMU says "send me scancodes"; noVNC waits for it)
+ * goes out after libvncserver's own answer to the SetEncodings: its
+ * SupportedMessages rectangle (which cannot list message 255) would
+ * otherwise overwrite what a libvncclient client learnt from ours. */
 static rfbBool ds_session_ext_enable(rfbClientPtr cl, void **data, int enc)
+{
+    (void)data;
+    if (enc != DS_SESSION_ENC_QEMU_EXT_KEYS)
+        return FALSE;
+    ds_session_of(cl)->ext_ack_pending = 1;
+    return TRUE;
+}
+
+static void ds_session_ext_ack(struct ds_session *s)
 {
     uint8_t msg[16] = {0};
     uint32_t e = (uint32_t)DS_SESSION_ENC_QEMU_EXT_KEYS;
 
-    (void)data;
-    if (enc != DS_SESSION_ENC_QEMU_EXT_KEYS)
-        return FALSE;
+    s->ext_ack_pending = 0;
     msg[0] = rfbFramebufferUpdate;
     msg[3] = 1; /* one rectangle, at 0,0, 0x0 */
     msg[12] = (uint8_t)(e >> 24);
     msg[13] = (uint8_t)(e >> 16);
     msg[14] = (uint8_t)(e >> 8);
     msg[15] = (uint8_t)e;
-    if (rfbWriteExact(cl, (const char *)msg, sizeof(msg)) < 0)
-        rfbCloseClient(cl);
-    return TRUE;
+    if (rfbWriteExact(s->cl, (const char *)msg, sizeof(msg)) < 0)
+        rfbCloseClient(s->cl);
 }
 
 static uint32_t ds_session_be32(const uint8_t *p)
@@ -683,6 +693,11 @@ static void ds_session_maybe_update(struct ds_session *s, long long now)
         s->frames++;
         s->update_sent_ms = now;
         s->awaiting_request = 1;
+        /* Once libvncserver has sent what it queued for the client's
+         * SetEncodings (size first, then SupportedMessages). */
+        if (s->ext_ack_pending && cl->sock >= 0 && !cl->newFBSizePending &&
+            !cl->enableSupportedMessages)
+            ds_session_ext_ack(s);
     }
     ds_session_count_bytes(s);
 }

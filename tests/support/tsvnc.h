@@ -47,6 +47,10 @@ int tsvnc_connect_unix(struct tsvnc **out, const char *socket_path,
 
 void tsvnc_close(struct tsvnc *c);
 
+/* Why the last tsvnc_connect_*() of this process failed (the client is
+ * gone by then): e.g. the server's "VNC connection failed: already used". */
+const char *tsvnc_last_connect_error(void);
+
 /* Why the last call failed (or the connection ended); "" if it did not. */
 const char *tsvnc_error(const struct tsvnc *c);
 
@@ -83,7 +87,8 @@ int tsvnc_type(struct tsvnc *c, const char *text);
 uint64_t tsvnc_bytes(const struct tsvnc *c);
 uint64_t tsvnc_updates(const struct tsvnc *c);
 
-/* The client's socket (e.g. to stop reading it and stall the server). */
+/* The descriptor libvncclient reads (poll it for POLLIN to know that
+ * something arrived; the bytes come through tsvnc's relay thread). */
 int tsvnc_fd(const struct tsvnc *c);
 
 #endif
