@@ -27,6 +27,10 @@
 
 #include "tsppm.h"
 
+/* libvncclient 0.9.14 carries its own copy of TurboJPEG (exported) and
+ * never frees the tight decoder's handle: rfbClientCleanup() forgets it. */
+int tjDestroy(void *handle);
+
 struct tsvnc {
     rfbClient *cl;
     int server_fd; /* the real connection */
@@ -182,6 +186,9 @@ void tsvnc_close(struct tsvnc *c)
     if (c->cl) {
         free(c->cl->frameBuffer);
         c->cl->frameBuffer = NULL;
+        if (c->cl->tjhnd)
+            tjDestroy(c->cl->tjhnd);
+        c->cl->tjhnd = NULL;
         rfbClientCleanup(c->cl); /* closes app_fd's peer end */
     }
     if (c->server_fd >= 0)
