@@ -22,6 +22,7 @@
 #include "hv_image.h"
 #include "hv_proc.h"
 #include "hv_vm.h"
+#include "tsguest.h"
 
 #define CLONE_ROUNDS    20
 #define BOOT_TIMEOUT_MS 120000
@@ -146,20 +147,6 @@ static int bench_boot(struct hv_host *h, const char *id, struct boot_result *r)
     return 0;
 }
 
-static void machine(char *buf, size_t size)
-{
-    char line[256];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    snprintf(buf, size, "unknown CPU");
-    while (f && fgets(line, sizeof(line), f))
-        if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-            snprintf(buf, size, "%s", strchr(line, ':') + 2);
-            buf[strcspn(buf, "\n")] = '\0';
-            break;
-        }
-    if (f)
-        fclose(f);
-}
 
 int main(int argc, char **argv)
 {
@@ -211,7 +198,7 @@ int main(int argc, char **argv)
     hv_host_close(h);
     nftw(state, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 
-    machine(cpu, sizeof(cpu));
+    tsguest_cpu_model(cpu, sizeof(cpu));
     printf("\n### libdeskpool-hv: provisioning and boot\n\n"
            "%s, %ld cores, guests under %s; medians (clones: %d runs, "
            "boots: %d runs)\n\n",

@@ -781,3 +781,19 @@ int tsguest_click(struct hv_host *h, const char *id, const char *button)
         rc = tsguest_button(h, id, button, 0);
     return rc;
 }
+
+void tsguest_cpu_model(char *buf, size_t size)
+{
+    char line[256];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+
+    snprintf(buf, size, "unknown CPU");
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
+            snprintf(buf, size, "%s", strchr(line, ':') + 2);
+            buf[strcspn(buf, "\n")] = '\0';
+            break;
+        }
+    if (f)
+        fclose(f);
+}

@@ -60,6 +60,10 @@
 /* CLOCK_MONOTONIC in milliseconds: for deadlines, never for assertions. */
 long long tsguest_now_ms(void);
 
+/* The CPU's model name from /proc/cpuinfo ("unknown CPU" if none), for
+ * benchmark tables. */
+void tsguest_cpu_model(char *buf, size_t size);
+
 /* Sleeps ms milliseconds, resuming after signals. */
 void tsguest_sleep_ms(int ms);
 
