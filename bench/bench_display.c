@@ -80,7 +80,6 @@ static double percentile(double *v, int n, double p)
     return v[k < 0 ? 0 : k >= n ? n - 1 : k];
 }
 
-
 /* utime + stime of pid in ms, or -1 when it cannot be read. */
 static double cpu_ms(pid_t pid)
 {

@@ -147,7 +147,6 @@ static int bench_boot(struct hv_host *h, const char *id, struct boot_result *r)
     return 0;
 }
 
-
 int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 3;

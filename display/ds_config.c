@@ -28,8 +28,10 @@ static int ds_config_path(char *dst, size_t size, const char *key,
                           const char *v, char *err, size_t err_size)
 {
     if (v[0] != '/' || strlen(v) >= size) {
-        snprintf(err, err_size, "%s: must be an absolute path shorter than "
-                                "%zu characters", key, size);
+        snprintf(err, err_size,
+                 "%s: must be an absolute path shorter than "
+                 "%zu characters",
+                 key, size);
         return -EINVAL;
     }
     snprintf(dst, size, "%s", v);
@@ -60,11 +62,11 @@ int ds_config_set(struct ds_config *c, const char *key, const char *value,
         return ds_config_path(c->state_dir, sizeof(c->state_dir), key, value,
                               err, err_size);
     if (!strcmp(key, "control_socket"))
-        return ds_config_path(c->control_socket, sizeof(c->control_socket),
-                              key, value, err, err_size);
+        return ds_config_path(c->control_socket, sizeof(c->control_socket), key,
+                              value, err, err_size);
     if (!strcmp(key, "gateway_socket"))
-        return ds_config_path(c->gateway_socket, sizeof(c->gateway_socket),
-                              key, value, err, err_size);
+        return ds_config_path(c->gateway_socket, sizeof(c->gateway_socket), key,
+                              value, err, err_size);
     if (!strcmp(key, "vnc_listen")) {
         struct ds_config probe = *c;
         char host[64];

@@ -16,7 +16,8 @@
 struct ds_config {
     char state_dir[DS_CONFIG_PATH_MAX];      /* /var/lib/deskpool */
     char control_socket[DS_CONFIG_PATH_MAX]; /* /run/deskpool/display.sock */
-    char gateway_socket[DS_CONFIG_PATH_MAX]; /* /run/deskpool/display-gateway.sock */
+    char gateway_socket[DS_CONFIG_PATH_MAX]; /* /run/deskpool/display-gateway.sock
+                                              */
     char vnc_listen[80]; /* "" (off), "ADDR:PORT" or "[V6ADDR]:PORT" */
     char user[64];       /* nobody */
     int credential_ttl;  /* seconds, 1..3600; 60 */

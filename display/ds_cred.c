@@ -25,11 +25,11 @@
 struct ds_cred_entry {
     int in_use; /* slot holds a credential */
     enum ds_cred_kind kind;
-    int used;              /* redeemed */
-    int64_t issued_ms;     /* for "oldest first" */
+    int used;          /* redeemed */
+    int64_t issued_ms; /* for "oldest first" */
     int64_t expires_ms;
-    int64_t forget_ms;     /* when used or expired ones are dropped */
-    char vnc[DS_CRED_VNC_LEN + 1];       /* DS_CRED_VNC */
+    int64_t forget_ms;             /* when used or expired ones are dropped */
+    char vnc[DS_CRED_VNC_LEN + 1]; /* DS_CRED_VNC */
     unsigned char hash[DS_CRED_HASH_LEN]; /* DS_CRED_GATEWAY: SHA-256 */
     struct ds_cred_grant grant;
 };
@@ -302,14 +302,10 @@ int ds_cred_live(const struct ds_cred_store *s, int64_t now_ms)
 const char *ds_cred_reason(enum ds_cred_refusal r, enum ds_cred_kind kind)
 {
     switch (r) {
-    case DS_CRED_OK:
-        return "ok";
-    case DS_CRED_EXPIRED:
-        return "expired";
-    case DS_CRED_USED:
-        return "already used";
+    case DS_CRED_OK: return "ok";
+    case DS_CRED_EXPIRED: return "expired";
+    case DS_CRED_USED: return "already used";
     case DS_CRED_UNKNOWN:
-    default:
-        return kind == DS_CRED_VNC ? "unknown password" : "unknown ticket";
+    default: return kind == DS_CRED_VNC ? "unknown password" : "unknown ticket";
     }
 }

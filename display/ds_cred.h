@@ -33,10 +33,10 @@
 #define DS_CRED_TICKET_LEN 43
 #define DS_CRED_VNC_ALPHABET                                                   \
     "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
-#define DS_CRED_NAME_MAX     64       /* desktop ids and user names */
-#define DS_CRED_MAX          4096     /* credentials kept, live or not */
-#define DS_CRED_REMEMBER_MS  600000   /* used/expired ones kept 10 min */
-#define DS_CRED_CHALLENGE    16       /* VNC challenge and response bytes */
+#define DS_CRED_NAME_MAX    64     /* desktop ids and user names */
+#define DS_CRED_MAX         4096   /* credentials kept, live or not */
+#define DS_CRED_REMEMBER_MS 600000 /* used/expired ones kept 10 min */
+#define DS_CRED_CHALLENGE   16     /* VNC challenge and response bytes */
 
 enum ds_cred_kind { DS_CRED_VNC, DS_CRED_GATEWAY };
 

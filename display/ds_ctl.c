@@ -82,8 +82,8 @@ int ds_ctl_open(struct ds_ctl **out, const char *path, ds_ctl_request_fn fn,
     s->hello = dp_msg_event(hello_event, hello_data);
     snprintf(s->path, sizeof(s->path), "%s", path);
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                          0);
+    s->listen_fd =
+        socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (s->listen_fd < 0 || !s->hello)
         goto fail;
     unlink(path); /* a socket left by a killed daemon */
@@ -155,9 +155,9 @@ static void ds_ctl_line(void *arg, char *line, size_t len)
     if (len == 0)
         return;
     if (dp_msg_parse(line, len, &m, &code, detail, sizeof(detail)) < 0) {
-        ds_ctl_send(c, dp_msg_event("error", json_pack("{s:s, s:s}", "error",
-                                                       code, "message",
-                                                       detail)));
+        ds_ctl_send(c,
+                    dp_msg_event("error", json_pack("{s:s, s:s}", "error", code,
+                                                    "message", detail)));
         return;
     }
     if (m.kind == DP_MSG_REQUEST)
@@ -239,8 +239,8 @@ void ds_ctl_reply_ok(struct ds_ctl_conn *c, json_int_t id, json_t *result)
     ds_ctl_send(c, dp_msg_reply_ok(id, result));
 }
 
-void ds_ctl_reply_error(struct ds_ctl_conn *c, json_int_t id,
-                        const char *code, const char *message)
+void ds_ctl_reply_error(struct ds_ctl_conn *c, json_int_t id, const char *code,
+                        const char *message)
 {
     ds_ctl_send(c, dp_msg_reply_error(id, code, message));
 }

@@ -50,8 +50,8 @@ void ds_ctl_dispatch(struct ds_ctl *s, const struct pollfd *p, int n);
 
 /* Replies to request id on c (result/json consumed). */
 void ds_ctl_reply_ok(struct ds_ctl_conn *c, json_int_t id, json_t *result);
-void ds_ctl_reply_error(struct ds_ctl_conn *c, json_int_t id,
-                        const char *code, const char *message);
+void ds_ctl_reply_error(struct ds_ctl_conn *c, json_int_t id, const char *code,
+                        const char *message);
 
 /* From now on c gets ds_ctl_event()s. */
 void ds_ctl_subscribe(struct ds_ctl_conn *c);

@@ -37,8 +37,8 @@
 #include "ds_session.h"
 #include "hv_vm.h"
 
-#define DS_DAEMON_VERSION "deskpool-display 1"
-#define DS_DAEMON_PEER_MAX 72
+#define DS_DAEMON_VERSION   "deskpool-display 1"
+#define DS_DAEMON_PEER_MAX  72
 #define DS_DAEMON_EXPIRE_MS 10000 /* how often old credentials are dropped */
 
 struct ds_daemon_session {
@@ -47,11 +47,11 @@ struct ds_daemon_session {
     int chan_fd; /* -1 once the session closed its end */
     enum ds_session_via via;
     char peer[DS_DAEMON_PEER_MAX];
-    int authed;          /* a credential was accepted */
-    int refusal_told;    /* a refused event went out already */
+    int authed;       /* a credential was accepted */
+    int refusal_told; /* a refused event went out already */
     char desktop[DS_CRED_NAME_MAX + 1];
     char user[DS_CRED_NAME_MAX + 1];
-    long long since_ms;  /* Unix ms */
+    long long since_ms; /* Unix ms */
     long long bytes_sent, frames;
     char end_reason[128]; /* from the session's "end" message */
     int end_refused;
@@ -103,8 +103,8 @@ static long long ds_daemon_unix_ms(void)
 static int ds_daemon_listen_tcp(struct ds_daemon *d)
 {
     char host[64], port_text[8];
-    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV |
-                                         AI_PASSIVE,
+    struct addrinfo hints = {.ai_flags =
+                                 AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
                              .ai_socktype = SOCK_STREAM};
     struct addrinfo *ai;
     struct sockaddr_storage bound;
@@ -125,8 +125,8 @@ static int ds_daemon_listen_tcp(struct ds_daemon *d)
         ds_daemon_log("vnc_listen %s: %s", d->cfg.vnc_listen, gai_strerror(r));
         return -EINVAL;
     }
-    d->vnc_fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC |
-                                          SOCK_NONBLOCK, 0);
+    d->vnc_fd =
+        socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (d->vnc_fd < 0 ||
         setsockopt(d->vnc_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) <
             0 ||
@@ -193,17 +193,16 @@ static struct ds_daemon_session *ds_daemon_by_pid(struct ds_daemon *d,
 
 static json_t *ds_daemon_session_json(const struct ds_daemon_session *s)
 {
-    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I}",
-                     "session", (json_int_t)s->id, "desktop", s->desktop,
-                     "user", s->user, "via", ds_session_via_name(s->via),
-                     "peer", s->peer, "pid", (int)s->pid, "since",
-                     (json_int_t)s->since_ms, "bytes_sent",
-                     (json_int_t)s->bytes_sent, "frames",
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I}", "session",
+                     (json_int_t)s->id, "desktop", s->desktop, "user", s->user,
+                     "via", ds_session_via_name(s->via), "peer", s->peer, "pid",
+                     (int)s->pid, "since", (json_int_t)s->since_ms,
+                     "bytes_sent", (json_int_t)s->bytes_sent, "frames",
                      (json_int_t)s->frames);
 }
 
-static void ds_daemon_refused(struct ds_daemon *d,
-                              struct ds_daemon_session *s, const char *reason)
+static void ds_daemon_refused(struct ds_daemon *d, struct ds_daemon_session *s,
+                              const char *reason)
 {
     ds_daemon_log("%s client %s refused: %s", ds_session_via_name(s->via),
                   s->peer, reason);
@@ -241,8 +240,8 @@ static void ds_daemon_exec_session(struct ds_daemon *d, int client_fd,
      * control connections): dup2 cleared close-on-exec on these two. */
     if (close_range(DS_DAEMON_CHAN_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         _exit(111);
-    if (d->drop && (setgroups(0, NULL) < 0 || setgid(d->gid) < 0 ||
-                    setuid(d->uid) < 0))
+    if (d->drop &&
+        (setgroups(0, NULL) < 0 || setgid(d->gid) < 0 || setuid(d->uid) < 0))
         _exit(112);
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     execv(d->self_exe, argv);
@@ -295,8 +294,8 @@ static void ds_daemon_peer_name(const struct sockaddr_storage *sa,
 {
     char host[48], serv[8];
 
-    if (getnameinfo((const struct sockaddr *)sa, len, host, sizeof(host),
-                    serv, sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV)) {
+    if (getnameinfo((const struct sockaddr *)sa, len, host, sizeof(host), serv,
+                    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV)) {
         snprintf(out, size, "unknown");
         return;
     }
@@ -371,8 +370,8 @@ static void ds_daemon_answer_refusal(struct ds_daemon *d,
                                      struct ds_daemon_session *s,
                                      const char *reason)
 {
-    ds_chan_send(s->chan_fd,
-                 json_pack("{s:b, s:s}", "ok", 0, "reason", reason), -1);
+    ds_chan_send(s->chan_fd, json_pack("{s:b, s:s}", "ok", 0, "reason", reason),
+                 -1);
     ds_daemon_refused(d, s, reason);
 }
 
@@ -393,8 +392,9 @@ static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
     if (via_peer && strlen(via_peer) <= 64 && ds_cred_name_ok(via_peer))
         snprintf(s->peer, sizeof(s->peer), "%s", via_peer);
     if (vnc) {
-        if (ds_daemon_unhex(json_string_value(json_object_get(msg, "challenge")),
-                            chal, sizeof(chal)) < 0 ||
+        if (ds_daemon_unhex(
+                json_string_value(json_object_get(msg, "challenge")), chal,
+                sizeof(chal)) < 0 ||
             ds_daemon_unhex(json_string_value(json_object_get(msg, "response")),
                             resp, sizeof(resp)) < 0)
             return ds_daemon_answer_refusal(d, s, "malformed request");
@@ -414,8 +414,8 @@ static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
         return ds_daemon_answer_refusal(d, s, "desktop not running");
     if (ds_chan_send(s->chan_fd,
                      json_pack("{s:b, s:I, s:s, s:s}", "ok", 1, "session",
-                               (json_int_t)s->id, "desktop", s->desktop,
-                               "user", s->user),
+                               (json_int_t)s->id, "desktop", s->desktop, "user",
+                               s->user),
                      fd) < 0) {
         close(fd);
         return;
@@ -428,8 +428,8 @@ static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
     ds_ctl_event(d->ctl, "connected",
                  json_pack("{s:I, s:s, s:s, s:s, s:s, s:i}", "session",
                            (json_int_t)s->id, "desktop", s->desktop, "user",
-                           s->user, "via", ds_session_via_name(s->via),
-                           "peer", s->peer, "pid", (int)s->pid));
+                           s->user, "via", ds_session_via_name(s->via), "peer",
+                           s->peer, "pid", (int)s->pid));
 }
 
 static void ds_daemon_stats(struct ds_daemon *d, struct ds_daemon_session *s,
@@ -445,9 +445,9 @@ static void ds_daemon_stats(struct ds_daemon *d, struct ds_daemon_session *s,
     if (!s->authed)
         return;
     ds_ctl_event(d->ctl, "stats",
-                 json_pack("{s:I, s:s, s:I, s:I}", "session",
-                           (json_int_t)s->id, "desktop", s->desktop,
-                           "bytes_sent", bytes, "frames", frames));
+                 json_pack("{s:I, s:s, s:I, s:I}", "session", (json_int_t)s->id,
+                           "desktop", s->desktop, "bytes_sent", bytes, "frames",
+                           frames));
 }
 
 static void ds_daemon_end_msg(struct ds_daemon_session *s, const json_t *msg)
@@ -521,8 +521,8 @@ static void ds_daemon_session_gone(struct ds_daemon *d,
         ds_daemon_log("session %lld ended: %s", s->id, why);
         ds_ctl_event(d->ctl, "disconnected",
                      json_pack("{s:I, s:s, s:s, s:s, s:I, s:I}", "session",
-                               (json_int_t)s->id, "desktop", s->desktop,
-                               "user", s->user, "reason", why, "bytes_sent",
+                               (json_int_t)s->id, "desktop", s->desktop, "user",
+                               s->user, "reason", why, "bytes_sent",
                                (json_int_t)s->bytes_sent, "frames",
                                (json_int_t)s->frames));
     } else if (!s->refusal_told) {
@@ -567,8 +567,7 @@ static void ds_daemon_op_issue(struct ds_daemon *d, struct ds_ctl_conn *c,
         dp_msg_string(m->body, "user", 1, DS_CRED_NAME_MAX, 1, &user, detail,
                       sizeof(detail)) < 0 ||
         (json_object_get(m->body, "ttl") &&
-         dp_msg_int(m->body, "ttl", 1, 3600, &ttl, detail, sizeof(detail)) <
-             0))
+         dp_msg_int(m->body, "ttl", 1, 3600, &ttl, detail, sizeof(detail)) < 0))
         return ds_ctl_reply_error(c, m->id, "bad-request", detail);
     if (!strcmp(kind, "vnc"))
         k = DS_CRED_VNC;
@@ -592,8 +591,8 @@ static void ds_daemon_op_issue(struct ds_daemon *d, struct ds_ctl_conn *c,
                     (json_int_t)(ds_daemon_unix_ms() + (expires - now)));
     if (k == DS_CRED_VNC)
         json_object_set_new(res, "port", json_integer(d->vnc_port));
-    ds_daemon_log("issued a %s credential for %s on %s, valid %d s", kind,
-                  user, desktop, (int)ttl);
+    ds_daemon_log("issued a %s credential for %s on %s, valid %d s", kind, user,
+                  desktop, (int)ttl);
     ds_ctl_reply_ok(c, m->id, res);
 }
 
@@ -606,9 +605,9 @@ static void ds_daemon_op_revoke(struct ds_daemon *d, struct ds_ctl_conn *c,
     if (dp_msg_string(m->body, "desktop", 1, DS_CRED_NAME_MAX, 1, &desktop,
                       detail, sizeof(detail)) < 0)
         return ds_ctl_reply_error(c, m->id, "bad-request", detail);
-    ds_ctl_reply_ok(c, m->id,
-                    json_pack("{s:i}", "revoked",
-                              ds_cred_revoke(d->creds, desktop)));
+    ds_ctl_reply_ok(
+        c, m->id,
+        json_pack("{s:i}", "revoked", ds_cred_revoke(d->creds, desktop)));
 }
 
 static void ds_daemon_op_sessions(struct ds_daemon *d, struct ds_ctl_conn *c,
@@ -824,10 +823,9 @@ int ds_daemon_run(struct ds_daemon *d)
         n += nctl;
         first_session = n;
         for (i = 0; i < d->cfg.max_sessions; i++)
-            p[n++] = (struct pollfd){.fd = d->sessions[i].pid
-                                               ? d->sessions[i].chan_fd
-                                               : -1,
-                                     .events = POLLIN};
+            p[n++] = (struct pollfd){
+                .fd = d->sessions[i].pid ? d->sessions[i].chan_fd : -1,
+                .events = POLLIN};
         if (poll(p, (nfds_t)n, 1000) < 0 && errno != EINTR) {
             free(p);
             return -errno;
@@ -839,8 +837,8 @@ int ds_daemon_run(struct ds_daemon *d)
         if (p[2].revents)
             ds_daemon_accept(d, d->vnc_fd, DS_SESSION_VNC);
         for (i = 0; i < d->cfg.max_sessions; i++)
-            if (p[first_session + i].fd >= 0 &&
-                p[first_session + i].revents && d->sessions[i].pid)
+            if (p[first_session + i].fd >= 0 && p[first_session + i].revents &&
+                d->sessions[i].pid)
                 ds_daemon_chan_input(d, &d->sessions[i]);
         ds_ctl_dispatch(d->ctl, p + 3, nctl);
         now = (long long)dp_time_now_ms();

@@ -152,9 +152,11 @@ int main(int argc, char **argv)
         {"user", required_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    static const char *keys[128] = {
-        ['s'] = "state_dir", ['C'] = "control_socket",
-        ['g'] = "gateway_socket", ['v'] = "vnc_listen", ['u'] = "user"};
+    static const char *keys[128] = {['s'] = "state_dir",
+                                    ['C'] = "control_socket",
+                                    ['g'] = "gateway_socket",
+                                    ['v'] = "vnc_listen",
+                                    ['u'] = "user"};
     struct ds_config cfg;
     struct ds_daemon *d;
     char err[512];

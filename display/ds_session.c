@@ -80,11 +80,11 @@ struct ds_session {
     long long update_sent_ms;
     int awaiting_request;
     long long lag_ms;
-    int quality_penalty;   /* 0, 2 or 4 tight levels */
+    int quality_penalty;    /* 0, 2 or 4 tight levels */
     long long recovered_ms; /* when the penalty last dropped */
-    int client_quality;    /* tight level the client asked for, -1 none */
-    int applied_turbo;     /* turboQualityLevel we last set */
-    int ext_ack_pending;   /* QEMU extended keys to acknowledge */
+    int client_quality;     /* tight level the client asked for, -1 none */
+    int applied_turbo;      /* turboQualityLevel we last set */
+    int ext_ack_pending;    /* QEMU extended keys to acknowledge */
 };
 
 /* ------------------------------------------------------------------------
@@ -166,8 +166,7 @@ static int ds_session_authenticate(struct ds_session *s, json_t *req)
     json_object_set_new(req, "peer", json_string(s->peer));
     r = ds_chan_send(s->args->chan_fd, req, -1);
     if (!r)
-        r = ds_chan_recv_wait(s->args->chan_fd, &ans, &fd,
-                              DS_SESSION_AUTH_MS);
+        r = ds_chan_recv_wait(s->args->chan_fd, &ans, &fd, DS_SESSION_AUTH_MS);
     if (r < 0) {
         snprintf(s->refused, sizeof(s->refused),
                  "the display daemon did not answer (%s)", strerror(-r));
@@ -263,8 +262,7 @@ static void ds_session_apply_damage(struct ds_session *s)
     for (i = 0; i < n; i++) {
         ds_session_copy_rect(s, &sfb, &rects[i]);
         rfbMarkRectAsModified(s->screen, rects[i].x, rects[i].y,
-                              rects[i].x + rects[i].w,
-                              rects[i].y + rects[i].h);
+                              rects[i].x + rects[i].w, rects[i].y + rects[i].h);
     }
 }
 
@@ -446,8 +444,8 @@ static int ds_session_open_source(struct ds_session *s, int fd)
     int r = ds_source_open_fd(&s->src, fd, s->desktop, DS_SESSION_SOURCE_MS);
 
     if (r < 0) {
-        snprintf(s->refused, sizeof(s->refused),
-                 "cannot read desktop %s: %s", s->desktop, strerror(-r));
+        snprintf(s->refused, sizeof(s->refused), "cannot read desktop %s: %s",
+                 s->desktop, strerror(-r));
         return r;
     }
     r = ds_session_new_fb(s);
@@ -462,7 +460,8 @@ static rfbBool ds_session_check_password(rfbClientPtr cl, const char *resp,
                                          int len)
 {
     struct ds_session *s = ds_session_of(cl);
-    char chal_hex[2 * DS_CRED_CHALLENGE + 1], resp_hex[2 * DS_CRED_CHALLENGE + 1];
+    char chal_hex[2 * DS_CRED_CHALLENGE + 1],
+        resp_hex[2 * DS_CRED_CHALLENGE + 1];
     json_t *req;
     int fd;
 
@@ -470,8 +469,8 @@ static rfbBool ds_session_check_password(rfbClientPtr cl, const char *resp,
         return FALSE;
     ds_session_hex(chal_hex, cl->authChallenge, DS_CRED_CHALLENGE);
     ds_session_hex(resp_hex, (const unsigned char *)resp, DS_CRED_CHALLENGE);
-    req = json_pack("{s:s, s:s, s:s}", "op", "auth-vnc", "challenge",
-                    chal_hex, "response", resp_hex);
+    req = json_pack("{s:s, s:s, s:s}", "op", "auth-vnc", "challenge", chal_hex,
+                    "response", resp_hex);
     fd = ds_session_authenticate(s, req);
     if (fd < 0)
         return FALSE;
@@ -494,7 +493,8 @@ static int ds_session_read_preamble(struct ds_session *s, char *line,
 
         if (left <= 0 || ds_session_stop) {
             snprintf(s->refused, sizeof(s->refused),
-                     "no ticket line within %d s", DS_SESSION_PREAMBLE_MS / 1000);
+                     "no ticket line within %d s",
+                     DS_SESSION_PREAMBLE_MS / 1000);
             return -1;
         }
         if (poll(&p, 1, (int)left) <= 0)
@@ -514,8 +514,7 @@ static int ds_session_read_preamble(struct ds_session *s, char *line,
             return 0;
         }
         if (n + 1 >= size || (unsigned char)c < 0x20 || c == 0x7f) {
-            snprintf(s->refused, sizeof(s->refused),
-                     "malformed ticket line");
+            snprintf(s->refused, sizeof(s->refused), "malformed ticket line");
             return -1;
         }
         line[n++] = c;
@@ -640,8 +639,8 @@ static void ds_session_adapt_quality(struct ds_session *s, long long now)
     int want = 0, level;
 
     if (cl->turboQualityLevel != s->applied_turbo) /* new SetEncodings */
-        s->client_quality = cl->turboQualityLevel < 0 ? -1
-                                                      : cl->tightQualityLevel;
+        s->client_quality =
+            cl->turboQualityLevel < 0 ? -1 : cl->tightQualityLevel;
     if (lag < s->lag_ms)
         lag = s->lag_ms;
     if (outq >= DS_SESSION_LAG2_BYTES || lag >= DS_SESSION_LAG2_MS)
@@ -711,9 +710,9 @@ static void ds_session_report_stats(struct ds_session *s, long long now)
         return;
     s->reported_bytes = s->bytes_sent;
     s->reported_frames = s->frames;
-    ds_session_tell(s, json_pack("{s:s, s:I, s:I}", "op", "stats",
-                                 "bytes_sent", (json_int_t)s->bytes_sent,
-                                 "frames", (json_int_t)s->frames));
+    ds_session_tell(s, json_pack("{s:s, s:I, s:I}", "op", "stats", "bytes_sent",
+                                 (json_int_t)s->bytes_sent, "frames",
+                                 (json_int_t)s->frames));
 }
 
 /* ------------------------------------------------------------------------
@@ -802,8 +801,8 @@ static const char *ds_session_serve(struct ds_session *s)
             return "disconnected";
         p[0] = (struct pollfd){.fd = s->cl->sock, .events = POLLIN};
         if (s->src) {
-            p[1] = (struct pollfd){.fd = ds_source_fd(s->src),
-                                   .events = POLLIN};
+            p[1] =
+                (struct pollfd){.fd = ds_source_fd(s->src), .events = POLLIN};
             n = 2;
         }
         /* Held back: look at the socket again soon. (POLLOUT would fire
@@ -866,9 +865,8 @@ static void ds_session_end(struct ds_session *s, const char *reason,
     if (s->cl && s->cl->sock >= 0)
         ds_session_count_bytes(s);
     msg = json_pack("{s:s, s:s, s:b, s:I, s:I}", "op", "end", "reason", reason,
-                    "refused", refused, "bytes_sent",
-                    (json_int_t)s->bytes_sent, "frames",
-                    (json_int_t)s->frames);
+                    "refused", refused, "bytes_sent", (json_int_t)s->bytes_sent,
+                    "frames", (json_int_t)s->frames);
     ds_session_tell(s, msg);
     /* The daemon logs refusals (it knows whether it told one already). */
     if (!refused)
@@ -882,8 +880,8 @@ static void ds_session_end(struct ds_session *s, const char *reason,
 
 int ds_session_run(const struct ds_session_args *args)
 {
-    struct ds_session s = {.args = args, .client_quality = -1,
-                           .applied_turbo = -1};
+    struct ds_session s = {
+        .args = args, .client_quality = -1, .applied_turbo = -1};
     const char *reason;
     int refused = 0;
 
@@ -894,8 +892,7 @@ int ds_session_run(const struct ds_session_args *args)
         ds_session_log("out of memory");
         return 1;
     }
-    if (args->via == DS_SESSION_GATEWAY &&
-        ds_session_gateway_auth(&s) < 0) {
+    if (args->via == DS_SESSION_GATEWAY && ds_session_gateway_auth(&s) < 0) {
         /* Only the daemon's answers are safe to tell the client. */
         ds_session_refuse_rfb(&s, s.refused);
         ds_session_end(&s, s.refused, 1);

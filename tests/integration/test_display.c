@@ -40,15 +40,15 @@ static struct tsdisplay dmn;
 static void desktop_ready(void)
 {
     ck_assert_msg(start_err == 0, "the test guest did not start");
-    ck_assert_msg(tsguest_wait_serial(host, VM, TSGUEST_READY, 1,
-                                      BOOT_TIMEOUT_MS) == 0,
-                  "testdesk never became ready");
+    ck_assert_msg(
+        tsguest_wait_serial(host, VM, TSGUEST_READY, 1, BOOT_TIMEOUT_MS) == 0,
+        "testdesk never became ready");
 }
 
 static struct tsvnc *vnc_client(int ctl, const char *encodings, int quality)
 {
-    struct tsvnc_options o = {.encodings = encodings, .quality = quality,
-                              .compress = -1};
+    struct tsvnc_options o = {
+        .encodings = encodings, .quality = quality, .compress = -1};
     struct tsvnc *c;
     char *pw;
     int port, r;
@@ -62,8 +62,8 @@ static struct tsvnc *vnc_client(int ctl, const char *encodings, int quality)
 
 static struct tsvnc *gateway_client(int ctl, const char *peer)
 {
-    struct tsvnc_options o = {.encodings = "raw", .quality = -1,
-                              .compress = -1};
+    struct tsvnc_options o = {
+        .encodings = "raw", .quality = -1, .compress = -1};
     struct tsvnc *c;
     char *ticket;
     int r;
@@ -121,8 +121,7 @@ static void clear_text_box(void)
     long long until = tsguest_now_ms() + 20000;
     int r = -1;
 
-    ck_assert_int_eq(hv_vm_path(host, VM, "agent.sock", path, sizeof(path)),
-                     0);
+    ck_assert_int_eq(hv_vm_path(host, VM, "agent.sock", path, sizeof(path)), 0);
     ck_assert_int_eq(hv_agent_open(&a, path, NULL, NULL, 0), 0);
     while (r != 0 && tsguest_now_ms() < until) {
         hv_agent_wait_event(a, "hello", 300, NULL);
@@ -146,8 +145,8 @@ static int shows_text(struct tsvnc *c, const char *text)
         int x, y;
 
         td_layout_text_cell(&l, col, 0, &x, &y);
-        tsscreen_diff_glyph(&d, &s, x, y, (unsigned char)(col < n ? text[col]
-                                                                  : ' '),
+        tsscreen_diff_glyph(&d, &s, x, y,
+                            (unsigned char)(col < n ? text[col] : ' '),
                             TD_COLOR_TEXT, TD_COLOR_TEXTBOX);
         if (d.count)
             return 0;
@@ -181,8 +180,8 @@ static int pointer_near(struct tsvnc *c, int x, int y)
 static json_t *sessions(int ctl)
 {
     json_t *r = tsdisplay_request(ctl, "{\"id\":4,\"op\":\"sessions\"}");
-    json_t *list = json_incref(
-        json_object_get(json_object_get(r, "result"), "sessions"));
+    json_t *list =
+        json_incref(json_object_get(json_object_get(r, "result"), "sessions"));
 
     json_decref(r);
     return list;
@@ -198,14 +197,13 @@ static json_t *subscribe(void)
 
 static const char *data_str(json_t *ev, const char *key)
 {
-    return json_string_value(json_object_get(json_object_get(ev, "data"),
-                                             key));
+    return json_string_value(json_object_get(json_object_get(ev, "data"), key));
 }
 
 static json_int_t data_int(json_t *ev, const char *key)
 {
-    return json_integer_value(json_object_get(json_object_get(ev, "data"),
-                                              key));
+    return json_integer_value(
+        json_object_get(json_object_get(ev, "data"), key));
 }
 
 /* ------------------------------------------------------------------------
@@ -346,8 +344,8 @@ END_TEST
 
 START_TEST(bad_credentials_refused_with_reason)
 {
-    struct tsvnc_options o = {.encodings = "raw", .quality = -1,
-                              .compress = -1};
+    struct tsvnc_options o = {
+        .encodings = "raw", .quality = -1, .compress = -1};
     json_t *subfd = subscribe(), *ev;
     int sub = (int)json_integer_value(subfd), ctl, port;
     struct tsvnc *c;
@@ -442,8 +440,8 @@ static int server_closed(int fd, int timeout_ms)
 
 START_TEST(garbage_closes_only_that_connection)
 {
-    static const unsigned char huge_cut[] = {6, 0, 0, 0, 0xff, 0xff, 0xff,
-                                             0xff};
+    static const unsigned char huge_cut[] = {6,    0,    0,    0,
+                                             0xff, 0xff, 0xff, 0xff};
     static const unsigned char bad_type[] = {200, 1, 2, 3};
     static const unsigned char bad_qemu[] = {255, 7, 0, 0};
     static const unsigned char *junk[] = {huge_cut, bad_type, bad_qemu};
@@ -459,8 +457,7 @@ START_TEST(garbage_closes_only_that_connection)
     for (i = 0; i < 3; i++) {
         int fd = raw_gateway_client(ctl);
 
-        ck_assert_int_eq(write(fd, junk[i], junk_len[i]),
-                         (ssize_t)junk_len[i]);
+        ck_assert_int_eq(write(fd, junk[i], junk_len[i]), (ssize_t)junk_len[i]);
         ck_assert_msg(server_closed(fd, 15000),
                       "garbage %d did not close its connection", i);
         close(fd);
@@ -495,8 +492,8 @@ START_TEST(killing_a_session_leaves_the_others)
     ck_assert_uint_eq(json_array_size(list), 2);
     victim = (int)json_integer_value(
         json_object_get(json_array_get(list, 0), "pid"));
-    victim_id = json_integer_value(
-        json_object_get(json_array_get(list, 0), "session"));
+    victim_id =
+        json_integer_value(json_object_get(json_array_get(list, 0), "session"));
     json_decref(list);
     ck_assert_int_eq(kill(victim, SIGKILL), 0);
 

@@ -78,8 +78,8 @@ START_TEST(issue_gives_credentials)
     ck_assert(json_is_true(json_object_get(r, "ok")));
     cred = result_str(r, "credential");
     ck_assert_uint_eq(strlen(cred), 8);
-    ck_assert_int_gt(json_integer_value(json_object_get(
-                         json_object_get(r, "result"), "port")),
+    ck_assert_int_gt(json_integer_value(
+                         json_object_get(json_object_get(r, "result"), "port")),
                      0);
     json_decref(r);
 
@@ -156,7 +156,8 @@ START_TEST(gateway_refusals_say_why)
     json_decref(r);
 
     /* A ticket nobody issued. */
-    reason = gateway_try("TICKET AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n");
+    reason =
+        gateway_try("TICKET AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n");
     ck_assert_ptr_nonnull(reason);
     ck_assert_str_eq(reason, "unknown ticket");
     free(reason);
@@ -192,8 +193,7 @@ START_TEST(gateway_refusals_say_why)
     /* Not a ticket line at all. */
     reason = gateway_try("GET / HTTP/1.1\n");
     ck_assert_ptr_nonnull(reason);
-    ck_assert_str_eq(reason,
-                     "the connection did not start with a ticket line");
+    ck_assert_str_eq(reason, "the connection did not start with a ticket line");
     free(reason);
 
     /* Revoked. */
@@ -263,7 +263,11 @@ START_TEST(ctl_command_line_client)
     ck_assert_int_eq(pipe(pipefd), 0);
     pid = fork();
     if (pid == 0) {
-        char *argv[] = {exe, "ctl", "--control", dmn.ctl, "issue",
+        char *argv[] = {exe,
+                        "ctl",
+                        "--control",
+                        dmn.ctl,
+                        "issue",
                         "{\"kind\":\"gateway\",\"desktop\":\"d3\","
                         "\"user\":\"bob\"}",
                         NULL};
@@ -278,9 +282,8 @@ START_TEST(ctl_command_line_client)
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     res = json_loads(out, 0, NULL);
     ck_assert_ptr_nonnull(res);
-    ck_assert_uint_eq(strlen(json_string_value(json_object_get(res,
-                                                               "credential"))),
-                      43);
+    ck_assert_uint_eq(
+        strlen(json_string_value(json_object_get(res, "credential"))), 43);
     json_decref(res);
 }
 END_TEST

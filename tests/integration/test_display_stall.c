@@ -71,8 +71,8 @@ static void client_open(struct client *c, int ctl)
     recv_all(c, init, sizeof(init));
     c->w = (int)be16(init);
     c->h = (int)be16(init + 2);
-    name_len = (uint32_t)init[20] << 24 | init[21] << 16 | init[22] << 8 |
-               init[23];
+    name_len =
+        (uint32_t)init[20] << 24 | init[21] << 16 | init[22] << 8 | init[23];
     ck_assert_uint_lt(name_len, sizeof(name));
     recv_all(c, name, name_len);
     c->fb = calloc((size_t)c->w * c->h, 4);
@@ -85,9 +85,16 @@ static void client_open(struct client *c, int ctl)
 
 static void client_request(struct client *c, int incremental)
 {
-    uint8_t m[10] = {3, (uint8_t)incremental, 0, 0, 0, 0,
-                     (uint8_t)(c->w >> 8), (uint8_t)c->w,
-                     (uint8_t)(c->h >> 8), (uint8_t)c->h};
+    uint8_t m[10] = {3,
+                     (uint8_t)incremental,
+                     0,
+                     0,
+                     0,
+                     0,
+                     (uint8_t)(c->w >> 8),
+                     (uint8_t)c->w,
+                     (uint8_t)(c->h >> 8),
+                     (uint8_t)c->h};
 
     ck_assert_int_eq(write(c->fd, m, sizeof(m)), (ssize_t)sizeof(m));
 }
@@ -194,9 +201,9 @@ START_TEST(stalled_client_holds_up_nobody)
     long rss;
 
     ck_assert_msg(start_err == 0, "guest did not start");
-    ck_assert_msg(tsguest_wait_serial(host, VM, TSGUEST_READY, 1,
-                                      BOOT_TIMEOUT_MS) == 0,
-                  "testdesk never became ready");
+    ck_assert_msg(
+        tsguest_wait_serial(host, VM, TSGUEST_READY, 1, BOOT_TIMEOUT_MS) == 0,
+        "testdesk never became ready");
     ctl = tsdisplay_ctl_open(&dmn);
     client_open(&a, ctl);
     client_open(&b, ctl);
@@ -216,8 +223,7 @@ START_TEST(stalled_client_holds_up_nobody)
                 client_request(&b, 1);
             }
     }
-    ck_assert_msg(b_during >= 3, "B got %d updates while A stalled",
-                  b_during);
+    ck_assert_msg(b_during >= 3, "B got %d updates while A stalled", b_during);
 
     /* A's session buffers nothing beyond its own frame. */
     rss = vm_rss_kib(first_session_pid(ctl));
@@ -233,8 +239,7 @@ START_TEST(stalled_client_holds_up_nobody)
         }
     }
     ck_assert_msg(diff_below_bar(&a) == 0,
-                  "A never caught up with the screen (%d updates)",
-                  a_catchup);
+                  "A never caught up with the screen (%d updates)", a_catchup);
     ck_assert_msg(a_catchup <= 6,
                   "A caught up in %d updates: typed text was queued, not "
                   "coalesced",

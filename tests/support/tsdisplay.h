@@ -15,10 +15,10 @@
 
 struct tsdisplay {
     pid_t pid;
-    char dir[200];   /* under the test root */
-    char ctl[256];   /* control socket */
-    char gw[256];    /* gateway socket */
-    char log[256];   /* the daemon's stderr */
+    char dir[200]; /* under the test root */
+    char ctl[256]; /* control socket */
+    char gw[256];  /* gateway socket */
+    char log[256]; /* the daemon's stderr */
 };
 
 /* Starts the daemon serving state_dir's desktops, with a VNC port on

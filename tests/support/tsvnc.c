@@ -382,8 +382,8 @@ int tsvnc_connect_gateway(struct tsvnc **out, const char *socket_path,
         return -ENOMEM;
     err = tsvnc_unix(c, socket_path);
     if (!err) {
-        n = snprintf(line, sizeof(line), peer ? "TICKET %s %s\n" : "TICKET %s\n",
-                     ticket, peer);
+        n = snprintf(line, sizeof(line),
+                     peer ? "TICKET %s %s\n" : "TICKET %s\n", ticket, peer);
         if (write(c->server_fd, line, (size_t)n) != n)
             err = tsvnc_fail(c, -EIO, "cannot write the ticket line");
     }

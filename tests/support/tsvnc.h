@@ -23,10 +23,10 @@ struct tsvnc_options {
     /* libvncclient encodings string, e.g. "tight", "zrle", "raw" or
      * "tight zrle raw"; NULL: "tight zrle raw". */
     const char *encodings;
-    int quality;        /* JPEG quality level 0-9 for tight; -1: no JPEG */
-    int compress;       /* compression level 0-9; -1: library default */
-    int timeout_ms;     /* for connecting and the first frame; 0: 10000 */
-    int no_ext_keys;    /* do not announce the QEMU extended key event */
+    int quality;     /* JPEG quality level 0-9 for tight; -1: no JPEG */
+    int compress;    /* compression level 0-9; -1: library default */
+    int timeout_ms;  /* for connecting and the first frame; 0: 10000 */
+    int no_ext_keys; /* do not announce the QEMU extended key event */
 };
 
 /* VNC over TCP at host:port with VNC authentication (password) or none

@@ -31,11 +31,10 @@ START_TEST(message_round_trip)
     json_t *got;
     int fd;
 
-    ck_assert_int_eq(ds_chan_send(pair[0],
-                                  json_pack("{s:s, s:i}", "op", "stats",
-                                            "frames", 7),
-                                  -1),
-                     0);
+    ck_assert_int_eq(
+        ds_chan_send(pair[0],
+                     json_pack("{s:s, s:i}", "op", "stats", "frames", 7), -1),
+        0);
     ck_assert_int_eq(ds_chan_recv(pair[1], &got, &fd), 0);
     ck_assert_int_eq(fd, -1);
     ck_assert_str_eq(json_string_value(json_object_get(got, "op")), "stats");
@@ -98,11 +97,11 @@ START_TEST(oversized_messages_refused)
 
     memset(big, 'a', n);
     /* Our sender refuses to build one... */
-    ck_assert_int_eq(ds_chan_send(pair[0],
-                                  json_pack("{s:s%}", "x", big,
-                                            (size_t)DS_CHAN_MSG_MAX),
-                                  -1),
-                     -EMSGSIZE);
+    ck_assert_int_eq(
+        ds_chan_send(pair[0],
+                     json_pack("{s:s%}", "x", big, (size_t)DS_CHAN_MSG_MAX),
+                     -1),
+        -EMSGSIZE);
     /* ...and a peer that sends one raw gets -EPROTO, not a truncation. */
     big[0] = '{';
     ck_assert_int_eq(send(pair[0], big, n, 0), (ssize_t)n);

@@ -70,11 +70,12 @@ END_TEST
 
 START_TEST(errors_name_the_line)
 {
-    static const char *bad[] = {
-        "[display]\n\nfrobnicate = 1\n", "[other]\nuser = x\n",
-        "[display]\nmax_sessions = 0\n", "[display]\nstats_interval = 5s\n",
-        "[display]\nstate_dir = relative/path\n",
-        "[display]\nvnc_listen = localhost:5900\n"};
+    static const char *bad[] = {"[display]\n\nfrobnicate = 1\n",
+                                "[other]\nuser = x\n",
+                                "[display]\nmax_sessions = 0\n",
+                                "[display]\nstats_interval = 5s\n",
+                                "[display]\nstate_dir = relative/path\n",
+                                "[display]\nvnc_listen = localhost:5900\n"};
     struct ds_config c;
     char err[256];
     size_t i;
@@ -90,8 +91,7 @@ START_TEST(errors_name_the_line)
     write_file("[display]\n\nfrobnicate = 1\n");
     ds_config_load(&c, path, err, sizeof(err));
     ck_assert_msg(strstr(err, ":3:") && strstr(err, "frobnicate"), "%s", err);
-    ck_assert_int_eq(ds_config_load(&c, "/nonexistent/x.ini", err,
-                                     sizeof(err)),
+    ck_assert_int_eq(ds_config_load(&c, "/nonexistent/x.ini", err, sizeof(err)),
                      -ENOENT);
 }
 END_TEST

@@ -72,8 +72,7 @@ START_TEST(ticket_redeemed_once)
     ck_assert_str_eq(g.desktop, "desk-1");
     ck_assert_str_eq(g.user, "alice");
     ck_assert_int_eq(g.kind, DS_CRED_GATEWAY);
-    ck_assert_int_eq(ds_cred_redeem_ticket(st, t, T0 + 2000, &g),
-                     DS_CRED_USED);
+    ck_assert_int_eq(ds_cred_redeem_ticket(st, t, T0 + 2000, &g), DS_CRED_USED);
     ck_assert_int_eq(ds_cred_live(st, T0 + 2000), 0);
     ck_assert_str_eq(ds_cred_reason(DS_CRED_USED, DS_CRED_GATEWAY),
                      "already used");
@@ -96,11 +95,12 @@ END_TEST
 
 START_TEST(garbage_tickets_unknown)
 {
-    static const char *bad[] = {
-        "", "short", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA+",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"};
+    static const char *bad[] = {"",
+                                "short",
+                                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA+",
+                                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"};
     char t[DS_CRED_TICKET_LEN + 1];
     struct ds_cred_grant g;
     size_t i;
@@ -182,21 +182,20 @@ START_TEST(bad_issue_arguments)
 {
     char out[DS_CRED_TICKET_LEN + 1];
 
-    ck_assert_int_lt(ds_cred_issue(st, DS_CRED_VNC, "", "u", 60, T0, out,
-                                   sizeof(out), NULL),
-                     0);
+    ck_assert_int_lt(
+        ds_cred_issue(st, DS_CRED_VNC, "", "u", 60, T0, out, sizeof(out), NULL),
+        0);
     ck_assert_int_lt(ds_cred_issue(st, DS_CRED_VNC, "has space", "u", 60, T0,
                                    out, sizeof(out), NULL),
                      0);
-    ck_assert_int_lt(ds_cred_issue(st, DS_CRED_VNC, "d", "u", 0, T0, out,
-                                   sizeof(out), NULL),
-                     0);
+    ck_assert_int_lt(
+        ds_cred_issue(st, DS_CRED_VNC, "d", "u", 0, T0, out, sizeof(out), NULL),
+        0);
     ck_assert_int_lt(ds_cred_issue(st, DS_CRED_VNC, "d", "u", 3601, T0, out,
                                    sizeof(out), NULL),
                      0);
-    ck_assert_int_lt(ds_cred_issue(st, DS_CRED_GATEWAY, "d", "u", 60, T0, out,
-                                   8, NULL),
-                     0);
+    ck_assert_int_lt(
+        ds_cred_issue(st, DS_CRED_GATEWAY, "d", "u", 60, T0, out, 8, NULL), 0);
     ck_assert(!ds_cred_name_ok(
         "a-name-that-is-much-longer-than-sixty-four-characters-is-refused-x"));
     ck_assert(ds_cred_name_ok("desk-01"));
