@@ -174,20 +174,30 @@ const char *tsguest_root(void)
     return tsguest_root_dir;
 }
 
-int tsguest_run_suite(Suite *s)
+int tsguest_run_checks(Suite *s)
 {
     SRunner *sr = srunner_create(s);
-    int failed = 1;
+    int failed;
+
+    srunner_run_all(sr, CK_ENV);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int tsguest_run_suite(Suite *s)
+{
+    int rc;
 
     /* Made here, before Check forks the tests: they share it, and this
      * process cleans up after all of them, failed ones included. */
-    if (tsguest_root()) {
-        srunner_run_all(sr, CK_ENV);
-        failed = srunner_ntests_failed(sr);
+    if (!tsguest_root()) {
+        srunner_free(srunner_create(s)); /* frees the suite */
+        return EXIT_FAILURE;
     }
-    srunner_free(sr);
+    rc = tsguest_run_checks(s);
     tsguest_cleanup();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }
 
 /* ------------------------------------------------------------------------

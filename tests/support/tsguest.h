@@ -90,6 +90,10 @@ void tsguest_cleanup(void);
  */
 int tsguest_run_suite(Suite *s);
 
+/* Runs suite s (consumed) with CK_ENV verbosity, nothing else: the main
+ * of a unit test. Returns EXIT_SUCCESS when every test passed. */
+int tsguest_run_checks(Suite *s);
+
 /* --- hosts ---------------------------------------------------------------- */
 
 /*

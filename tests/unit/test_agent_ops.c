@@ -23,6 +23,7 @@
 #include "td_cmd.h"
 #include "td_ctl.h"
 #include "td_desk.h"
+#include "tsguest.h"
 
 static char dir[] = "/tmp/dp-agent-test-XXXXXX";
 static char sock[64];
@@ -333,8 +334,6 @@ int main(void)
 {
     Suite *s = suite_create("agent-ops");
     TCase *tc = tcase_create("testdesk");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, hello_ready_heartbeat);
@@ -344,9 +343,5 @@ int main(void)
     tcase_add_test(tc, personalise_writes_identity);
     tcase_add_test(tc, desktop_gone_is_not_ready);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tsguest_run_checks(s);
 }

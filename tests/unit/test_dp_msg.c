@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dp_msg.h"
+#include "tsguest.h"
 
 /* --- framing --------------------------------------------------------- */
 
@@ -256,8 +257,6 @@ int main(void)
 {
     Suite *s = suite_create("dp-msg");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, lines_split_across_reads);
     tcase_add_test(tc, lines_drop_overlong_and_go_on);
@@ -267,9 +266,5 @@ int main(void)
     tcase_add_test(tc, msg_field_checks);
     tcase_add_test(tc, outq_bounded_and_partial);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tsguest_run_checks(s);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ds_chan.h"
+#include "tsguest.h"
 
 static int pair[2];
 
@@ -133,8 +134,6 @@ int main(void)
 {
     Suite *s = suite_create("ds-chan");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, message_round_trip);
@@ -144,9 +143,5 @@ int main(void)
     tcase_add_test(tc, closed_peer_is_econnreset);
     tcase_add_test(tc, wait_times_out);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tsguest_run_checks(s);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ds_config.h"
+#include "tsguest.h"
 
 static char path[64];
 
@@ -140,8 +141,6 @@ int main(void)
 {
     Suite *s = suite_create("ds-config");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, example_file_is_the_defaults);
@@ -149,9 +148,5 @@ int main(void)
     tcase_add_test(tc, errors_name_the_line);
     tcase_add_test(tc, vnc_listen_forms);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tsguest_run_checks(s);
 }

@@ -13,6 +13,7 @@
 #include <rfb/rfbproto.h>
 
 #include "ds_cred.h"
+#include "tsguest.h"
 
 #define T0 1000000 /* any monotonic origin */
 
@@ -225,8 +226,6 @@ int main(void)
 {
     Suite *s = suite_create("ds-cred");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, ticket_redeemed_once);
@@ -238,9 +237,5 @@ int main(void)
     tcase_add_test(tc, bad_issue_arguments);
     tcase_add_test(tc, store_stays_bounded);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tsguest_run_checks(s);
 }

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "hv_qmp.h"
+#include "tsguest.h"
 
 /* Bound for anything that should happen "soon": generous, so that a busy
  * machine or the sanitizers never make a test flaky, yet a hang ends. */
@@ -1283,11 +1284,5 @@ static Suite *hv_qmp_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(hv_qmp_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tsguest_run_checks(hv_qmp_suite());
 }

@@ -9,6 +9,7 @@
 
 #include "hv_argv.h"
 #include "hv_spec.h"
+#include "tsguest.h"
 
 static json_t *spec_json(const char *text)
 {
@@ -152,7 +153,8 @@ START_TEST(argv_has_what_a_desktop_needs)
     ck_assert_ptr_null(a.v[a.n]);
     ck_assert(has_opt(&a, "-accel", "tcg"));
     ck_assert(has_opt(&a, "-machine", "q35"));
-    ck_assert(has_opt(&a, "-vnc", "unix:/st/run/d1/vnc.sock,lock-key-sync=off"));
+    ck_assert(
+        has_opt(&a, "-vnc", "unix:/st/run/d1/vnc.sock,lock-key-sync=off"));
     ck_assert(has_opt(&a, "-pidfile", "/st/run/d1/qemu.pid"));
     ck_assert(has_opt(&a, "-append", "console=ttyS0 quiet"));
     ck_assert(has_opt(&a, "-device", "virtio-tablet-pci"));
@@ -220,8 +222,6 @@ int main(void)
 {
     Suite *s = suite_create("hv-spec");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, spec_round_trips_through_json);
     tcase_add_test(tc, spec_defaults_fill_the_rest);
@@ -230,9 +230,5 @@ int main(void)
     tcase_add_test(tc, argv_has_what_a_desktop_needs);
     tcase_add_test(tc, argv_network_modes);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tsguest_run_checks(s);
 }

@@ -19,6 +19,7 @@
 #include "td_ctl.h"
 #include "td_desk.h"
 #include "td_keymap.h"
+#include "tsguest.h"
 
 START_TEST(keymap_us_layout)
 {
@@ -698,10 +699,5 @@ static Suite *control_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(control_suite());
-    int failed;
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tsguest_run_checks(control_suite());
 }

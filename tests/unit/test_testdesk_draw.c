@@ -18,6 +18,7 @@
 #include "td_font.h"
 #include "td_input.h"
 #include "td_layout.h"
+#include "tsguest.h"
 
 /* True when the text cell at (x, y) shows ch in fg on bg, pixel for pixel. */
 static int cell_shows(const struct td_canvas *c, int x, int y, unsigned char ch,
@@ -627,10 +628,5 @@ static Suite *draw_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(draw_suite());
-    int failed;
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tsguest_run_checks(draw_suite());
 }
