@@ -13,14 +13,12 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <rfb/rfbproto.h>
 
-#define DS_CRED_B64URL                                                         \
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+#include "dp_token.h"
+
 #define DS_CRED_TICKET_BYTES 32
-#define DS_CRED_HASH_LEN     32
+#define DS_CRED_HASH_LEN     DP_TOKEN_HASH_LEN
 
 struct ds_cred_entry {
     int in_use; /* slot holds a credential */
@@ -65,37 +63,6 @@ int ds_cred_name_ok(const char *name)
 static int ds_cred_live_at(const struct ds_cred_entry *e, int64_t now_ms)
 {
     return e->in_use && !e->used && now_ms < e->expires_ms;
-}
-
-/* Uniform random characters of alphabet (rejection sampling: no modulo
- * bias). Returns 0 or -EIO. */
-static int ds_cred_random_text(char *out, size_t n, const char *alphabet)
-{
-    size_t len = strlen(alphabet), limit = 256 - 256 % len, i = 0;
-    unsigned char buf[64];
-
-    while (i < n) {
-        size_t j;
-
-        if (RAND_bytes(buf, sizeof(buf)) != 1)
-            return -EIO;
-        for (j = 0; j < sizeof(buf) && i < n; j++)
-            if (buf[j] < limit)
-                out[i++] = alphabet[buf[j] % len];
-    }
-    out[n] = '\0';
-    OPENSSL_cleanse(buf, sizeof(buf));
-    return 0;
-}
-
-static int ds_cred_sha256(const char *text, unsigned char out[DS_CRED_HASH_LEN])
-{
-    unsigned int n = 0;
-
-    if (EVP_Digest(text, strlen(text), out, &n, EVP_sha256(), NULL) != 1 ||
-        n != DS_CRED_HASH_LEN)
-        return -EIO;
-    return 0;
 }
 
 /* A free slot: an empty one, else the oldest forgettable, else the
@@ -150,7 +117,7 @@ int ds_cred_issue(struct ds_cred_store *s, enum ds_cred_kind kind,
     if (kind == DS_CRED_VNC) {
         /* 57^8 passwords: a clash among the live ones is rare; retry. */
         for (tries = 0; tries < 16; tries++) {
-            r = ds_cred_random_text(text, DS_CRED_VNC_LEN,
+            r = dp_token_random_text(text, DS_CRED_VNC_LEN,
                                     DS_CRED_VNC_ALPHABET);
             if (r < 0)
                 return r;
@@ -161,9 +128,9 @@ int ds_cred_issue(struct ds_cred_store *s, enum ds_cred_kind kind,
             return -EIO;
         memcpy(e->vnc, text, sizeof(e->vnc));
     } else {
-        r = ds_cred_random_text(text, DS_CRED_TICKET_LEN, DS_CRED_B64URL);
+        r = dp_token_random_text(text, DS_CRED_TICKET_LEN, DP_TOKEN_B64URL);
         if (!r)
-            r = ds_cred_sha256(text, e->hash);
+            r = dp_token_hash(text, e->hash);
         if (r < 0)
             return r;
     }
@@ -202,7 +169,7 @@ static int ds_cred_ticket_shape_ok(const char *t)
 {
     size_t n = t ? strlen(t) : 0;
 
-    return n == DS_CRED_TICKET_LEN && strspn(t, DS_CRED_B64URL) == n;
+    return n == DS_CRED_TICKET_LEN && strspn(t, DP_TOKEN_B64URL) == n;
 }
 
 enum ds_cred_refusal ds_cred_redeem_ticket(struct ds_cred_store *s,
@@ -212,7 +179,7 @@ enum ds_cred_refusal ds_cred_redeem_ticket(struct ds_cred_store *s,
     unsigned char hash[DS_CRED_HASH_LEN];
     int i;
 
-    if (!s || !ds_cred_ticket_shape_ok(ticket) || ds_cred_sha256(ticket, hash))
+    if (!s || !ds_cred_ticket_shape_ok(ticket) || dp_token_hash(ticket, hash))
         return DS_CRED_UNKNOWN;
     for (i = 0; i < DS_CRED_MAX; i++) {
         struct ds_cred_entry *e = &s->e[i];

@@ -1,0 +1,1260 @@
+/*
+ * bk_api.c - the broker's REST API (see bk_api.h and broker/README.md).
+ *
+ * Layout: helpers (JSON bodies, sessions, CSRF), then one function per
+ * route, then the router. Every handler answers exactly once, now or from
+ * bk_api_wake()/bk_api_timeout() for parked requests.
+ */
+#include "bk_api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bk_display.h"
+#include "bk_limit.h"
+#include "bk_pool.h"
+#include "dp_time.h"
+#include "dp_token.h"
+
+#define BK_COOKIE       "deskpool_session"
+#define BK_LIMIT_KEYS   100000 /* failure counters kept in memory */
+#define BK_LAUNCH_SLOTS 15     /* launch latency histogram buckets */
+
+static const double bk_launch_buckets[BK_LAUNCH_SLOTS] = {
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25,
+    0.5,   1,     2.5,   5,    10,   30,   60};
+
+struct bk_api {
+    const struct bk_config *cfg;
+    struct bk_store *store;
+    struct bk_auth *auth;
+    struct bk_mgr *mgr;
+    struct bk_http *http;
+    struct bk_limit *user_fails, *addr_fails;
+    /* metrics */
+    uint64_t logins_ok, logins_failed, logins_locked, launches;
+    uint64_t launch_hist[BK_LAUNCH_SLOTS + 1];
+    double launch_sum;
+    int parked_launches; /* retried when the manager reports changes */
+    unsigned ticks;
+};
+
+/* What a parked request waits for. */
+enum bk_wait { BK_WAIT_LOGIN, BK_WAIT_LAUNCH, BK_WAIT_COMMAND };
+
+struct bk_wait_data {
+    enum bk_wait kind;
+    int bearer;                 /* login: the client wants a bearer token */
+    char user[BK_USER_MAX + 1]; /* launch: who */
+    char pool[BK_NAME_MAX + 1];
+    char protocol[16];
+    char op[16]; /* command */
+    char desktop[BK_NAME_MAX + 1];
+    uint64_t started_ms;
+};
+
+/* Who is asking: from the session cookie or a bearer token. */
+struct bk_who {
+    struct bk_session s;
+    char hash[DP_TOKEN_HEX_LEN + 1];
+    int bearer;
+};
+
+static int64_t bk_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+int bk_api_new(struct bk_api **out, const struct bk_api_parts *parts)
+{
+    struct bk_api *api = calloc(1, sizeof(*api));
+
+    if (!api)
+        return -ENOMEM;
+    api->cfg = parts->cfg;
+    api->store = parts->store;
+    api->auth = parts->auth;
+    api->mgr = parts->mgr;
+    api->user_fails =
+        bk_limit_new(api->cfg->user_failures, api->cfg->failure_window,
+                     api->cfg->lockout, BK_LIMIT_KEYS);
+    api->addr_fails =
+        bk_limit_new(api->cfg->addr_failures, api->cfg->failure_window,
+                     api->cfg->lockout, BK_LIMIT_KEYS);
+    if (!api->user_fails || !api->addr_fails) {
+        bk_api_free(api);
+        return -ENOMEM;
+    }
+    *out = api;
+    return 0;
+}
+
+void bk_api_free(struct bk_api *api)
+{
+    if (!api)
+        return;
+    bk_limit_free(api->user_fails);
+    bk_limit_free(api->addr_fails);
+    free(api);
+}
+
+void bk_api_set_http(struct bk_api *api, struct bk_http *http)
+{
+    api->http = http;
+}
+
+static void bk_api_event(struct bk_api *api, const char *kind,
+                         const char *user, const char *pool,
+                         const char *desktop, json_t *detail)
+{
+    bk_store_event(api->store, kind, user, pool, desktop, detail);
+}
+
+/* --- request helpers ------------------------------------------------------ */
+
+/* The body as a JSON object, or NULL after answering 400. */
+static json_t *bk_api_body(struct bk_req *req)
+{
+    json_error_t e;
+    size_t len;
+    const char *body = bk_req_body(req, &len);
+    json_t *j;
+
+    if (len == 0)
+        return json_object();
+    j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &e);
+    if (!j) {
+        char msg[256];
+
+        snprintf(msg, sizeof(msg), "malformed JSON at byte %d: %s",
+                 e.position, e.text);
+        bk_req_error(req, 400, "bad_json", msg);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        bk_req_error(req, 400, "bad_json", "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+/* A string field of 1..max bytes, or NULL. */
+static const char *bk_api_str(const json_t *o, const char *key, size_t max)
+{
+    json_t *v = json_object_get(o, key);
+    const char *s = json_string_value(v);
+
+    if (!s || !s[0] || json_string_length(v) > max ||
+        strlen(s) != json_string_length(v))
+        return NULL;
+    return s;
+}
+
+static void bk_wait_free(void *p)
+{
+    free(p);
+}
+
+static struct bk_wait_data *bk_api_wait(struct bk_req *req, enum bk_wait kind)
+{
+    struct bk_wait_data *w = calloc(1, sizeof(*w));
+
+    if (w) {
+        w->kind = kind;
+        w->started_ms = dp_time_now_ms();
+        bk_req_set_data(req, w, bk_wait_free);
+    }
+    return w;
+}
+
+/* The session token from "Authorization: Bearer" or the cookie. */
+static int bk_api_token(struct bk_req *req, char token[DP_TOKEN_LEN + 1],
+                        int *bearer)
+{
+    char buf[4096], *p;
+
+    if (bk_req_header(req, "authorization", buf, sizeof(buf)) == 0) {
+        if (strncmp(buf, "Bearer ", 7) != 0 || !dp_token_shape_ok(buf + 7))
+            return -EINVAL;
+        memcpy(token, buf + 7, DP_TOKEN_LEN + 1);
+        *bearer = 1;
+        return 0;
+    }
+    *bearer = 0;
+    if (bk_req_header(req, "cookie", buf, sizeof(buf)) != 0)
+        return -ENOENT;
+    for (p = strtok(buf, ";"); p; p = strtok(NULL, ";")) {
+        while (*p == ' ')
+            p++;
+        if (!strncmp(p, BK_COOKIE "=", sizeof(BK_COOKIE)) &&
+            dp_token_shape_ok(p + sizeof(BK_COOKIE))) {
+            memcpy(token, p + sizeof(BK_COOKIE), DP_TOKEN_LEN + 1);
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+/*
+ * Finds the caller's session; answers 401 (none) or 403 (CSRF token
+ * missing on a state-changing request made with the cookie) and returns
+ * -1 when there is none to use. Free who->s.groups after.
+ */
+static int bk_api_auth(struct bk_api *api, struct bk_req *req,
+                       struct bk_who *who)
+{
+    char token[DP_TOKEN_LEN + 1], csrf[128];
+    enum bk_method m = bk_req_method(req);
+
+    memset(who, 0, sizeof(*who));
+    if (bk_api_token(req, token, &who->bearer) != 0 ||
+        dp_token_hash_hex(token, who->hash) != 0 ||
+        bk_store_session_get(api->store, who->hash, api->cfg->session_idle,
+                             api->cfg->session_max, &who->s) != 0) {
+        bk_req_error(req, 401, "unauthenticated",
+                     "log in first (no valid session)");
+        return -1;
+    }
+    if (!who->bearer && m != BK_GET &&
+        (bk_req_header(req, "x-csrf-token", csrf, sizeof(csrf)) != 0 ||
+         !dp_token_equal(csrf, who->s.csrf))) {
+        json_decref(who->s.groups);
+        bk_req_error(req, 403, "csrf",
+                     "missing or wrong X-CSRF-Token header");
+        return -1;
+    }
+    return 0;
+}
+
+static int bk_api_admin(struct bk_api *api, struct bk_req *req,
+                        struct bk_who *who)
+{
+    if (bk_api_auth(api, req, who))
+        return -1;
+    if (!who->s.admin) {
+        json_decref(who->s.groups);
+        bk_req_error(req, 403, "forbidden", "administrators only");
+        return -1;
+    }
+    return 0;
+}
+
+/* --- login ---------------------------------------------------------------- */
+
+static void bk_api_login_start(struct bk_api *api, struct bk_req *req,
+                               const json_t *body)
+{
+    const char *user = bk_api_str(body, "username", 64);
+    char id[DP_TOKEN_LEN + 1], key[96], msg[160];
+    struct bk_wait_data *w;
+    int wait_u, wait_a, r;
+
+    if (!user || !bk_auth_user_ok(user)) {
+        bk_req_error(req, 400, "bad_request",
+                     "username: must be 1 to 64 printable characters");
+        return;
+    }
+    snprintf(key, sizeof(key), "u:%s", user);
+    wait_u = bk_limit_locked(api->user_fails, key, bk_now());
+    snprintf(key, sizeof(key), "a:%s", bk_req_addr(req));
+    wait_a = bk_limit_locked(api->addr_fails, key, bk_now());
+    if (wait_u || wait_a) {
+        api->logins_locked++;
+        snprintf(msg, sizeof(msg),
+                 "too many failed logins%s; try again in %d s",
+                 wait_u ? " for this user" : " from this address",
+                 wait_u > wait_a ? wait_u : wait_a);
+        bk_api_event(api, "login-locked", user, NULL, NULL,
+                     json_pack("{ss}", "addr", bk_req_addr(req)));
+        bk_req_reply_json(req, 429,
+                          json_pack("{ss ss ss si}", "state", "failed",
+                                    "error", "locked", "message", msg,
+                                    "retry_after",
+                                    wait_u > wait_a ? wait_u : wait_a),
+                          NULL);
+        return;
+    }
+    w = bk_api_wait(req, BK_WAIT_LOGIN);
+    if (!w) {
+        bk_req_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    w->bearer = json_is_true(json_object_get(body, "bearer"));
+    r = bk_auth_start(api->auth, user, bk_req_addr(req), bk_req_id(req), id);
+    if (r == -EAGAIN) {
+        bk_req_error(req, 503, "busy", "too many logins in progress");
+        return;
+    }
+    if (r) {
+        bk_req_error(req, 500, "internal", "cannot start the login");
+        return;
+    }
+    bk_req_park(req, api->cfg->login_timeout * 1000);
+}
+
+static void bk_api_login_answer(struct bk_api *api, struct bk_req *req,
+                                const json_t *body)
+{
+    const char *conv = bk_api_str(body, "conversation", DP_TOKEN_LEN);
+    struct bk_wait_data *w;
+    int r;
+
+    if (!conv || !json_is_array(json_object_get(body, "answers"))) {
+        bk_req_error(req, 400, "bad_request",
+                     "give username, or conversation and answers");
+        return;
+    }
+    w = bk_api_wait(req, BK_WAIT_LOGIN);
+    if (!w) {
+        bk_req_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    w->bearer = json_is_true(json_object_get(body, "bearer"));
+    r = bk_auth_answer(api->auth, conv, bk_req_addr(req),
+                       json_object_get(body, "answers"), bk_req_id(req));
+    if (r == -ENOENT)
+        bk_req_error(req, 404, "no_conversation",
+                     "unknown or finished login conversation; start again");
+    else if (r == -EBUSY)
+        bk_req_error(req, 409, "not_waiting",
+                     "this login is not waiting for answers");
+    else if (r == -EINVAL)
+        bk_req_error(req, 400, "bad_request",
+                     "answers: one string (at most 1024 bytes) per prompt");
+    else if (r)
+        bk_req_error(req, 500, "internal", "cannot answer the login");
+    else
+        bk_req_park(req, api->cfg->login_timeout * 1000);
+}
+
+static void bk_api_login(struct bk_api *api, struct bk_req *req)
+{
+    json_t *body = bk_api_body(req);
+
+    if (!body)
+        return;
+    if (json_object_get(body, "conversation"))
+        bk_api_login_answer(api, req, body);
+    else
+        bk_api_login_start(api, req, body);
+    json_decref(body);
+}
+
+/* A session for an authenticated user; answers the login request. */
+static void bk_api_login_ok(struct bk_api *api, struct bk_req *req,
+                            struct bk_auth_result *res, int bearer)
+{
+    struct bk_session s = {0};
+    char token[DP_TOKEN_LEN + 1], hash[DP_TOKEN_HEX_LEN + 1], key[96];
+    char cookie[256];
+    json_t *reply;
+
+    snprintf(s.user, sizeof(s.user), "%s", res->user);
+    s.admin = res->admin;
+    s.groups = res->groups;
+    s.created = s.last_seen = bk_now();
+    if (dp_token_new(token) || dp_token_hash_hex(token, hash) ||
+        dp_token_random_text(s.csrf, DP_TOKEN_LEN, DP_TOKEN_B64URL) ||
+        bk_store_session_put(api->store, hash, &s, res->addr)) {
+        bk_req_error(req, 500, "internal", "cannot store the session");
+        return;
+    }
+    snprintf(key, sizeof(key), "u:%s", res->user);
+    bk_limit_reset(api->user_fails, key);
+    api->logins_ok++;
+    bk_api_event(api, "login", res->user, NULL, NULL,
+                 json_pack("{ss sb}", "addr", res->addr, "admin", s.admin));
+    reply = json_pack("{ss ss sb sO ss sO}", "state", "ok", "user", s.user,
+                      "admin", s.admin, "groups", s.groups, "csrf", s.csrf,
+                      "messages", res->prompts);
+    if (bearer) {
+        json_object_set_new(reply, "token", json_string(token));
+        bk_req_reply_json(req, 200, reply, NULL);
+        return;
+    }
+    snprintf(cookie, sizeof(cookie),
+             "Set-Cookie: " BK_COOKIE
+             "=%s; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=%d\r\n",
+             token, api->cfg->session_max);
+    bk_req_reply_json(req, 200, reply, cookie);
+}
+
+static void bk_api_login_failed(struct bk_api *api, struct bk_req *req,
+                                struct bk_auth_result *res)
+{
+    char key[96];
+
+    api->logins_failed++;
+    if (res->credentials) { /* wrong secrets count towards lockout */
+        snprintf(key, sizeof(key), "u:%s", res->user);
+        bk_limit_fail(api->user_fails, key, bk_now());
+        snprintf(key, sizeof(key), "a:%s", res->addr);
+        bk_limit_fail(api->addr_fails, key, bk_now());
+    }
+    bk_api_event(api, "login-failed", res->user, NULL, NULL,
+                 json_pack("{ss ss}", "addr", res->addr, "reason",
+                           res->message));
+    if (req)
+        bk_req_reply_json(
+            req, res->credentials ? 401 : 403,
+            json_pack("{ss ss ss sO}", "state", "failed", "error",
+                      res->credentials ? "login_failed" : "account",
+                      "message", res->message, "messages", res->prompts),
+            NULL);
+}
+
+/* Results of PAM conversations reach their requests. */
+static void bk_api_auth_results(struct bk_api *api)
+{
+    struct bk_auth_result res;
+
+    while (bk_auth_next(api->auth, &res)) {
+        struct bk_req *req = bk_http_find(api->http, res.waiter);
+        struct bk_wait_data *w = req ? bk_req_data(req) : NULL;
+
+        if (w && w->kind != BK_WAIT_LOGIN)
+            req = NULL;
+        if (res.kind == BK_AUTH_FAIL)
+            bk_api_login_failed(api, req, &res);
+        else if (req && res.kind == BK_AUTH_OK)
+            bk_api_login_ok(api, req, &res, w->bearer);
+        else if (req)
+            bk_req_reply_json(req, 200,
+                              json_pack("{ss ss sO}", "state", "prompt",
+                                        "conversation", res.conversation,
+                                        "prompts", res.prompts),
+                              NULL);
+        bk_auth_result_clear(&res);
+    }
+}
+
+static void bk_api_logout(struct bk_api *api, struct bk_req *req)
+{
+    struct bk_who who;
+
+    if (bk_api_auth(api, req, &who))
+        return;
+    bk_store_session_delete(api->store, who.hash);
+    bk_api_event(api, "logout", who.s.user, NULL, NULL, NULL);
+    json_decref(who.s.groups);
+    bk_req_reply_json(req, 200, json_pack("{ss}", "state", "logged-out"),
+                      "Set-Cookie: " BK_COOKIE
+                      "=; Path=/; HttpOnly; Secure; SameSite=Strict; "
+                      "Max-Age=0\r\n");
+}
+
+static void bk_api_me(struct bk_api *api, struct bk_req *req)
+{
+    struct bk_who who;
+
+    if (bk_api_auth(api, req, &who))
+        return;
+    bk_req_reply_json(req, 200,
+                      json_pack("{ss sb so ss}", "user", who.s.user, "admin",
+                                who.s.admin, "groups", who.s.groups, "csrf",
+                                who.s.csrf),
+                      NULL);
+}
+
+/* --- pools and launches --------------------------------------------------- */
+
+static json_t *bk_api_desktop_json(const struct bk_desktop *d)
+{
+    return json_pack("{ss ss ss ss sI sI sI ss ss}", "id", d->id, "pool",
+                     d->pool, "state", bk_state_name(d->state), "user",
+                     d->user, "image_gen", (json_int_t)d->image_gen,
+                     "created", (json_int_t)d->created, "state_since",
+                     (json_int_t)d->state_since, "error", d->error,
+                     "protocol", d->protocol);
+}
+
+/* What a user sees of a pool: availability, never its image or users. */
+static json_t *bk_api_pool_public(struct bk_api *api, json_t *pool,
+                                  const char *user)
+{
+    const char *name = bk_pool_str(pool, "name");
+    int c[BK_STATE_COUNT];
+    struct bk_desktop *mine = NULL;
+    size_t n = 0, i;
+    const char *state = "available";
+    json_t *o;
+
+    bk_store_desktop_counts(api->store, name, c);
+    if (json_is_true(json_object_get(pool, "maintenance")))
+        state = "maintenance";
+    else if (json_is_true(json_object_get(pool, "restrained")))
+        state = "unavailable";
+    else if (!c[BK_READY])
+        state = "provisioning";
+    o = json_pack("{ss ss ss ss si}", "name", name, "description",
+                  bk_pool_str(pool, "description"), "type",
+                  bk_pool_str(pool, "type"), "state", state, "ready",
+                  c[BK_READY]);
+    if (bk_store_desktop_list(api->store, name, user, &mine, &n) == 0) {
+        json_t *a = json_array();
+
+        for (i = 0; i < n; i++)
+            json_array_append_new(a, bk_api_desktop_json(&mine[i]));
+        json_object_set_new(o, "desktops", a);
+        free(mine);
+    }
+    return o;
+}
+
+static void bk_api_pools(struct bk_api *api, struct bk_req *req)
+{
+    struct bk_who who;
+    json_t *all, *out, *p;
+    size_t i;
+
+    if (bk_api_auth(api, req, &who))
+        return;
+    all = bk_store_pool_list(api->store);
+    out = json_array();
+    json_array_foreach(all, i, p)
+    {
+        if (!json_is_true(json_object_get(p, "deleting")) &&
+            bk_pool_entitled(p, who.s.user, who.s.groups))
+            json_array_append_new(out,
+                                  bk_api_pool_public(api, p, who.s.user));
+    }
+    json_decref(all);
+    json_decref(who.s.groups);
+    bk_req_reply_json(req, 200, json_pack("{so}", "pools", out), NULL);
+}
+
+static int bk_api_protocol_ok(const char *p)
+{
+    return p && (!strcmp(p, "browser") || !strcmp(p, "rdp") ||
+                 !strcmp(p, "vnc"));
+}
+
+/* A one-time ticket for (user, desktop, protocol) into t. */
+static int bk_api_ticket(struct bk_api *api, const char *user,
+                         const char *desktop, const char *protocol,
+                         char t[DP_TOKEN_LEN + 1], int64_t *expires)
+{
+    char hash[DP_TOKEN_HEX_LEN + 1];
+
+    *expires = bk_now() + api->cfg->ticket_ttl;
+    if (dp_token_new(t) || dp_token_hash_hex(t, hash))
+        return -EIO;
+    return bk_store_ticket_put(api->store, hash, user, desktop, protocol,
+                               *expires);
+}
+
+static void bk_api_launch_observe(struct bk_api *api, uint64_t started_ms)
+{
+    double s = (double)(dp_time_now_ms() - started_ms) / 1000.0;
+    int i;
+
+    api->launches++;
+    api->launch_sum += s;
+    for (i = 0; i < BK_LAUNCH_SLOTS && s > bk_launch_buckets[i]; i++)
+        ;
+    api->launch_hist[i]++;
+}
+
+/* The reply to a launch that got desktop d. */
+static void bk_api_launch_reply(struct bk_api *api, struct bk_req *req,
+                                const struct bk_desktop *d,
+                                const char *protocol, uint64_t started_ms)
+{
+    char ticket[DP_TOKEN_LEN + 1], url[256], err[256];
+    int64_t expires;
+    json_t *reply, *vnc = NULL;
+
+    if (!strcmp(protocol, "vnc")) {
+        /* VNC checks the password itself: the display server issues it. */
+        if (bk_display_request(api->cfg->display_socket, "issue",
+                               json_pack("{ss ss ss si}", "kind", "vnc",
+                                         "desktop", d->id, "user", d->user,
+                                         "ttl", api->cfg->ticket_ttl),
+                               2000, &vnc, err, sizeof(err))) {
+            bk_req_error(req, 503, "display_unavailable", err);
+            return;
+        }
+        snprintf(ticket, sizeof(ticket), "%s",
+                 json_string_value(json_object_get(vnc, "credential")) ?: "");
+        expires = bk_now() + api->cfg->ticket_ttl;
+    } else if (bk_api_ticket(api, d->user, d->id, protocol, ticket,
+                             &expires)) {
+        bk_req_error(req, 500, "internal", "cannot issue a ticket");
+        return;
+    }
+    reply = json_pack("{so ss ss sI}", "desktop", bk_api_desktop_json(d),
+                      "protocol", protocol, "ticket", ticket, "expires",
+                      (json_int_t)expires);
+    if (!strcmp(protocol, "browser")) {
+        snprintf(url, sizeof(url), "/desktop.html#ticket=%s", ticket);
+        json_object_set_new(reply, "url", json_string(url));
+    } else if (!strcmp(protocol, "rdp")) {
+        snprintf(url, sizeof(url), "/api/v1/desktops/%s/rdp", d->id);
+        json_object_set_new(reply, "rdp_file", json_string(url));
+        json_object_set_new(reply, "host",
+                            json_string(api->cfg->public_host));
+    } else {
+        json_object_set_new(reply, "host",
+                            json_string(api->cfg->public_host));
+        json_object_set(reply, "port", json_object_get(vnc, "port"));
+        json_object_set_new(reply, "password", json_string(ticket));
+        json_object_del(reply, "ticket");
+    }
+    json_decref(vnc);
+    bk_api_launch_observe(api, started_ms);
+    bk_api_event(api, "launch", d->user, d->pool, d->id,
+                 json_pack("{ss}", "protocol", protocol));
+    bk_req_reply_json(req, 200, reply, NULL);
+}
+
+/* Tries to assign; answers, or returns -EAGAIN (none ready yet). */
+static int bk_api_launch_try(struct bk_api *api, struct bk_req *req,
+                             const struct bk_wait_data *w)
+{
+    struct bk_desktop d;
+    int r = bk_store_assign(api->store, w->pool, w->user, w->protocol, &d);
+
+    if (r == -EAGAIN)
+        return r;
+    if (r == -ENOENT)
+        bk_req_error(req, 404, "no_pool", "no such pool");
+    else if (r == -EBUSY)
+        bk_req_error(req, 409, "maintenance",
+                     "the pool is in maintenance; try again later");
+    else if (r)
+        bk_req_error(req, 500, "internal", "cannot assign a desktop");
+    else {
+        bk_mgr_kick(api->mgr); /* prepare-session, spares */
+        bk_api_launch_reply(api, req, &d, w->protocol, w->started_ms);
+    }
+    return 0;
+}
+
+static void bk_api_launch(struct bk_api *api, struct bk_req *req,
+                          const char *pool)
+{
+    struct bk_who who;
+    struct bk_wait_data *w;
+    json_t *body, *p;
+    const char *proto;
+
+    if (strlen(pool) > BK_NAME_MAX) {
+        bk_req_error(req, 404, "no_pool", "no such pool");
+        return;
+    }
+    if (bk_api_auth(api, req, &who))
+        return;
+    body = bk_api_body(req);
+    if (!body)
+        goto out;
+    proto = bk_api_str(body, "protocol", 16);
+    if (!proto)
+        proto = "browser";
+    if (!bk_api_protocol_ok(proto)) {
+        bk_req_error(req, 400, "bad_request",
+                     "protocol: must be browser, rdp or vnc");
+        goto out;
+    }
+    p = bk_store_pool_get(api->store, pool);
+    if (!p || json_is_true(json_object_get(p, "deleting")) ||
+        !bk_pool_entitled(p, who.s.user, who.s.groups)) {
+        json_decref(p);
+        bk_req_error(req, 404, "no_pool", "no such pool");
+        goto out;
+    }
+    if (json_is_true(json_object_get(p, "restrained"))) {
+        json_decref(p);
+        bk_req_error(req, 503, "pool_unavailable",
+                     "the pool cannot provision desktops; tell your "
+                     "administrator");
+        goto out;
+    }
+    json_decref(p);
+    w = bk_api_wait(req, BK_WAIT_LAUNCH);
+    if (!w) {
+        bk_req_error(req, 500, "internal", "out of memory");
+        goto out;
+    }
+    snprintf(w->user, sizeof(w->user), "%s", who.s.user);
+    snprintf(w->pool, sizeof(w->pool), "%s", pool);
+    snprintf(w->protocol, sizeof(w->protocol), "%s", proto);
+    if (bk_api_launch_try(api, req, w) == -EAGAIN) {
+        bk_mgr_kick(api->mgr);
+        bk_req_park(req, api->cfg->launch_wait * 1000);
+        api->parked_launches++;
+    }
+out:
+    json_decref(body);
+    json_decref(who.s.groups);
+}
+
+/* --- a user's desktops ---------------------------------------------------- */
+
+/* The caller's desktop id, or NULL after answering 404. Admins may act on
+ * any desktop through the admin routes, not these. */
+static int bk_api_my_desktop(struct bk_api *api, struct bk_req *req,
+                             const struct bk_who *who, const char *id,
+                             struct bk_desktop *d)
+{
+    if (bk_store_desktop_get(api->store, id, d) != 0 ||
+        strcmp(d->user, who->s.user) != 0) {
+        bk_req_error(req, 404, "no_desktop", "no such desktop");
+        return -1;
+    }
+    return 0;
+}
+
+static void bk_api_desktops(struct bk_api *api, struct bk_req *req)
+{
+    struct bk_who who;
+    struct bk_desktop *v = NULL;
+    size_t n = 0, i;
+    json_t *a = json_array();
+
+    if (bk_api_auth(api, req, &who)) {
+        json_decref(a);
+        return;
+    }
+    if (bk_store_desktop_list(api->store, NULL, who.s.user, &v, &n) == 0)
+        for (i = 0; i < n; i++)
+            json_array_append_new(a, bk_api_desktop_json(&v[i]));
+    free(v);
+    json_decref(who.s.groups);
+    bk_req_reply_json(req, 200, json_pack("{so}", "desktops", a), NULL);
+}
+
+/* Hands an operation to the pool manager and parks until it is done. */
+static void bk_api_command(struct bk_api *api, struct bk_req *req,
+                           const char *who, const struct bk_desktop *d,
+                           const char *op, int timeout_s)
+{
+    struct bk_wait_data *w = bk_api_wait(req, BK_WAIT_COMMAND);
+
+    if (!w || bk_mgr_command(api->mgr, d->id, op, bk_req_id(req))) {
+        bk_req_error(req, 500, "internal", "cannot queue the operation");
+        return;
+    }
+    snprintf(w->op, sizeof(w->op), "%s", op);
+    snprintf(w->desktop, sizeof(w->desktop), "%s", d->id);
+    bk_api_event(api, op, who, d->pool, d->id, NULL);
+    bk_req_park(req, timeout_s * 1000);
+}
+
+static void bk_api_rdp_file(struct bk_api *api, struct bk_req *req,
+                            const struct bk_desktop *d)
+{
+    char ticket[DP_TOKEN_LEN + 1], file[1024], headers[256];
+    int64_t expires;
+    int n;
+
+    if (bk_api_ticket(api, d->user, d->id, "rdp", ticket, &expires)) {
+        bk_req_error(req, 500, "internal", "cannot issue a ticket");
+        return;
+    }
+    /* The ticket travels as the user name ("ticket:" + ticket), which
+     * RDP clients send inside TLS in the Client Info PDU; no client needs
+     * a password in the file (mstsc cannot read a plain one). */
+    n = snprintf(file, sizeof(file),
+                 "full address:s:%s:3389\r\n"
+                 "username:s:ticket:%s\r\n"
+                 "prompt for credentials:i:0\r\n"
+                 "authentication level:i:0\r\n"
+                 "screen mode id:i:2\r\n"
+                 "use multimon:i:0\r\n"
+                 "redirectclipboard:i:1\r\n",
+                 api->cfg->public_host, ticket);
+    snprintf(headers, sizeof(headers),
+             "Content-Disposition: attachment; filename=\"%s.rdp\"\r\n",
+             d->id);
+    bk_req_reply(req, 200, "application/x-rdp", file, (size_t)n, headers);
+}
+
+static void bk_api_desktop_route(struct bk_api *api, struct bk_req *req,
+                                 const char *id, const char *action)
+{
+    struct bk_who who;
+    struct bk_desktop d;
+    enum bk_method m = bk_req_method(req);
+
+    if (bk_api_auth(api, req, &who))
+        return;
+    if (bk_api_my_desktop(api, req, &who, id, &d))
+        goto out;
+    if (!action && m == BK_GET)
+        bk_req_reply_json(req, 200, bk_api_desktop_json(&d), NULL);
+    else if (action && !strcmp(action, "rdp") && m == BK_GET)
+        bk_api_rdp_file(api, req, &d);
+    else if (action && !strcmp(action, "logoff") && m == BK_POST)
+        bk_api_command(api, req, who.s.user, &d, "logoff", 60);
+    else if (action && !strcmp(action, "disconnect") && m == BK_POST) {
+        json_t *res = NULL;
+        char err[256];
+
+        if (bk_display_request(api->cfg->display_socket, "disconnect",
+                               json_pack("{ss}", "desktop", d.id), 2000, &res,
+                               err, sizeof(err)))
+            bk_req_error(req, 503, "display_unavailable", err);
+        else
+            bk_req_reply_json(req, 200, res, NULL);
+        bk_api_event(api, "disconnect", who.s.user, d.pool, d.id, NULL);
+    } else
+        bk_req_error(req, 404, "not_found", "no such route");
+out:
+    json_decref(who.s.groups);
+}
+
+/* --- admin ---------------------------------------------------------------- */
+
+static void bk_api_admin_pool_put(struct bk_api *api, struct bk_req *req,
+                                  const struct bk_who *who, const char *name,
+                                  int create, int patch)
+{
+    json_t *body = bk_api_body(req), *base = NULL, *settings;
+    char err[256];
+    int r;
+
+    if (!body)
+        return;
+    if (create)
+        name = bk_api_str(body, "name", BK_POOL_NAME_MAX);
+    if (!bk_pool_name_ok(name)) {
+        bk_req_error(req, 400, "invalid",
+                     "name: 1 to 32 of a-z, 0-9 and '-', not starting "
+                     "with '-'");
+        goto out;
+    }
+    if (patch) {
+        base = bk_store_pool_get(api->store, name);
+        if (!base) {
+            bk_req_error(req, 404, "no_pool", "no such pool");
+            goto out;
+        }
+    }
+    settings = bk_pool_validate(body, base, err, sizeof(err));
+    if (!settings) {
+        bk_req_error(req, 400, "invalid", err);
+        goto out;
+    }
+    r = bk_store_pool_put(api->store, name, settings, create);
+    json_decref(settings);
+    if (r == -EEXIST)
+        bk_req_error(req, 409, "exists", "a pool with this name exists");
+    else if (r == -ENOENT)
+        bk_req_error(req, 404, "no_pool", "no such pool");
+    else if (r)
+        bk_req_error(req, 500, "internal", "cannot store the pool");
+    else {
+        bk_api_event(api, create ? "pool-create" : "pool-update",
+                     who->s.user, name, NULL, json_incref(body));
+        bk_mgr_kick(api->mgr);
+        bk_req_reply_json(req, create ? 201 : 200,
+                          bk_store_pool_get(api->store, name), NULL);
+    }
+out:
+    json_decref(base);
+    json_decref(body);
+}
+
+static void bk_api_admin_pools(struct bk_api *api, struct bk_req *req,
+                               const char *name, const char *action)
+{
+    struct bk_who who;
+    enum bk_method m = bk_req_method(req);
+    json_t *p;
+
+    if (bk_api_admin(api, req, &who))
+        return;
+    if (!name && m == BK_GET)
+        bk_req_reply_json(req, 200,
+                          json_pack("{so}", "pools",
+                                    bk_store_pool_list(api->store)),
+                          NULL);
+    else if (!name && m == BK_POST)
+        bk_api_admin_pool_put(api, req, &who, NULL, 1, 0);
+    else if (name && !action && m == BK_GET) {
+        p = bk_store_pool_get(api->store, name);
+        if (p)
+            bk_req_reply_json(req, 200, p, NULL);
+        else
+            bk_req_error(req, 404, "no_pool", "no such pool");
+    } else if (name && !action && (m == BK_PUT || m == BK_PATCH))
+        bk_api_admin_pool_put(api, req, &who, name, 0, m == BK_PATCH);
+    else if (name && !action && m == BK_DELETE) {
+        if (bk_store_pool_delete(api->store, name))
+            bk_req_error(req, 404, "no_pool", "no such pool");
+        else {
+            bk_api_event(api, "pool-delete", who.s.user, name, NULL, NULL);
+            bk_mgr_kick(api->mgr);
+            bk_req_reply_json(req, 202, json_pack("{ss}", "state", "deleting"),
+                              NULL);
+        }
+    } else if (name && action && !strcmp(action, "resume") && m == BK_POST) {
+        bk_store_pool_unrestrain(api->store, name);
+        bk_api_event(api, "pool-resume", who.s.user, name, NULL, NULL);
+        bk_mgr_kick(api->mgr);
+        bk_req_reply_json(req, 200, bk_store_pool_get(api->store, name), NULL);
+    } else
+        bk_req_error(req, 404, "not_found", "no such route");
+    json_decref(who.s.groups);
+}
+
+static int bk_api_desktop_op_ok(const char *op)
+{
+    static const char *const ops[] = {"power-on", "power-off", "reset",
+                                      "refresh",  "delete",    "logoff"};
+    size_t i;
+
+    for (i = 0; i < sizeof(ops) / sizeof(*ops); i++)
+        if (!strcmp(op, ops[i]))
+            return 1;
+    return 0;
+}
+
+static void bk_api_admin_desktops(struct bk_api *api, struct bk_req *req,
+                                  const char *id, const char *action)
+{
+    struct bk_who who;
+    struct bk_desktop d, *v = NULL;
+    enum bk_method m = bk_req_method(req);
+    char pool[BK_NAME_MAX + 1] = "", user[BK_USER_MAX + 1] = "";
+    size_t n = 0, i;
+
+    if (bk_api_admin(api, req, &who))
+        return;
+    if (!id && m == BK_GET) {
+        json_t *a = json_array();
+
+        bk_req_query(req, "pool", pool, sizeof(pool));
+        bk_req_query(req, "user", user, sizeof(user));
+        if (bk_store_desktop_list(api->store, pool, user, &v, &n) == 0)
+            for (i = 0; i < n; i++)
+                json_array_append_new(a, bk_api_desktop_json(&v[i]));
+        free(v);
+        bk_req_reply_json(req, 200, json_pack("{so}", "desktops", a), NULL);
+    } else if (!id || bk_store_desktop_get(api->store, id, &d) != 0) {
+        bk_req_error(req, 404, "no_desktop", "no such desktop");
+    } else if (!action && m == BK_GET) {
+        bk_req_reply_json(req, 200, bk_api_desktop_json(&d), NULL);
+    } else if (action && !strcmp(action, "screenshot") && m == BK_GET) {
+        bk_api_command(api, req, who.s.user, &d, "screenshot", 30);
+    } else if (action && bk_api_desktop_op_ok(action) && m == BK_POST) {
+        bk_api_command(api, req, who.s.user, &d, action, 120);
+    } else {
+        bk_req_error(req, 404, "not_found", "no such route");
+    }
+    json_decref(who.s.groups);
+}
+
+/* Sessions: desktops in use, with who holds them. */
+static void bk_api_admin_sessions(struct bk_api *api, struct bk_req *req)
+{
+    struct bk_who who;
+    struct bk_desktop *v = NULL;
+    size_t n = 0, i;
+    json_t *a = json_array();
+
+    if (bk_api_admin(api, req, &who)) {
+        json_decref(a);
+        return;
+    }
+    if (bk_store_desktop_list(api->store, NULL, NULL, &v, &n) == 0)
+        for (i = 0; i < n; i++)
+            if (bk_state_in_use(v[i].state))
+                json_array_append_new(
+                    a, json_pack("{ss ss ss ss ss sI}", "desktop", v[i].id,
+                                 "pool", v[i].pool, "user", v[i].user,
+                                 "state", bk_state_name(v[i].state),
+                                 "protocol", v[i].protocol, "since",
+                                 (json_int_t)v[i].assigned_at));
+    free(v);
+    json_decref(who.s.groups);
+    bk_req_reply_json(req, 200, json_pack("{so}", "sessions", a), NULL);
+}
+
+static int64_t bk_api_query_int(struct bk_req *req, const char *name,
+                                int64_t def)
+{
+    char buf[32], *end;
+    long long v;
+
+    if (bk_req_query(req, name, buf, sizeof(buf)))
+        return def;
+    v = strtoll(buf, &end, 10);
+    return *end || end == buf ? def : v;
+}
+
+static void bk_api_admin_events(struct bk_api *api, struct bk_req *req)
+{
+    struct bk_who who;
+    char user[BK_USER_MAX + 1] = "", pool[BK_NAME_MAX + 1] = "";
+    int64_t limit;
+
+    if (bk_api_admin(api, req, &who))
+        return;
+    bk_req_query(req, "user", user, sizeof(user));
+    bk_req_query(req, "pool", pool, sizeof(pool));
+    limit = bk_api_query_int(req, "limit", 200);
+    if (limit < 1 || limit > 10000)
+        limit = 200;
+    bk_req_reply_json(
+        req, 200,
+        json_pack("{so}", "events",
+                  bk_store_events(api->store,
+                                  bk_api_query_int(req, "since", 0),
+                                  bk_api_query_int(req, "until", 0), user,
+                                  pool, (int)limit)),
+        NULL);
+    json_decref(who.s.groups);
+}
+
+/* --- metrics -------------------------------------------------------------- */
+
+static void bk_api_metrics(struct bk_api *api, struct bk_req *req)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f;
+    json_t *pools, *p;
+    size_t i;
+    int s, c[BK_STATE_COUNT];
+    uint64_t cum = 0;
+
+    if (strcmp(bk_req_addr(req), "127.0.0.1") && strcmp(bk_req_addr(req), "::1")) {
+        struct bk_who who; /* remote scrapers need an admin token */
+
+        if (bk_api_admin(api, req, &who))
+            return;
+        json_decref(who.s.groups);
+    }
+    f = open_memstream(&text, &len);
+    if (!f) {
+        bk_req_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    fprintf(f, "# HELP deskpool_desktops Desktops by pool and state.\n"
+               "# TYPE deskpool_desktops gauge\n");
+    pools = bk_store_pool_list(api->store);
+    json_array_foreach(pools, i, p)
+    {
+        bk_store_desktop_counts(api->store, bk_pool_str(p, "name"), c);
+        for (s = 0; s < BK_STATE_COUNT; s++)
+            fprintf(f, "deskpool_desktops{pool=\"%s\",state=\"%s\"} %d\n",
+                    bk_pool_str(p, "name"), bk_state_name(s), c[s]);
+    }
+    json_decref(pools);
+    fprintf(f,
+            "# HELP deskpool_logins_total Login attempts by result.\n"
+            "# TYPE deskpool_logins_total counter\n"
+            "deskpool_logins_total{result=\"ok\"} %llu\n"
+            "deskpool_logins_total{result=\"failed\"} %llu\n"
+            "deskpool_logins_total{result=\"locked\"} %llu\n"
+            "# HELP deskpool_logins_in_progress PAM conversations running.\n"
+            "# TYPE deskpool_logins_in_progress gauge\n"
+            "deskpool_logins_in_progress %d\n",
+            (unsigned long long)api->logins_ok,
+            (unsigned long long)api->logins_failed,
+            (unsigned long long)api->logins_locked,
+            bk_auth_running(api->auth));
+    fprintf(f, "# HELP deskpool_launch_seconds Launch request to answer.\n"
+               "# TYPE deskpool_launch_seconds histogram\n");
+    for (s = 0; s <= BK_LAUNCH_SLOTS; s++) {
+        cum += api->launch_hist[s];
+        if (s < BK_LAUNCH_SLOTS)
+            fprintf(f, "deskpool_launch_seconds_bucket{le=\"%g\"} %llu\n",
+                    bk_launch_buckets[s], (unsigned long long)cum);
+        else
+            fprintf(f, "deskpool_launch_seconds_bucket{le=\"+Inf\"} %llu\n",
+                    (unsigned long long)cum);
+    }
+    fprintf(f,
+            "deskpool_launch_seconds_sum %g\n"
+            "deskpool_launch_seconds_count %llu\n",
+            api->launch_sum, (unsigned long long)api->launches);
+    fclose(f);
+    bk_req_reply(req, 200, "text/plain; version=0.0.4", text, len, NULL);
+    free(text);
+}
+
+/* --- routing -------------------------------------------------------------- */
+
+/* Splits "/api/v1/a/b/c" into up to 4 segments after the prefix. */
+static int bk_api_split(const char *path, char seg[4][96])
+{
+    const char *p = path + strlen("/api/v1/");
+    int n = 0;
+
+    while (*p && n < 4) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+
+        if (len == 0 || len >= 96)
+            return -1;
+        memcpy(seg[n], p, len);
+        seg[n][len] = '\0';
+        n++;
+        p += len;
+        if (*p == '/')
+            p++;
+    }
+    return *p ? -1 : n;
+}
+
+void bk_api_request(void *arg, struct bk_req *req)
+{
+    struct bk_api *api = arg;
+    const char *path = bk_req_path(req);
+    enum bk_method m = bk_req_method(req);
+    char seg[4][96];
+    int n;
+
+    if (!strcmp(path, "/metrics") && m == BK_GET) {
+        bk_api_metrics(api, req);
+        return;
+    }
+    if (strncmp(path, "/api/v1/", 8) != 0 ||
+        (n = bk_api_split(path, seg)) < 1) {
+        bk_req_error(req, 404, "not_found", "no such route");
+        return;
+    }
+    if (n == 1 && !strcmp(seg[0], "login") && m == BK_POST)
+        bk_api_login(api, req);
+    else if (n == 1 && !strcmp(seg[0], "logout") && m == BK_POST)
+        bk_api_logout(api, req);
+    else if (n == 1 && !strcmp(seg[0], "me") && m == BK_GET)
+        bk_api_me(api, req);
+    else if (n == 1 && !strcmp(seg[0], "pools") && m == BK_GET)
+        bk_api_pools(api, req);
+    else if (n == 3 && !strcmp(seg[0], "pools") &&
+             !strcmp(seg[2], "launch") && m == BK_POST)
+        bk_api_launch(api, req, seg[1]);
+    else if (n == 1 && !strcmp(seg[0], "desktops") && m == BK_GET)
+        bk_api_desktops(api, req);
+    else if (n >= 2 && n <= 3 && !strcmp(seg[0], "desktops"))
+        bk_api_desktop_route(api, req, seg[1], n == 3 ? seg[2] : NULL);
+    else if (n >= 2 && !strcmp(seg[0], "admin") && !strcmp(seg[1], "pools"))
+        bk_api_admin_pools(api, req, n > 2 ? seg[2] : NULL,
+                           n > 3 ? seg[3] : NULL);
+    else if (n >= 2 && !strcmp(seg[0], "admin") &&
+             !strcmp(seg[1], "desktops"))
+        bk_api_admin_desktops(api, req, n > 2 ? seg[2] : NULL,
+                              n > 3 ? seg[3] : NULL);
+    else if (n == 2 && !strcmp(seg[0], "admin") &&
+             !strcmp(seg[1], "sessions") && m == BK_GET)
+        bk_api_admin_sessions(api, req);
+    else if (n == 2 && !strcmp(seg[0], "admin") &&
+             !strcmp(seg[1], "events") && m == BK_GET)
+        bk_api_admin_events(api, req);
+    else
+        bk_req_error(req, 404, "not_found", "no such route");
+}
+
+/* --- parked requests ------------------------------------------------------ */
+
+static void bk_api_command_done(struct bk_req *req,
+                                const struct bk_mgr_result *res)
+{
+    struct bk_wait_data *w = bk_req_data(req);
+
+    if (res->status) {
+        bk_req_error(req, res->status == -ENOENT ? 404 : 409, "failed",
+                     res->message);
+    } else if (!strcmp(w->op, "screenshot")) {
+        FILE *f = fopen(res->path, "rb");
+        char *png = NULL;
+        long n = 0;
+
+        if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 &&
+            fseek(f, 0, SEEK_SET) == 0 && (png = malloc((size_t)n)) &&
+            fread(png, 1, (size_t)n, f) == (size_t)n)
+            bk_req_reply(req, 200, "image/png", png, (size_t)n, NULL);
+        else
+            bk_req_error(req, 500, "internal", "cannot read the screenshot");
+        free(png);
+        if (f)
+            fclose(f);
+    } else {
+        bk_req_reply_json(req, 200,
+                          json_pack("{ss ss}", "desktop", w->desktop, "done",
+                                    w->op),
+                          NULL);
+    }
+}
+
+static void bk_api_mgr_results(struct bk_api *api)
+{
+    struct bk_mgr_result res;
+
+    while (bk_mgr_next_result(api->mgr, &res)) {
+        struct bk_req *req = bk_http_find(api->http, res.tag);
+        struct bk_wait_data *w = req ? bk_req_data(req) : NULL;
+
+        if (w && w->kind == BK_WAIT_COMMAND)
+            bk_api_command_done(req, &res);
+        if (res.path[0])
+            unlink(res.path);
+    }
+}
+
+static void bk_api_retry_one(void *arg, struct bk_req *req)
+{
+    struct bk_api *api = arg;
+    struct bk_wait_data *w = bk_req_data(req);
+
+    if (!w || w->kind != BK_WAIT_LAUNCH)
+        return;
+    if (bk_api_launch_try(api, req, w) == -EAGAIN)
+        api->parked_launches++; /* still waiting */
+}
+
+/* Parked launches try again: the manager reported a change. */
+static void bk_api_retry_launches(struct bk_api *api)
+{
+    if (!api->parked_launches)
+        return;
+    api->parked_launches = 0;
+    bk_http_foreach_parked(api->http, bk_api_retry_one, api);
+}
+
+void bk_api_wake(void *arg)
+{
+    struct bk_api *api = arg;
+
+    bk_api_auth_results(api);
+    bk_api_mgr_results(api);
+    bk_api_retry_launches(api);
+}
+
+void bk_api_timeout(void *arg, struct bk_req *req)
+{
+    struct bk_api *api = arg;
+    struct bk_wait_data *w = bk_req_data(req);
+
+    if (w && w->kind == BK_WAIT_LAUNCH) {
+        if (bk_api_launch_try(api, req, w) == -EAGAIN)
+            bk_req_reply_json(
+                req, 202,
+                json_pack("{ss ss si}", "state", "provisioning", "message",
+                          "a desktop is being prepared; try again shortly",
+                          "retry_after", 5),
+                NULL);
+        return;
+    }
+    if (w && w->kind == BK_WAIT_LOGIN)
+        bk_req_error(req, 504, "timeout",
+                     "the login did not finish in time; start again");
+}
+
+void bk_api_tick(void *arg)
+{
+    struct bk_api *api = arg;
+
+    if (++api->ticks % 60 == 0) /* once a minute: drop expired sessions */
+        bk_store_session_expire(api->store, api->cfg->session_idle,
+                                api->cfg->session_max);
+}

@@ -1,0 +1,924 @@
+/*
+ * bk_mgr.c - the pool manager thread (see bk_mgr.h).
+ *
+ * The thread's loop polls an eventfd (kicks and commands) and the agent
+ * channel of every desktop it knows; a reconcile pass compares the store
+ * with what runs and acts. VM operations are synchronous and bounded
+ * (libdeskpool-hv); they run here, never on the HTTP thread.
+ *
+ * Order of writes, so that a kill -9 anywhere converges on restart:
+ *   provision: row PROVISIONING -> create + start VM -> row BOOTING
+ *   delete:    row DELETING -> delete VM -> remove row
+ *   refresh:   row REFRESHING -> power off, new disk, start -> row BOOTING
+ * Adoption at start finishes or undoes whatever a crash interrupted.
+ */
+#include "bk_mgr.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bk_pool.h"
+#include "bk_store.h"
+#include "dp_time.h"
+#include "dp_token.h"
+#include "hv_agent.h"
+#include "hv_vm.h"
+
+#define BK_MGR_MAX_POLL  1024
+#define BK_MGR_BACKOFF_S 300 /* longest wait after failures */
+
+/* What the manager keeps about a desktop while it runs. */
+struct bk_mgr_desk {
+    struct bk_mgr_desk *next;
+    struct bk_mgr *m;
+    char id[BK_NAME_MAX + 1];
+    struct hv_agent *agent;
+    char prepared_for[BK_USER_MAX + 1]; /* prepare-session sent for */
+    uint64_t boot_started_ms;
+    int seen; /* still in the store (this pass) */
+};
+
+struct bk_mgr_cmd {
+    struct bk_mgr_cmd *next;
+    char desktop[BK_NAME_MAX + 1];
+    char op[16];
+    uint64_t tag;
+};
+
+struct bk_mgr_res_node {
+    struct bk_mgr_res_node *next;
+    struct bk_mgr_result r;
+};
+
+struct bk_mgr_backoff {
+    struct bk_mgr_backoff *next;
+    char pool[BK_NAME_MAX + 1];
+    uint64_t not_before_ms;
+};
+
+struct bk_mgr {
+    struct bk_config cfg;
+    struct bk_store *store;
+    struct hv_host *host;
+    pthread_t thread;
+    int thread_started;
+    int efd;
+    volatile int stop;
+    void (*changed)(void *arg);
+    void *arg;
+    pthread_mutex_t lock; /* cmds and results */
+    struct bk_mgr_cmd *cmds;
+    struct bk_mgr_res_node *results;
+    struct bk_mgr_desk *desks;
+    struct bk_mgr_backoff *backoffs;
+    uint64_t next_pass_ms;
+};
+
+static void bk_mgr_log(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static void bk_mgr_log(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "deskpool-broker: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void bk_mgr_changed(struct bk_mgr *m)
+{
+    if (m->changed)
+        m->changed(m->arg);
+}
+
+/* --- desktops' runtime ------------------------------------------------------
+ */
+
+static struct bk_mgr_desk *bk_mgr_desk_find(struct bk_mgr *m, const char *id)
+{
+    struct bk_mgr_desk *d;
+
+    for (d = m->desks; d; d = d->next)
+        if (!strcmp(d->id, id))
+            return d;
+    return NULL;
+}
+
+static void bk_mgr_desk_drop(struct bk_mgr *m, const char *id)
+{
+    struct bk_mgr_desk **pp = &m->desks;
+
+    while (*pp) {
+        struct bk_mgr_desk *d = *pp;
+
+        if (!strcmp(d->id, id)) {
+            *pp = d->next;
+            hv_agent_close(d->agent);
+            free(d);
+            return;
+        }
+        pp = &d->next;
+    }
+}
+
+static void bk_mgr_agent_event(void *arg, const char *name, json_t *data);
+
+/* prepare-session is fire and forget: a guest that missed it still works
+ * (it only does not show who the desktop belongs to). */
+static void bk_mgr_ignore_reply(void *arg, int status, json_t *result,
+                                const char *code, const char *message)
+{
+    (void)arg;
+    (void)result;
+    (void)code;
+    if (status)
+        bk_mgr_log("agent request failed: %s", message);
+}
+
+static const struct hv_agent_callbacks bk_mgr_agent_cb = {
+    .event = bk_mgr_agent_event,
+};
+
+/* The runtime entry of a running desktop, its agent channel open. */
+static struct bk_mgr_desk *bk_mgr_desk_attach(struct bk_mgr *m,
+                                              const char *id)
+{
+    struct bk_mgr_desk *d = bk_mgr_desk_find(m, id);
+    char path[256];
+
+    if (d)
+        return d;
+    d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->m = m;
+    snprintf(d->id, sizeof(d->id), "%s", id);
+    d->boot_started_ms = dp_time_now_ms();
+    if (hv_vm_path(m->host, id, "agent.sock", path, sizeof(path)) == 0)
+        hv_agent_open(&d->agent, path, &bk_mgr_agent_cb, d, 0);
+    d->next = m->desks;
+    m->desks = d;
+    return d;
+}
+
+/* --- store helpers ------------------------------------------------------- */
+
+static void bk_mgr_event(struct bk_mgr *m, const char *kind, const char *pool,
+                         const char *desktop, const char *user,
+                         json_t *detail)
+{
+    bk_store_event(m->store, kind, user, pool, desktop, detail);
+}
+
+static int bk_mgr_set_state(struct bk_mgr *m, const struct bk_desktop *d,
+                            enum bk_state to, const char *error)
+{
+    int r = bk_store_desktop_set_state(m->store, d->id, (int)d->state, to,
+                                       error);
+
+    if (r == 0) {
+        bk_mgr_event(m, "state", d->pool, d->id, d->user,
+                     json_pack("{ss ss ss}", "from", bk_state_name(d->state),
+                               "to", bk_state_name(to), "error",
+                               error ? error : ""));
+        bk_mgr_changed(m);
+    }
+    return r;
+}
+
+/* --- agent events -------------------------------------------------------- */
+
+static void bk_mgr_agent_event(void *arg, const char *name, json_t *data)
+{
+    struct bk_mgr_desk *rt = arg;
+    struct bk_mgr *m = rt->m;
+    struct bk_desktop d;
+
+    (void)data;
+    if (bk_store_desktop_get(m->store, rt->id, &d) != 0)
+        return;
+    if (!strcmp(name, "ready") && d.state == BK_BOOTING) {
+        bk_mgr_set_state(m, &d, BK_READY, NULL);
+    } else if (!strcmp(name, "logout") && bk_state_in_use(d.state)) {
+        bk_mgr_set_state(m, &d, BK_LOGGED_OFF, NULL);
+        bk_mgr_kick(m); /* refresh it */
+    } else if (!strcmp(name, "login")) {
+        bk_mgr_event(m, "desktop-login", d.pool, d.id, d.user, NULL);
+    }
+}
+
+/* --- VM operations ------------------------------------------------------- */
+
+/* Deletes a desktop: row DELETING, VM gone, row removed. */
+static int bk_mgr_delete(struct bk_mgr *m, const struct bk_desktop *d)
+{
+    char err[512];
+    int r;
+
+    if (d->state != BK_DELETING &&
+        bk_store_desktop_set_state(m->store, d->id, -1, BK_DELETING, NULL))
+        return -EIO;
+    bk_mgr_desk_drop(m, d->id);
+    r = hv_vm_delete(m->host, d->id, err, sizeof(err));
+    if (r && r != -ENOENT) {
+        bk_mgr_log("%s: delete: %s", d->id, err);
+        return r;
+    }
+    bk_store_desktop_remove(m->store, d->id);
+    bk_mgr_event(m, "deleted", d->pool, d->id, "", NULL);
+    bk_mgr_changed(m);
+    return 0;
+}
+
+/* Starts the VM (if stopped) and marks it BOOTING unless a user holds it. */
+static int bk_mgr_boot(struct bk_mgr *m, const struct bk_desktop *d,
+                       char *err, size_t err_size)
+{
+    struct bk_mgr_desk *rt;
+    int r = hv_vm_start(m->host, d->id, err, err_size);
+
+    if (r && r != -EALREADY)
+        return r;
+    bk_mgr_desk_drop(m, d->id); /* a fresh agent channel for a new boot */
+    rt = bk_mgr_desk_attach(m, d->id);
+    if (rt)
+        rt->boot_started_ms = dp_time_now_ms();
+    if (!bk_state_in_use(d->state) && d->state != BK_BOOTING)
+        bk_store_desktop_set_state(m->store, d->id, -1, BK_BOOTING, NULL);
+    bk_mgr_changed(m);
+    return 0;
+}
+
+/* Refresh: a clean disk from the golden image, booted again. A floating
+ * desktop loses its user; a desktop of an older image generation is
+ * deleted instead (the pool makes a new one from the new image). */
+static int bk_mgr_refresh(struct bk_mgr *m, const struct bk_desktop *d,
+                          const json_t *pool)
+{
+    char err[512];
+    int r;
+
+    if (pool && d->image_gen < json_integer_value(
+                                   json_object_get(pool, "image_gen")))
+        return bk_mgr_delete(m, d);
+    if (d->state != BK_REFRESHING &&
+        bk_store_desktop_set_state(m->store, d->id, -1, BK_REFRESHING, NULL))
+        return -EIO;
+    if (!pool || !bk_pool_dedicated(pool))
+        bk_store_desktop_unassign(m->store, d->id);
+    bk_mgr_desk_drop(m, d->id);
+    r = hv_vm_poweroff(m->host, d->id, err, sizeof(err));
+    if (r < 0 && r != -ENOTCONN)
+        goto fail;
+    r = hv_vm_refresh(m->host, d->id, err, sizeof(err));
+    if (r)
+        goto fail;
+    r = hv_vm_start(m->host, d->id, err, sizeof(err));
+    if (r)
+        goto fail;
+    bk_store_desktop_set_state(m->store, d->id, BK_REFRESHING, BK_BOOTING,
+                               NULL);
+    bk_mgr_desk_attach(m, d->id);
+    bk_mgr_event(m, "refreshed", d->pool, d->id, "", NULL);
+    bk_mgr_changed(m);
+    return 0;
+fail:
+    bk_mgr_log("%s: refresh: %s", d->id, err);
+    bk_store_desktop_set_state(m->store, d->id, -1, BK_ERROR, err);
+    bk_mgr_changed(m);
+    return r;
+}
+
+/* A new desktop id: the pool's name and 6 random characters. */
+static int bk_mgr_new_id(const char *pool, char *id, size_t size)
+{
+    char suffix[7];
+
+    if (dp_token_random_text(suffix, 6, "abcdefghijklmnopqrstuvwxyz0123456789"))
+        return -EIO;
+    snprintf(id, size, "%s-%s", pool, suffix);
+    return 0;
+}
+
+static void bk_mgr_backoff(struct bk_mgr *m, const char *pool, int errors)
+{
+    struct bk_mgr_backoff *b;
+    uint64_t wait_s = errors >= 9 ? BK_MGR_BACKOFF_S : (1u << errors);
+
+    if (wait_s > BK_MGR_BACKOFF_S)
+        wait_s = BK_MGR_BACKOFF_S;
+    for (b = m->backoffs; b; b = b->next)
+        if (!strcmp(b->pool, pool))
+            break;
+    if (!b) {
+        b = calloc(1, sizeof(*b));
+        if (!b)
+            return;
+        snprintf(b->pool, sizeof(b->pool), "%s", pool);
+        b->next = m->backoffs;
+        m->backoffs = b;
+    }
+    b->not_before_ms = dp_time_now_ms() + wait_s * 1000;
+}
+
+/* A pool waits after failures, unless an admin reset its error count
+ * (resume, or a changed pool). */
+static int bk_mgr_backing_off(struct bk_mgr *m, const json_t *pool)
+{
+    const char *name = bk_pool_str(pool, "name");
+    struct bk_mgr_backoff *b;
+
+    if (bk_pool_int(pool, "errors") == 0)
+        return 0;
+    for (b = m->backoffs; b; b = b->next)
+        if (!strcmp(b->pool, name))
+            return dp_time_now_ms() < b->not_before_ms;
+    return 0;
+}
+
+static void bk_mgr_provision_failed(struct bk_mgr *m, const json_t *pool,
+                                    const char *id, const char *err)
+{
+    const char *name = bk_pool_str(pool, "name");
+    json_t *p;
+
+    bk_mgr_log("%s: provisioning failed: %s", id, err);
+    bk_store_desktop_remove(m->store, id);
+    bk_store_pool_result(m->store, name, err, BK_MGR_RESTRAIN_AFTER);
+    p = bk_store_pool_get(m->store, name);
+    bk_mgr_backoff(m, name, bk_pool_int(p, "errors"));
+    bk_mgr_event(m, "provision-failed", name, id, "",
+                 json_pack("{ss sb}", "error", err, "restrained",
+                           json_is_true(json_object_get(p, "restrained"))));
+    json_decref(p);
+    bk_mgr_changed(m);
+}
+
+/* Makes one desktop for pool: row first, then the VM. */
+static int bk_mgr_provision(struct bk_mgr *m, const json_t *pool)
+{
+    const char *name = bk_pool_str(pool, "name");
+    char id[BK_NAME_MAX + 1], err[512];
+    struct hv_spec spec;
+    int r;
+
+    if (bk_mgr_new_id(name, id, sizeof(id)) ||
+        bk_store_desktop_insert(
+            m->store, id, name, BK_PROVISIONING,
+            json_integer_value(json_object_get(pool, "image_gen"))))
+        return -EIO;
+    r = bk_pool_spec(pool, id, &spec, err, sizeof(err));
+    if (!r)
+        r = hv_vm_create(m->host, &spec, err, sizeof(err));
+    if (!r) {
+        r = hv_vm_start(m->host, id, err, sizeof(err));
+        if (r) {
+            char e2[256];
+
+            hv_vm_delete(m->host, id, e2, sizeof(e2));
+        }
+    }
+    if (r) {
+        bk_mgr_provision_failed(m, pool, id, err);
+        return r;
+    }
+    bk_store_desktop_set_state(m->store, id, BK_PROVISIONING, BK_BOOTING,
+                               NULL);
+    bk_store_pool_result(m->store, name, NULL, 0);
+    bk_mgr_desk_attach(m, id);
+    bk_mgr_event(m, "provisioned", name, id, "", NULL);
+    bk_mgr_changed(m);
+    return 0;
+}
+
+/* --- reconcile ----------------------------------------------------------- */
+
+static json_t *bk_mgr_pool_of(json_t *pools, const char *name)
+{
+    size_t i;
+    json_t *p;
+
+    json_array_foreach(pools, i, p)
+    {
+        if (!strcmp(bk_pool_str(p, "name"), name))
+            return p;
+    }
+    return NULL;
+}
+
+/* One desktop: finish what its state asks for. */
+static void bk_mgr_reconcile_desktop(struct bk_mgr *m, json_t *pools,
+                                     struct bk_desktop *d)
+{
+    json_t *pool = bk_mgr_pool_of(pools, d->pool);
+    struct bk_mgr_desk *rt = bk_mgr_desk_find(m, d->id);
+
+    if (!pool || json_is_true(json_object_get(pool, "deleting")) ||
+        d->state == BK_DELETING) {
+        bk_mgr_delete(m, d);
+        return;
+    }
+    switch (d->state) {
+    case BK_LOGGED_OFF:
+        if (bk_pool_dedicated(pool)) {
+            bk_mgr_set_state(m, d, BK_READY, NULL);
+            if (rt)
+                rt->prepared_for[0] = '\0';
+        } else {
+            bk_mgr_refresh(m, d, pool);
+        }
+        return;
+    case BK_REFRESHING: bk_mgr_refresh(m, d, pool); return;
+    case BK_ERROR:
+        if (!d->user[0])
+            bk_mgr_delete(m, d);
+        return;
+    case BK_BOOTING:
+        if (!rt)
+            rt = bk_mgr_desk_attach(m, d->id);
+        if (rt && dp_time_now_ms() - rt->boot_started_ms >
+                      BK_MGR_BOOT_TIMEOUT_S * 1000ull) {
+            bk_mgr_set_state(m, d, BK_ERROR,
+                             "the desktop's agent was not ready in time");
+            bk_store_pool_result(m->store, d->pool, "agent not ready in time",
+                                 BK_MGR_RESTRAIN_AFTER);
+        }
+        return;
+    case BK_ASSIGNED:
+    case BK_CONNECTED:
+    case BK_DISCONNECTED:
+        if (!rt)
+            rt = bk_mgr_desk_attach(m, d->id);
+        if (rt && rt->agent && strcmp(rt->prepared_for, d->user) != 0 &&
+            hv_agent_request(rt->agent, "prepare-session",
+                             json_pack("{ss ss}", "user", d->user,
+                                       "display_name", d->user),
+                             0, bk_mgr_ignore_reply, NULL) == 0)
+            snprintf(rt->prepared_for, sizeof(rt->prepared_for), "%s",
+                     d->user);
+        return;
+    case BK_READY:
+        if (!rt)
+            bk_mgr_desk_attach(m, d->id);
+        return;
+    default: return;
+    }
+}
+
+/* One pool: sizes (min, spare, max), rolling update. */
+static void bk_mgr_reconcile_pool(struct bk_mgr *m, const json_t *pool,
+                                  const struct bk_desktop *v, size_t n,
+                                  int *in_flight)
+{
+    const char *name = bk_pool_str(pool, "name");
+    int64_t gen = json_integer_value(json_object_get(pool, "image_gen"));
+    int live = 0, spare = 0, coming = 0, need, old_deleted = 0;
+    size_t i;
+
+    if (json_is_true(json_object_get(pool, "deleting")))
+        return;
+    for (i = 0; i < n; i++) {
+        if (strcmp(v[i].pool, name) != 0 || v[i].state == BK_DELETING ||
+            v[i].state == BK_ERROR)
+            continue;
+        live++;
+        if (v[i].user[0])
+            continue;
+        if (v[i].state == BK_READY)
+            spare++;
+        else if (v[i].state == BK_PROVISIONING ||
+                 v[i].state == BK_BOOTING || v[i].state == BK_REFRESHING)
+            coming++;
+    }
+    if (json_is_true(json_object_get(pool, "maintenance")))
+        return;
+    /* Rolling update: one old-image spare at a time makes way. */
+    for (i = 0; i < n && !old_deleted; i++)
+        if (!strcmp(v[i].pool, name) && v[i].state == BK_READY &&
+            !v[i].user[0] && v[i].image_gen < gen) {
+            bk_mgr_delete(m, &v[i]);
+            old_deleted = 1;
+            live--;
+            spare--;
+        }
+    /* Surplus spares beyond spare and min go. */
+    for (i = n; i-- > 0 && spare > bk_pool_int(pool, "spare") &&
+                live > bk_pool_int(pool, "min");)
+        if (!strcmp(v[i].pool, name) && v[i].state == BK_READY &&
+            !v[i].user[0] && v[i].image_gen >= gen) {
+            bk_mgr_delete(m, &v[i]);
+            live--;
+            spare--;
+        }
+    if (json_is_true(json_object_get(pool, "restrained")) ||
+        bk_mgr_backing_off(m, pool))
+        return;
+    need = bk_pool_int(pool, "min") - live;
+    if (bk_pool_int(pool, "spare") - spare - coming > need)
+        need = bk_pool_int(pool, "spare") - spare - coming;
+    if (need > bk_pool_int(pool, "max") - live)
+        need = bk_pool_int(pool, "max") - live;
+    while (need-- > 0 && *in_flight < m->cfg.provision_limit && !m->stop) {
+        if (bk_mgr_provision(m, pool))
+            return; /* backing off now */
+        (*in_flight)++;
+    }
+}
+
+static void bk_mgr_reconcile(struct bk_mgr *m)
+{
+    json_t *pools = bk_store_pool_list(m->store), *p;
+    struct bk_desktop *v = NULL;
+    size_t n = 0, i;
+    int in_flight = 0;
+
+    if (!pools || bk_store_desktop_list(m->store, NULL, NULL, &v, &n)) {
+        json_decref(pools);
+        return;
+    }
+    for (i = 0; i < n && !m->stop; i++)
+        bk_mgr_reconcile_desktop(m, pools, &v[i]);
+    free(v);
+    v = NULL;
+    /* Sizes from the state after the desktop pass. */
+    if (bk_store_desktop_list(m->store, NULL, NULL, &v, &n) == 0) {
+        for (i = 0; i < n; i++)
+            if (v[i].state == BK_PROVISIONING || v[i].state == BK_BOOTING)
+                in_flight++;
+        json_array_foreach(pools, i, p)
+        {
+            if (m->stop)
+                break;
+            bk_mgr_reconcile_pool(m, p, v, n, &in_flight);
+            if (json_is_true(json_object_get(p, "deleting")))
+                bk_store_pool_delete(m->store, bk_pool_str(p, "name"));
+        }
+    }
+    free(v);
+    json_decref(pools);
+}
+
+/* --- adoption ------------------------------------------------------------ */
+
+static void bk_mgr_adopt_note(void *arg, enum hv_adopt_kind kind,
+                              const char *id, const char *detail)
+{
+    (void)arg;
+    if (kind != HV_ADOPT_RUNNING)
+        bk_mgr_log("adopt: %s: %s", id, detail ? detail : "");
+}
+
+/* The store and the VMs agree again after a restart. */
+static void bk_mgr_adopt(struct bk_mgr *m)
+{
+    struct bk_desktop *v = NULL;
+    struct hv_vm_status st;
+    char **ids = NULL, err[512];
+    size_t n = 0, nids = 0, i, j;
+
+    hv_host_adopt(m->host, bk_mgr_adopt_note, m);
+    if (bk_store_desktop_list(m->store, NULL, NULL, &v, &n))
+        return;
+    for (i = 0; i < n; i++) {
+        struct bk_desktop *d = &v[i];
+
+        if (d->state == BK_PROVISIONING || d->state == BK_DELETING) {
+            bk_mgr_log("adopt: %s: was %s: deleted", d->id,
+                       bk_state_name(d->state));
+            bk_mgr_delete(m, d);
+            continue;
+        }
+        if (hv_vm_status(m->host, d->id, &st, err, sizeof(err)) == -ENOENT) {
+            bk_mgr_log("adopt: %s: its VM is gone: dropped", d->id);
+            bk_store_desktop_remove(m->store, d->id);
+            bk_mgr_event(m, "lost", d->pool, d->id, d->user, NULL);
+            continue;
+        }
+        if (d->state == BK_REFRESHING)
+            continue; /* the reconcile pass finishes it */
+        if (!strcmp(st.state, "stopped")) {
+            if (bk_mgr_boot(m, d, err, sizeof(err)))
+                bk_store_desktop_set_state(m->store, d->id, -1, BK_ERROR,
+                                           err);
+        } else {
+            bk_mgr_desk_attach(m, d->id);
+        }
+    }
+    /* VMs the store does not know: left by a crash before their row. */
+    if (hv_vm_list(m->host, &ids, &nids) == 0) {
+        for (j = 0; j < nids; j++) {
+            struct bk_desktop d;
+
+            if (bk_store_desktop_get(m->store, ids[j], &d) == 0)
+                continue;
+            bk_mgr_log("adopt: %s: unknown VM: deleted", ids[j]);
+            hv_vm_delete(m->host, ids[j], err, sizeof(err));
+        }
+        hv_vm_list_free(ids, nids);
+    }
+    free(v);
+}
+
+/* --- commands ------------------------------------------------------------ */
+
+static void bk_mgr_result(struct bk_mgr *m, uint64_t tag, int status,
+                          const char *message, const char *path)
+{
+    struct bk_mgr_res_node *n = calloc(1, sizeof(*n)), **pp;
+
+    if (!n)
+        return;
+    n->r.tag = tag;
+    n->r.status = status;
+    snprintf(n->r.message, sizeof(n->r.message), "%s", message ? message : "");
+    snprintf(n->r.path, sizeof(n->r.path), "%s", path ? path : "");
+    pthread_mutex_lock(&m->lock);
+    for (pp = &m->results; *pp; pp = &(*pp)->next)
+        ;
+    *pp = n;
+    pthread_mutex_unlock(&m->lock);
+    bk_mgr_changed(m);
+}
+
+static int bk_mgr_logoff(struct bk_mgr *m, struct bk_desktop *d, char *err,
+                         size_t err_size)
+{
+    struct bk_mgr_desk *rt = bk_mgr_desk_find(m, d->id);
+
+    if (!bk_state_in_use(d->state)) {
+        snprintf(err, err_size, "nobody is logged on to %s", d->id);
+        return -EINVAL;
+    }
+    /* Ask the guest first (its logout event follows); a desktop whose
+     * agent does not answer is logged off by force. */
+    if (rt && rt->agent &&
+        hv_agent_request_sync(rt->agent, "logoff", NULL, 5000, NULL, err,
+                              err_size) == 0)
+        return 0;
+    bk_mgr_set_state(m, d, BK_LOGGED_OFF, NULL);
+    return 0;
+}
+
+static int bk_mgr_run_command(struct bk_mgr *m, const struct bk_mgr_cmd *c,
+                              char *err, size_t err_size, char *path,
+                              size_t path_size)
+{
+    struct bk_desktop d;
+    json_t *pool;
+    int r;
+
+    if (bk_store_desktop_get(m->store, c->desktop, &d)) {
+        snprintf(err, err_size, "no such desktop");
+        return -ENOENT;
+    }
+    if (!strcmp(c->op, "logoff"))
+        return bk_mgr_logoff(m, &d, err, err_size);
+    if (!strcmp(c->op, "delete"))
+        return bk_mgr_delete(m, &d);
+    if (!strcmp(c->op, "reset"))
+        return hv_vm_reset(m->host, d.id, err, err_size);
+    if (!strcmp(c->op, "power-on")) {
+        r = bk_mgr_boot(m, &d, err, err_size);
+        if (!r && d.state == BK_MAINTENANCE)
+            bk_store_desktop_set_state(m->store, d.id, -1, BK_BOOTING, NULL);
+        return r;
+    }
+    if (!strcmp(c->op, "power-off")) {
+        r = hv_vm_poweroff(m->host, d.id, err, err_size);
+        if (r >= 0) {
+            bk_mgr_desk_drop(m, d.id);
+            bk_mgr_set_state(m, &d, BK_MAINTENANCE, NULL);
+        }
+        return r < 0 ? r : 0;
+    }
+    if (!strcmp(c->op, "refresh")) {
+        pool = bk_store_pool_get(m->store, d.pool);
+        r = bk_mgr_refresh(m, &d, pool);
+        json_decref(pool);
+        return r;
+    }
+    if (!strcmp(c->op, "screenshot")) {
+        int fd;
+
+        snprintf(path, path_size, "/tmp/deskpool-shot-XXXXXX");
+        fd = mkstemp(path);
+        if (fd < 0) {
+            path[0] = '\0';
+            snprintf(err, err_size, "cannot make a temporary file");
+            return -EIO;
+        }
+        close(fd);
+        r = hv_vm_screenshot(m->host, d.id, path, err, err_size);
+        if (r) {
+            unlink(path);
+            path[0] = '\0';
+        }
+        return r;
+    }
+    snprintf(err, err_size, "unknown operation");
+    return -EINVAL;
+}
+
+static void bk_mgr_commands(struct bk_mgr *m)
+{
+    for (;;) {
+        struct bk_mgr_cmd *c;
+        char err[512] = "", path[128] = "";
+        int r;
+
+        pthread_mutex_lock(&m->lock);
+        c = m->cmds;
+        if (c)
+            m->cmds = c->next;
+        pthread_mutex_unlock(&m->lock);
+        if (!c)
+            return;
+        r = bk_mgr_run_command(m, c, err, sizeof(err), path, sizeof(path));
+        bk_mgr_result(m, c->tag, r, err, path);
+        free(c);
+    }
+}
+
+/* --- the thread ---------------------------------------------------------- */
+
+static void bk_mgr_poll(struct bk_mgr *m)
+{
+    struct pollfd pfd[BK_MGR_MAX_POLL];
+    struct bk_mgr_desk *rt[BK_MGR_MAX_POLL], *d;
+    uint64_t now = dp_time_now_ms();
+    int n = 1, i, timeout = (int)(m->next_pass_ms > now ? m->next_pass_ms - now
+                                                        : 0);
+
+    pfd[0] = (struct pollfd){.fd = m->efd, .events = POLLIN};
+    for (d = m->desks; d && n < BK_MGR_MAX_POLL; d = d->next) {
+        int t;
+
+        if (!d->agent)
+            continue;
+        t = hv_agent_timeout_ms(d->agent);
+        if (t >= 0 && t < timeout)
+            timeout = t;
+        rt[n] = d;
+        pfd[n] = (struct pollfd){.fd = hv_agent_fd(d->agent),
+                                 .events = hv_agent_poll_events(d->agent)};
+        n++;
+    }
+    if (poll(pfd, (nfds_t)n, timeout) < 0)
+        return;
+    if (pfd[0].revents & POLLIN) {
+        uint64_t v;
+
+        if (read(m->efd, &v, sizeof(v)) > 0)
+            m->next_pass_ms = 0; /* kicked: reconcile now */
+    }
+    for (i = 1; i < n; i++)
+        hv_agent_process(rt[i]->agent, pfd[i].revents);
+}
+
+static void *bk_mgr_main(void *arg)
+{
+    struct bk_mgr *m = arg;
+
+    bk_mgr_adopt(m);
+    while (!m->stop) {
+        bk_mgr_poll(m);
+        if (m->stop)
+            break;
+        bk_mgr_commands(m);
+        if (dp_time_now_ms() >= m->next_pass_ms) {
+            bk_mgr_reconcile(m);
+            m->next_pass_ms =
+                dp_time_now_ms() + (uint64_t)m->cfg.reconcile_interval * 1000;
+        }
+    }
+    return NULL;
+}
+
+int bk_mgr_start(struct bk_mgr **out, const struct bk_config *cfg,
+                 const char *db_path, void (*changed)(void *arg), void *arg,
+                 char *err, size_t err_size)
+{
+    struct hv_host_config hc = {0};
+    struct bk_mgr *m = calloc(1, sizeof(*m));
+    int r;
+
+    if (!m)
+        return -ENOMEM;
+    m->cfg = *cfg;
+    m->changed = changed;
+    m->arg = arg;
+    m->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    pthread_mutex_init(&m->lock, NULL);
+    hc.state_dir = m->cfg.vm_dir;
+    hc.qemu_user = m->cfg.qemu_user[0] ? m->cfg.qemu_user : NULL;
+    hc.quiet = 1;
+    r = bk_store_open(&m->store, db_path, err, err_size);
+    if (!r)
+        r = hv_host_open(&m->host, &hc, err, err_size);
+    if (!r && m->efd < 0)
+        r = -errno;
+    if (!r)
+        r = -pthread_create(&m->thread, NULL, bk_mgr_main, m);
+    if (r) {
+        bk_mgr_stop(m);
+        return r;
+    }
+    m->thread_started = 1;
+    *out = m;
+    return 0;
+}
+
+void bk_mgr_kick(struct bk_mgr *m)
+{
+    uint64_t one = 1;
+
+    if (m && write(m->efd, &one, sizeof(one)) < 0) {
+        /* the counter is full: a kick is pending anyway */
+    }
+}
+
+void bk_mgr_stop(struct bk_mgr *m)
+{
+    struct bk_mgr_res_node *r;
+    struct bk_mgr_backoff *b;
+
+    if (!m)
+        return;
+    m->stop = 1;
+    bk_mgr_kick(m);
+    if (m->thread_started)
+        pthread_join(m->thread, NULL);
+    while (m->desks)
+        bk_mgr_desk_drop(m, m->desks->id);
+    while (m->cmds) {
+        struct bk_mgr_cmd *c = m->cmds;
+
+        m->cmds = c->next;
+        free(c);
+    }
+    while ((r = m->results)) {
+        m->results = r->next;
+        if (r->r.path[0])
+            unlink(r->r.path);
+        free(r);
+    }
+    while ((b = m->backoffs)) {
+        m->backoffs = b->next;
+        free(b);
+    }
+    hv_host_close(m->host);
+    bk_store_close(m->store);
+    if (m->efd >= 0)
+        close(m->efd);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+int bk_mgr_command(struct bk_mgr *m, const char *desktop, const char *op,
+                   uint64_t tag)
+{
+    struct bk_mgr_cmd *c, **pp;
+
+    if (strlen(op) >= sizeof(c->op))
+        return -EINVAL;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    snprintf(c->desktop, sizeof(c->desktop), "%s", desktop);
+    snprintf(c->op, sizeof(c->op), "%s", op);
+    c->tag = tag;
+    pthread_mutex_lock(&m->lock);
+    for (pp = &m->cmds; *pp; pp = &(*pp)->next)
+        ;
+    *pp = c;
+    pthread_mutex_unlock(&m->lock);
+    bk_mgr_kick(m);
+    return 0;
+}
+
+int bk_mgr_next_result(struct bk_mgr *m, struct bk_mgr_result *r)
+{
+    struct bk_mgr_res_node *n;
+
+    pthread_mutex_lock(&m->lock);
+    n = m->results;
+    if (n)
+        m->results = n->next;
+    pthread_mutex_unlock(&m->lock);
+    if (!n)
+        return 0;
+    *r = n->r;
+    free(n);
+    return 1;
+}

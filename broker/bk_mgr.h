@@ -1,0 +1,76 @@
+/*
+ * bk_mgr.h - the pool manager: a thread that makes the desktops on this
+ * host what the store says they should be.
+ *
+ * It owns the libdeskpool-hv host (vm_dir) and a connection to each
+ * running desktop's agent, and runs a reconcile pass whenever kicked and
+ * every reconcile_interval seconds:
+ *
+ *   - each pool gets at least `min` desktops and `spare` ready unassigned
+ *     ones, never more than `max`; surplus spares and spares of an old
+ *     image generation are deleted (rolling update);
+ *   - provisioning (linked clone, then boot) runs at most provision_limit
+ *     desktops at once; a failure backs off (2^errors s, up to 5 min) and
+ *     after 5 in a row the pool is *restrained* until an admin resumes it;
+ *   - agent events drive the states: ready -> READY; logout -> LOGGED_OFF,
+ *     then a floating desktop is refreshed (powered off, its disk replaced
+ *     by a fresh linked clone, booted again) and a dedicated one is READY
+ *     for its user again;
+ *   - an ASSIGNED desktop is told who it belongs to (prepare-session);
+ *   - pools being deleted lose their desktops, then their row.
+ *
+ * On start it adopts what runs (hv_host_adopt) and repairs the store: a
+ * desktop caught PROVISIONING by a crash is deleted and made again, a VM
+ * the store does not know is deleted, a desktop whose VM stopped is booted
+ * again. Every state change is a store transaction made before or after
+ * the VM change it stands for, so a kill -9 at any point converges on the
+ * next start with no duplicate, lost or orphan desktop.
+ *
+ * Other threads talk to it through bk_mgr_kick() and bk_mgr_command(); it
+ * reports through the `changed` callback (called on its thread; must be
+ * thread-safe, e.g. bk_http_wake) and bk_mgr_next_result().
+ */
+#ifndef BK_MGR_H
+#define BK_MGR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bk_config.h"
+
+#define BK_MGR_BOOT_TIMEOUT_S 180 /* BOOTING without the agent's ready */
+#define BK_MGR_RESTRAIN_AFTER 5   /* provisioning failures in a row */
+
+struct bk_mgr;
+
+/* Opens the store and the hv host, adopts running VMs and starts the
+ * thread. */
+int bk_mgr_start(struct bk_mgr **out, const struct bk_config *cfg,
+                 const char *db_path, void (*changed)(void *arg), void *arg,
+                 char *err, size_t err_size);
+/* Stops the thread (VMs keep running) and frees. */
+void bk_mgr_stop(struct bk_mgr *m);
+
+/* Asks for a reconcile pass soon. Thread-safe. */
+void bk_mgr_kick(struct bk_mgr *m);
+
+/*
+ * Queues an operation on a desktop: "logoff", "power-on", "power-off",
+ * "reset", "refresh", "delete", "screenshot". The outcome comes back
+ * tagged with tag through bk_mgr_next_result(). Thread-safe. 0, -EINVAL
+ * (unknown op), -ENOMEM.
+ */
+int bk_mgr_command(struct bk_mgr *m, const char *desktop, const char *op,
+                   uint64_t tag);
+
+struct bk_mgr_result {
+    uint64_t tag;
+    int status;        /* 0 or negative errno */
+    char message[256]; /* why it failed */
+    char path[128];    /* screenshot: a PNG file the caller removes */
+};
+
+/* Takes the next command result; 1 if one was taken. Thread-safe. */
+int bk_mgr_next_result(struct bk_mgr *m, struct bk_mgr_result *r);
+
+#endif
