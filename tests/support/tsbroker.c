@@ -170,7 +170,7 @@ void tsbroker_start(struct tsbroker *b)
         argv[n++] = b->extra[i];
     }
     argv[n] = NULL;
-    truncate(b->log, 0);
+    unlink(b->log); /* a restart starts a new log */
     b->pid = fork();
     ck_assert_int_ge(b->pid, 0);
     if (b->pid == 0) {
