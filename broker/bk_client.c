@@ -308,10 +308,12 @@ static int bk_client_once(struct bk_client *c, const char *req, size_t rlen,
     long clen;
     int r = bk_client_write(c, req, rlen);
 
-    if (!r && len)
-        r = bk_client_write(c, body, len);
     if (r)
         return r;
+    /* A server may refuse a body before reading it all (413) and close:
+     * its answer is still there to read. */
+    if (len)
+        bk_client_write(c, body, len); /* a failure shows in the reply */
     clen = bk_client_head(c, resp);
     if (clen < -1)
         return (int)clen;

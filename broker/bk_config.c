@@ -30,7 +30,7 @@ struct bk_config_key {
 
 static const struct bk_config_key bk_config_keys[] = {
     BK_S(listen, BK_ADDR, 0),
-    BK_I(port, 1, 65535),
+    BK_I(port, 0, 65535), /* 0: any free port (tests) */
     BK_S(tls_cert, BK_PATH, 1),
     BK_S(tls_key, BK_PATH, 1),
     BK_B(plain_http),
