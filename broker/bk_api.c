@@ -49,6 +49,7 @@ enum bk_wait { BK_WAIT_LOGIN, BK_WAIT_LAUNCH, BK_WAIT_COMMAND };
 
 struct bk_wait_data {
     enum bk_wait kind;
+    struct bk_mgr *demand; /* launch: counted as waiting in the manager */
     int bearer;                 /* login: the client wants a bearer token */
     char user[BK_USER_MAX + 1]; /* launch: who */
     char pool[BK_NAME_MAX + 1];
@@ -158,7 +159,11 @@ static const char *bk_api_str(const json_t *o, const char *key, size_t max)
 
 static void bk_wait_free(void *p)
 {
-    free(p);
+    struct bk_wait_data *w = p;
+
+    if (w->demand) /* answered, timed out or the client left */
+        bk_mgr_demand(w->demand, w->pool, -1);
+    free(w);
 }
 
 static struct bk_wait_data *bk_api_wait(struct bk_req *req, enum bk_wait kind)
@@ -685,7 +690,8 @@ static void bk_api_launch(struct bk_api *api, struct bk_req *req,
     snprintf(w->pool, sizeof(w->pool), "%s", pool);
     snprintf(w->protocol, sizeof(w->protocol), "%s", proto);
     if (bk_api_launch_try(api, req, w) == -EAGAIN) {
-        bk_mgr_kick(api->mgr);
+        w->demand = api->mgr;
+        bk_mgr_demand(api->mgr, w->pool, 1);
         bk_req_park(req, api->cfg->launch_wait * 1000);
         api->parked_launches++;
     }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum bk_config_type { BK_STR, BK_PATH, BK_ADDR, BK_INT, BK_BOOL };
 
@@ -196,6 +197,7 @@ int bk_config_check(const struct bk_config *c, char *err, size_t err_size)
 struct bk_config_load {
     struct bk_config *c;
     char why[256];
+    unsigned char seen[64]; /* keys set by this file, by table index */
 };
 
 /* libinih handler: nonzero means "fine", 0 stops with the line number. */
@@ -203,12 +205,29 @@ static int bk_config_entry(void *arg, const char *section, const char *key,
                            const char *value)
 {
     struct bk_config_load *l = arg;
+    char why[256];
+    size_t i;
 
+    if (l->why[0]) /* libinih goes on after an error: keep the first */
+        return 0;
     if (strcmp(section, "broker") != 0) {
         snprintf(l->why, sizeof(l->why), "unknown section [%s]", section);
         return 0;
     }
-    return bk_config_set(l->c, key, value, l->why, sizeof(l->why)) == 0;
+    for (i = 0; i < sizeof(bk_config_keys) / sizeof(bk_config_keys[0]); i++)
+        if (!strcmp(bk_config_keys[i].name, key) && l->seen[i]++) {
+            /* an indented line continues the key before it in libinih */
+            snprintf(l->why, sizeof(l->why),
+                     "%s: set twice (an indented line continues the line "
+                     "before it)",
+                     key);
+            return 0;
+        }
+    if (bk_config_set(l->c, key, value, why, sizeof(why)) != 0) {
+        snprintf(l->why, sizeof(l->why), "%s", why);
+        return 0;
+    }
+    return 1;
 }
 
 int bk_config_load(struct bk_config *c, const char *path, char *err,
@@ -217,6 +236,7 @@ int bk_config_load(struct bk_config *c, const char *path, char *err,
     struct bk_config_load l = {.c = c};
     char why[256];
     FILE *f = fopen(path, "r");
+    struct stat st;
     int line;
 
     if (!f) {
@@ -224,6 +244,11 @@ int bk_config_load(struct bk_config *c, const char *path, char *err,
 
         snprintf(err, err_size, "%s: %s", path, strerror(e));
         return -e;
+    }
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        snprintf(err, err_size, "%s: not a file", path);
+        return -EINVAL;
     }
     line = ini_parse_file(f, bk_config_entry, &l);
     fclose(f);

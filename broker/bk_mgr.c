@@ -64,6 +64,13 @@ struct bk_mgr_backoff {
     uint64_t not_before_ms;
 };
 
+/* Launches waiting for a desktop, per pool (under the lock). */
+struct bk_mgr_want {
+    struct bk_mgr_want *next;
+    char pool[BK_NAME_MAX + 1];
+    int waiting;
+};
+
 struct bk_mgr {
     struct bk_config cfg;
     struct bk_store *store;
@@ -79,6 +86,7 @@ struct bk_mgr {
     struct bk_mgr_res_node *results;
     struct bk_mgr_desk *desks;
     struct bk_mgr_backoff *backoffs;
+    struct bk_mgr_want *wants;
     uint64_t next_pass_ms;
 };
 
@@ -208,7 +216,11 @@ static void bk_mgr_agent_event(void *arg, const char *name, json_t *data)
     (void)data;
     if (bk_store_desktop_get(m->store, rt->id, &d) != 0)
         return;
-    if (!strcmp(name, "ready") && d.state == BK_BOOTING) {
+    if (!strcmp(name, "ready") && bk_state_in_use(d.state)) {
+        /* the guest restarted under its user: tell it again whose it is */
+        rt->prepared_for[0] = '\0';
+        bk_mgr_kick(m);
+    } else if (!strcmp(name, "ready") && d.state == BK_BOOTING) {
         bk_mgr_set_state(m, &d, BK_READY, NULL);
     } else if (!strcmp(name, "logout") && bk_state_in_use(d.state)) {
         bk_mgr_set_state(m, &d, BK_LOGGED_OFF, NULL);
@@ -476,6 +488,19 @@ static void bk_mgr_reconcile_desktop(struct bk_mgr *m, json_t *pools,
     }
 }
 
+static int bk_mgr_waiting(struct bk_mgr *m, const char *pool)
+{
+    struct bk_mgr_want *w;
+    int n = 0;
+
+    pthread_mutex_lock(&m->lock);
+    for (w = m->wants; w; w = w->next)
+        if (!strcmp(w->pool, pool))
+            n = w->waiting;
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}
+
 /* One pool: sizes (min, spare, max), rolling update. */
 static void bk_mgr_reconcile_pool(struct bk_mgr *m, const json_t *pool,
                                   const struct bk_desktop *v, size_t n,
@@ -527,6 +552,9 @@ static void bk_mgr_reconcile_pool(struct bk_mgr *m, const json_t *pool,
     need = bk_pool_int(pool, "min") - live;
     if (bk_pool_int(pool, "spare") - spare - coming > need)
         need = bk_pool_int(pool, "spare") - spare - coming;
+    /* Launches waiting beyond the spares get desktops of their own. */
+    if (bk_mgr_waiting(m, name) - spare - coming > need)
+        need = bk_mgr_waiting(m, name) - spare - coming;
     if (need > bk_pool_int(pool, "max") - live)
         need = bk_pool_int(pool, "max") - live;
     while (need-- > 0 && *in_flight < m->cfg.provision_limit && !m->stop) {
@@ -660,13 +688,16 @@ static int bk_mgr_logoff(struct bk_mgr *m, struct bk_desktop *d, char *err,
         snprintf(err, err_size, "nobody is logged on to %s", d->id);
         return -EINVAL;
     }
-    /* Ask the guest first (its logout event follows); a desktop whose
-     * agent does not answer is logged off by force. */
+    /* Ask the guest to end the session (it may have none: a rebooted
+     * desktop); either way the desktop is logged off now, and a logout
+     * event arriving later changes nothing. A guest that does not answer
+     * is refreshed all the same. */
     if (rt && rt->agent &&
         hv_agent_request_sync(rt->agent, "logoff", NULL, 5000, NULL, err,
-                              err_size) == 0)
-        return 0;
+                              err_size) != 0)
+        bk_mgr_log("%s: logoff through the agent: %s", d->id, err);
     bk_mgr_set_state(m, d, BK_LOGGED_OFF, NULL);
+    bk_mgr_kick(m);
     return 0;
 }
 
@@ -877,6 +908,12 @@ void bk_mgr_stop(struct bk_mgr *m)
         m->backoffs = b->next;
         free(b);
     }
+    while (m->wants) {
+        struct bk_mgr_want *w = m->wants;
+
+        m->wants = w->next;
+        free(w);
+    }
     hv_host_close(m->host);
     bk_store_close(m->store);
     if (m->efd >= 0)
@@ -905,6 +942,29 @@ int bk_mgr_command(struct bk_mgr *m, const char *desktop, const char *op,
     pthread_mutex_unlock(&m->lock);
     bk_mgr_kick(m);
     return 0;
+}
+
+void bk_mgr_demand(struct bk_mgr *m, const char *pool, int delta)
+{
+    struct bk_mgr_want *w;
+
+    pthread_mutex_lock(&m->lock);
+    for (w = m->wants; w; w = w->next)
+        if (!strcmp(w->pool, pool))
+            break;
+    if (!w && (w = calloc(1, sizeof(*w)))) {
+        snprintf(w->pool, sizeof(w->pool), "%s", pool);
+        w->next = m->wants;
+        m->wants = w;
+    }
+    if (w) {
+        w->waiting += delta;
+        if (w->waiting < 0)
+            w->waiting = 0;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (delta > 0)
+        bk_mgr_kick(m);
 }
 
 int bk_mgr_next_result(struct bk_mgr *m, struct bk_mgr_result *r)

@@ -54,6 +54,11 @@ void bk_mgr_stop(struct bk_mgr *m);
 /* Asks for a reconcile pass soon. Thread-safe. */
 void bk_mgr_kick(struct bk_mgr *m);
 
+/* A launch is waiting for a desktop of pool (delta +1), or stopped
+ * waiting (-1): the pool provisions for waiting launches beyond its
+ * spares, up to max. Thread-safe. */
+void bk_mgr_demand(struct bk_mgr *m, const char *pool, int delta);
+
 /*
  * Queues an operation on a desktop: "logoff", "power-on", "power-off",
  * "reset", "refresh", "delete", "screenshot". The outcome comes back

@@ -188,7 +188,13 @@ static int bk_pool_relations(const json_t *p, char *err, size_t err_size)
         snprintf(err, err_size, "initrd: needs a kernel");
         return -EINVAL;
     }
-    return 0;
+    /* Whatever QEMU would refuse (commas in paths, a command line without
+     * a kernel) is refused now, not at every provisioning attempt. */
+    {
+        struct hv_spec spec;
+
+        return bk_pool_spec(p, "pool-check", &spec, err, err_size);
+    }
 }
 
 json_t *bk_pool_validate(const json_t *in, const json_t *base, char *err,

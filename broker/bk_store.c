@@ -578,9 +578,18 @@ int bk_store_desktop_get(struct bk_store *s, const char *id,
     return r;
 }
 
+/* Leaving the in-use states (?7 = 1) frees a floating desktop from its
+ * user; a dedicated pool's desktop stays theirs. */
 static const char BK_SQL_DESKTOP_STATE[] =
-    "UPDATE desktops SET state = ?, error = ?, state_since = ?"
-    " WHERE id = ? AND (? = '' OR state = ?)";
+    "UPDATE desktops SET state = ?1, error = ?2, state_since = ?3,"
+    " user = CASE WHEN ?7 AND (SELECT json_extract(settings, '$.type')"
+    "   FROM pools WHERE name = desktops.pool) IS NOT 'dedicated'"
+    "   THEN '' ELSE user END,"
+    " assigned_at = CASE WHEN ?7 AND user != '' AND"
+    "   (SELECT json_extract(settings, '$.type') FROM pools"
+    "   WHERE name = desktops.pool) IS NOT 'dedicated' THEN 0"
+    "   ELSE assigned_at END"
+    " WHERE id = ?4 AND (?5 = '' OR state = ?6)";
 
 int bk_store_desktop_set_state(struct bk_store *s, const char *id, int from,
                                enum bk_state to, const char *error)
@@ -597,6 +606,7 @@ int bk_store_desktop_set_state(struct bk_store *s, const char *id, int from,
     bk_store_bind_text(st, 4, id);
     bk_store_bind_text(st, 5, f);
     bk_store_bind_text(st, 6, f);
+    sqlite3_bind_int(st, 7, !bk_state_in_use(to));
     r = bk_store_done(s, st);
     if (!r && !sqlite3_changes(s->db)) {
         struct bk_desktop d;
@@ -850,7 +860,7 @@ int bk_store_session_put(struct bk_store *s, const char *hash,
 
     if (!st)
         return -EIO;
-    groups = json_dumps(ss->groups ? ss->groups : json_array(), JSON_COMPACT);
+    groups = ss->groups ? json_dumps(ss->groups, JSON_COMPACT) : strdup("[]");
     if (!groups)
         return -ENOMEM;
     bk_store_bind_text(st, 1, hash);
@@ -1036,7 +1046,7 @@ int bk_store_event(struct bk_store *s, const char *kind, const char *user,
                    const char *pool, const char *desktop, json_t *detail)
 {
     sqlite3_stmt *st = bk_store_stmt(s, BK_SQL_EVENT_ADD);
-    char *text = json_dumps(detail ? detail : json_object(), JSON_COMPACT);
+    char *text = detail ? json_dumps(detail, JSON_COMPACT) : strdup("{}");
     struct timespec ts;
     int r = -EIO;
 

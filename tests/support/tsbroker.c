@@ -216,6 +216,14 @@ void tsbroker_stop(struct tsbroker *b)
                   "sanitizer report in %s", b->log);
 }
 
+void tsbroker_remove_vms(struct tsbroker *b)
+{
+    struct hv_host *h = NULL;
+
+    if (tsguest_host_open(&h, b->vm) == 0)
+        tsguest_host_close(h); /* deletes its VMs, kills what names it */
+}
+
 void tsbroker_kill9(struct tsbroker *b)
 {
     if (b->pid > 0) {

@@ -54,6 +54,9 @@ void tsbroker_set(struct tsbroker *b, const char *key, const char *value);
 void tsbroker_start(struct tsbroker *b);
 /* SIGTERM and wait; fails the test on sanitizer reports in its log. */
 void tsbroker_stop(struct tsbroker *b);
+/* Deletes the broker's VMs (they outlive it by design), so the next test
+ * has the machine to itself. */
+void tsbroker_remove_vms(struct tsbroker *b);
 /* SIGKILL, as a crash would. */
 void tsbroker_kill9(struct tsbroker *b);
 int tsbroker_log_contains(const struct tsbroker *b, const char *text);
