@@ -15,14 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bk_display.h"
 #include "bk_limit.h"
 #include "bk_pool.h"
+#include "dp_rpc.h"
 #include "dp_time.h"
 #include "dp_token.h"
 
 #define BK_COOKIE       "deskpool_session"
-#define BK_LIMIT_KEYS   100000 /* failure counters kept in memory */
 #define BK_LAUNCH_SLOTS 15     /* launch latency histogram buckets */
 
 static const double bk_launch_buckets[BK_LAUNCH_SLOTS] = {
@@ -81,26 +80,14 @@ int bk_api_new(struct bk_api **out, const struct bk_api_parts *parts)
     api->store = parts->store;
     api->auth = parts->auth;
     api->mgr = parts->mgr;
-    api->user_fails =
-        bk_limit_new(api->cfg->user_failures, api->cfg->failure_window,
-                     api->cfg->lockout, BK_LIMIT_KEYS);
-    api->addr_fails =
-        bk_limit_new(api->cfg->addr_failures, api->cfg->failure_window,
-                     api->cfg->lockout, BK_LIMIT_KEYS);
-    if (!api->user_fails || !api->addr_fails) {
-        bk_api_free(api);
-        return -ENOMEM;
-    }
+    api->user_fails = parts->user_fails;
+    api->addr_fails = parts->addr_fails;
     *out = api;
     return 0;
 }
 
 void bk_api_free(struct bk_api *api)
 {
-    if (!api)
-        return;
-    bk_limit_free(api->user_fails);
-    bk_limit_free(api->addr_fails);
     free(api);
 }
 
@@ -577,11 +564,11 @@ static void bk_api_launch_reply(struct bk_api *api, struct bk_req *req,
 
     if (!strcmp(protocol, "vnc")) {
         /* VNC checks the password itself: the display server issues it. */
-        if (bk_display_request(api->cfg->display_socket, "issue",
-                               json_pack("{ss ss ss si}", "kind", "vnc",
-                                         "desktop", d->id, "user", d->user,
-                                         "ttl", api->cfg->ticket_ttl),
-                               2000, &vnc, err, sizeof(err))) {
+        if (dp_rpc_request(api->cfg->display_socket, "issue",
+                           json_pack("{ss ss ss si}", "kind", "vnc",
+                                     "desktop", d->id, "user", d->user, "ttl",
+                                     api->cfg->ticket_ttl),
+                           2000, &vnc, NULL, 0, err, sizeof(err))) {
             bk_req_error(req, 503, "display_unavailable", err);
             return;
         }
@@ -802,9 +789,9 @@ static void bk_api_desktop_route(struct bk_api *api, struct bk_req *req,
         json_t *res = NULL;
         char err[256];
 
-        if (bk_display_request(api->cfg->display_socket, "disconnect",
-                               json_pack("{ss}", "desktop", d.id), 2000, &res,
-                               err, sizeof(err)))
+        if (dp_rpc_request(api->cfg->display_socket, "disconnect",
+                           json_pack("{ss}", "desktop", d.id), 2000, &res,
+                           NULL, 0, err, sizeof(err)))
             bk_req_error(req, 503, "display_unavailable", err);
         else
             bk_req_reply_json(req, 200, res, NULL);

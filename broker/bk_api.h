@@ -14,6 +14,7 @@
 #include "bk_auth.h"
 #include "bk_config.h"
 #include "bk_http.h"
+#include "bk_limit.h"
 #include "bk_mgr.h"
 #include "bk_store.h"
 
@@ -24,6 +25,8 @@ struct bk_api_parts {
     struct bk_store *store; /* this thread's connection */
     struct bk_auth *auth;
     struct bk_mgr *mgr;
+    /* failed-login counters, shared with the local API (RDP logins) */
+    struct bk_limit *user_fails, *addr_fails;
 };
 
 int bk_api_new(struct bk_api **out, const struct bk_api_parts *parts);

@@ -318,6 +318,73 @@ static void *bk_auth_thread(void *arg)
     return NULL;
 }
 
+/* The conversation of bk_auth_password(): appdata is the password. */
+static int bk_auth_conv_password(int n, const struct pam_message **msg,
+                                 struct pam_response **resp_out,
+                                 void *appdata)
+{
+    struct pam_response *resp;
+    int i;
+
+    if (n <= 0 || n > PAM_MAX_NUM_MSG)
+        return PAM_CONV_ERR;
+    resp = calloc((size_t)n, sizeof(*resp));
+    if (!resp)
+        return PAM_BUF_ERR;
+    for (i = 0; i < n; i++) {
+        if (msg[i]->msg_style == PAM_PROMPT_ECHO_ON) {
+            bk_auth_free_responses(resp, n);
+            return PAM_CONV_ERR; /* a question only a person can answer */
+        }
+        if (msg[i]->msg_style == PAM_PROMPT_ECHO_OFF &&
+            !(resp[i].resp = strdup(appdata))) {
+            bk_auth_free_responses(resp, n);
+            return PAM_BUF_ERR;
+        }
+    }
+    *resp_out = resp;
+    return PAM_SUCCESS;
+}
+
+int bk_auth_password(const struct bk_auth_config *cfg, const char *user,
+                     const char *password, const char *addr,
+                     struct bk_auth_result *res)
+{
+    struct pam_conv conv = {bk_auth_conv_password, (void *)password};
+    pam_handle_t *pamh = NULL;
+    int r;
+
+    memset(res, 0, sizeof(*res));
+    if (!bk_auth_user_ok(user))
+        return -EINVAL;
+    snprintf(res->user, sizeof(res->user), "%s", user);
+    snprintf(res->addr, sizeof(res->addr), "%s", addr ? addr : "");
+    res->prompts = json_array();
+    r = pam_start(cfg->service, user, &conv, &pamh);
+    if (r == PAM_SUCCESS) {
+        pam_set_item(pamh, PAM_RHOST, res->addr);
+        r = pam_authenticate(pamh, PAM_DISALLOW_NULL_AUTHTOK);
+        if (r == PAM_SUCCESS)
+            r = pam_acct_mgmt(pamh, PAM_DISALLOW_NULL_AUTHTOK);
+    }
+    if (pamh)
+        pam_end(pamh, r);
+    res->pam_code = r;
+    if (r == PAM_SUCCESS) {
+        res->kind = BK_AUTH_OK;
+        res->groups = bk_auth_groups(user, cfg->admin_group, &res->admin);
+        return 0;
+    }
+    res->kind = BK_AUTH_FAIL;
+    snprintf(res->message, sizeof(res->message), "%s",
+             r == PAM_CONV_ERR ? "this login needs the web portal (it asks "
+                                 "more than a password)"
+                               : bk_auth_failure(r, &res->credentials));
+    if (r == PAM_CONV_ERR)
+        res->credentials = 0;
+    return 0;
+}
+
 int bk_auth_start(struct bk_auth *a, const char *user, const char *addr,
                   uint64_t waiter, char id[DP_TOKEN_LEN + 1])
 {

@@ -89,6 +89,18 @@ struct bk_auth_result {
 int bk_auth_next(struct bk_auth *a, struct bk_auth_result *r);
 void bk_auth_result_clear(struct bk_auth_result *r);
 
+/*
+ * A login without a conversation, in the calling thread (for clients that
+ * send user name and password at once: RDP). The password answers every
+ * password prompt; a stack that asks anything else (an OTP) fails with
+ * "this login needs the web portal". Fills *r (BK_AUTH_OK or
+ * BK_AUTH_FAIL; clear it with bk_auth_result_clear). Returns 0, or
+ * -EINVAL for a bad user name.
+ */
+int bk_auth_password(const struct bk_auth_config *cfg, const char *user,
+                     const char *password, const char *addr,
+                     struct bk_auth_result *r);
+
 /* Number of conversations alive (for metrics). */
 int bk_auth_running(struct bk_auth *a);
 

@@ -4,6 +4,7 @@
  */
 #include "bk_limit.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@ struct bk_limit_entry {
 };
 
 struct bk_limit {
+    pthread_mutex_t lock;
     int max, window, lockout, capacity, size;
     struct bk_limit_entry *buckets[BK_LIMIT_BUCKETS];
 };
@@ -33,6 +35,7 @@ struct bk_limit *bk_limit_new(int max, int window_s, int lockout_s,
     l->window = window_s;
     l->lockout = lockout_s;
     l->capacity = capacity;
+    pthread_mutex_init(&l->lock, NULL);
     return l;
 }
 
@@ -49,6 +52,7 @@ void bk_limit_free(struct bk_limit *l)
             l->buckets[i] = e->next;
             free(e);
         }
+    pthread_mutex_destroy(&l->lock);
     free(l);
 }
 
@@ -112,12 +116,18 @@ static void bk_limit_evict(struct bk_limit *l, int64_t now)
 
 int bk_limit_locked(struct bk_limit *l, const char *key, int64_t now)
 {
-    struct bk_limit_entry *e = *bk_limit_slot(l, key);
+    struct bk_limit_entry *e;
+    int left;
 
-    return e && now < e->locked_until ? (int)(e->locked_until - now) : 0;
+    pthread_mutex_lock(&l->lock);
+    e = *bk_limit_slot(l, key);
+    left = e && now < e->locked_until ? (int)(e->locked_until - now) : 0;
+    pthread_mutex_unlock(&l->lock);
+    return left;
 }
 
-int bk_limit_fail(struct bk_limit *l, const char *key, int64_t now)
+static int bk_limit_fail_locked(struct bk_limit *l, const char *key,
+                                int64_t now)
 {
     struct bk_limit_entry **pp = bk_limit_slot(l, key), *e = *pp;
 
@@ -149,15 +159,29 @@ int bk_limit_fail(struct bk_limit *l, const char *key, int64_t now)
     return 0;
 }
 
+int bk_limit_fail(struct bk_limit *l, const char *key, int64_t now)
+{
+    int locked;
+
+    pthread_mutex_lock(&l->lock);
+    locked = bk_limit_fail_locked(l, key, now);
+    pthread_mutex_unlock(&l->lock);
+    return locked;
+}
+
 void bk_limit_reset(struct bk_limit *l, const char *key)
 {
-    struct bk_limit_entry **pp = bk_limit_slot(l, key), *e = *pp;
+    struct bk_limit_entry **pp, *e;
 
+    pthread_mutex_lock(&l->lock);
+    pp = bk_limit_slot(l, key);
+    e = *pp;
     if (e) {
         *pp = e->next;
         free(e);
         l->size--;
     }
+    pthread_mutex_unlock(&l->lock);
 }
 
 int bk_limit_size(const struct bk_limit *l)

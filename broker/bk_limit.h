@@ -6,7 +6,8 @@
  * `lockout` seconds: while locked, logins for it are refused before PAM
  * runs. A success resets the key. Counters live in memory (a restart
  * forgets them, as a restart of sshd's MaxStartups does); the table is
- * bounded: when full, expired entries go first, then the oldest.
+ * bounded: when full, expired entries go first, then the oldest. Calls
+ * are thread-safe: web logins and the display's RDP logins share one.
  */
 #ifndef BK_LIMIT_H
 #define BK_LIMIT_H

@@ -22,11 +22,14 @@
 #include "bk_auth.h"
 #include "bk_config.h"
 #include "bk_http.h"
+#include "bk_limit.h"
+#include "bk_local.h"
 #include "bk_mgr.h"
 #include "bk_store.h"
 #include "dp_tls.h"
 
 #define BK_DEFAULT_CONFIG "/etc/deskpool/deskpool.ini"
+#define BK_LIMIT_KEYS     100000 /* failure counters kept in memory */
 
 /* The only global: the signal handler's way to the loop. */
 static struct bk_http *bk_main_http;
@@ -154,6 +157,19 @@ static void bk_main_fd_limit(void)
 
 static int bk_main_dirs(const struct bk_config *cfg)
 {
+    char run[BK_CONFIG_PATH_MAX], *slash;
+
+    /* the local socket's folder (/run/deskpool): made if missing */
+    snprintf(run, sizeof(run), "%s", cfg->local_socket);
+    slash = strrchr(run, '/');
+    if (slash && slash != run) {
+        *slash = '\0';
+        if (mkdir(run, 0755) && errno != EEXIST) {
+            fprintf(stderr, "deskpool-broker: cannot make %s: %s\n", run,
+                    strerror(errno));
+            return -1;
+        }
+    }
     if ((mkdir(cfg->state_dir, 0700) && errno != EEXIST) ||
         (mkdir(cfg->vm_dir, 0700) && errno != EEXIST)) {
         fprintf(stderr, "deskpool-broker: cannot make %s or %s: %s\n",
@@ -171,6 +187,8 @@ int main(int argc, char **argv)
     struct bk_mgr *mgr = NULL;
     struct bk_api *api = NULL;
     struct bk_http *http = NULL;
+    struct bk_local *local = NULL;
+    struct bk_limit *user_fails = NULL, *addr_fails = NULL;
     struct bk_auth_config ac;
     struct bk_http_config hc;
     struct bk_http_handlers hh = {bk_api_request, bk_api_timeout,
@@ -196,8 +214,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "deskpool-broker: %s\n", err);
         goto out;
     }
-    if (bk_api_new(&api, &(struct bk_api_parts){&cfg, store, auth, mgr}))
+    user_fails = bk_limit_new(cfg.user_failures, cfg.failure_window,
+                              cfg.lockout, BK_LIMIT_KEYS);
+    addr_fails = bk_limit_new(cfg.addr_failures, cfg.failure_window,
+                              cfg.lockout, BK_LIMIT_KEYS);
+    if (!user_fails || !addr_fails ||
+        bk_api_new(&api, &(struct bk_api_parts){&cfg, store, auth, mgr,
+                                                user_fails, addr_fails}))
         goto out;
+    if (bk_local_start(&local,
+                       &(struct bk_local_parts){&cfg, db, ac, user_fails,
+                                                addr_fails, mgr},
+                       err, sizeof(err))) {
+        fprintf(stderr, "deskpool-broker: local API: %s\n", err);
+        goto out;
+    }
     hc = (struct bk_http_config){
         .listen = cfg.listen,
         .port = cfg.port,
@@ -222,10 +253,13 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     bk_main_http = NULL;
+    bk_local_stop(local);
     bk_mgr_stop(mgr); /* before the loop goes: it wakes the loop */
     bk_auth_free(auth);
     bk_http_free(http);
     bk_api_free(api);
+    bk_limit_free(user_fails);
+    bk_limit_free(addr_fails);
     bk_store_close(store);
     return rc;
 }

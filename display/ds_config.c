@@ -67,6 +67,14 @@ int ds_config_set(struct ds_config *c, const char *key, const char *value,
     if (!strcmp(key, "gateway_socket"))
         return ds_config_path(c->gateway_socket, sizeof(c->gateway_socket), key,
                               value, err, err_size);
+    if (!strcmp(key, "broker_socket")) {
+        if (!value[0]) {
+            c->broker_socket[0] = '\0';
+            return 0;
+        }
+        return ds_config_path(c->broker_socket, sizeof(c->broker_socket), key,
+                              value, err, err_size);
+    }
     if (!strcmp(key, "vnc_listen")) {
         struct ds_config probe = *c;
         char host[64];

@@ -18,6 +18,10 @@ struct ds_config {
     char control_socket[DS_CONFIG_PATH_MAX]; /* /run/deskpool/display.sock */
     char gateway_socket[DS_CONFIG_PATH_MAX]; /* /run/deskpool/display-gateway.sock
                                               */
+    /* deskpool-broker's local API: gateway tickets are redeemed there and
+     * sessions reported to it. "" (tests, stand-alone use): tickets come
+     * from this daemon's own control socket (issue). */
+    char broker_socket[DS_CONFIG_PATH_MAX];
     char vnc_listen[80]; /* "" (off), "ADDR:PORT" or "[V6ADDR]:PORT" */
     char user[64];       /* nobody */
     int credential_ttl;  /* seconds, 1..3600; 60 */

@@ -30,6 +30,7 @@
 
 #include <jansson.h>
 
+#include "dp_rpc.h"
 #include "dp_time.h"
 #include "ds_chan.h"
 #include "ds_cred.h"
@@ -40,6 +41,7 @@
 #define DS_DAEMON_VERSION   "deskpool-display 1"
 #define DS_DAEMON_PEER_MAX  72
 #define DS_DAEMON_EXPIRE_MS 10000 /* how often old credentials are dropped */
+#define DS_DAEMON_BROKER_MS 3000  /* the broker's local API answers in this */
 
 struct ds_daemon_session {
     pid_t pid; /* 0: slot free */
@@ -375,6 +377,65 @@ static void ds_daemon_answer_refusal(struct ds_daemon *d,
     ds_daemon_refused(d, s, reason);
 }
 
+/* Redeems a gateway ticket with the broker (its local API). Returns
+ * DS_CRED_OK with the grant, a refusal, or -1 with the reason in why when
+ * the broker could not answer. */
+static int ds_daemon_broker_ticket(struct ds_daemon *d, const char *ticket,
+                                   struct ds_cred_grant *g, char *why,
+                                   size_t size)
+{
+    char code[32] = "", err[256];
+    json_t *res = NULL;
+    int r = dp_rpc_request(d->cfg.broker_socket, "redeem",
+                           json_pack("{s:s, s:s}", "ticket", ticket,
+                                     "protocol", "browser"),
+                           DS_DAEMON_BROKER_MS, &res, code, sizeof(code), err,
+                           sizeof(err));
+
+    if (r == 0) {
+        snprintf(g->desktop, sizeof(g->desktop), "%s",
+                 json_string_value(json_object_get(res, "desktop")) ?: "");
+        snprintf(g->user, sizeof(g->user), "%s",
+                 json_string_value(json_object_get(res, "user")) ?: "");
+        json_decref(res);
+        return ds_cred_name_ok(g->desktop) ? DS_CRED_OK : DS_CRED_UNKNOWN;
+    }
+    if (!strcmp(code, "expired"))
+        return DS_CRED_EXPIRED;
+    if (!strcmp(code, "used"))
+        return DS_CRED_USED;
+    if (!strcmp(code, "unknown"))
+        return DS_CRED_UNKNOWN;
+    ds_daemon_log("broker: %s", err);
+    snprintf(why, size, "%s", r == -EREMOTEIO ? err : "broker not available");
+    return -1;
+}
+
+/* Tells the broker a session began or ended, when there is one. */
+static void ds_daemon_broker_session(struct ds_daemon *d,
+                                     const struct ds_daemon_session *s,
+                                     const char *event)
+{
+    char err[256];
+    json_t *res = NULL;
+
+    if (!d->cfg.broker_socket[0])
+        return;
+    if (dp_rpc_request(d->cfg.broker_socket, "session",
+                       json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "event",
+                                 event, "desktop", s->desktop, "user", s->user,
+                                 "protocol",
+                                 s->via == DS_SESSION_GATEWAY ? "browser"
+                                                              : "vnc",
+                                 "client", s->peer, "bytes",
+                                 (json_int_t)s->bytes_sent),
+                       DS_DAEMON_BROKER_MS, &res, NULL, 0, err,
+                       sizeof(err)) == 0)
+        json_decref(res);
+    else
+        ds_daemon_log("broker: session %s: %s", event, err);
+}
+
 /* "auth-vnc" or "auth-ticket": check the credential, hand over the
  * desktop. */
 static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
@@ -383,6 +444,7 @@ static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
     unsigned char chal[DS_CRED_CHALLENGE], resp[DS_CRED_CHALLENGE];
     struct ds_cred_grant grant;
     enum ds_cred_refusal r;
+    char why[256];
     const char *via_peer = json_string_value(json_object_get(msg, "via_peer"));
     long long now = (long long)dp_time_now_ms();
     int fd;
@@ -399,6 +461,14 @@ static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
                             resp, sizeof(resp)) < 0)
             return ds_daemon_answer_refusal(d, s, "malformed request");
         r = ds_cred_redeem_vnc(d->creds, chal, resp, now, &grant);
+    } else if (d->cfg.broker_socket[0]) {
+        const char *t = json_string_value(json_object_get(msg, "ticket"));
+        int b = ds_daemon_broker_ticket(d, t ? t : "", &grant, why,
+                                        sizeof(why));
+
+        if (b < 0)
+            return ds_daemon_answer_refusal(d, s, why);
+        r = (enum ds_cred_refusal)b;
     } else {
         const char *t = json_string_value(json_object_get(msg, "ticket"));
 
@@ -425,6 +495,7 @@ static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
     ds_daemon_log("session %lld: %s on %s via %s from %s (pid %d)", s->id,
                   s->user, s->desktop, ds_session_via_name(s->via), s->peer,
                   (int)s->pid);
+    ds_daemon_broker_session(d, s, "connected");
     ds_ctl_event(d->ctl, "connected",
                  json_pack("{s:I, s:s, s:s, s:s, s:s, s:i}", "session",
                            (json_int_t)s->id, "desktop", s->desktop, "user",
@@ -519,6 +590,7 @@ static void ds_daemon_session_gone(struct ds_daemon *d,
                  WEXITSTATUS(status));
     if (s->authed) {
         ds_daemon_log("session %lld ended: %s", s->id, why);
+        ds_daemon_broker_session(d, s, "disconnected");
         ds_ctl_event(d->ctl, "disconnected",
                      json_pack("{s:I, s:s, s:s, s:s, s:I, s:I}", "session",
                                (json_int_t)s->id, "desktop", s->desktop, "user",

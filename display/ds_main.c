@@ -150,13 +150,15 @@ int main(int argc, char **argv)
         {"gateway", required_argument, NULL, 'g'},
         {"vnc-listen", required_argument, NULL, 'v'},
         {"user", required_argument, NULL, 'u'},
+        {"broker", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     static const char *keys[128] = {['s'] = "state_dir",
                                     ['C'] = "control_socket",
                                     ['g'] = "gateway_socket",
                                     ['v'] = "vnc_listen",
-                                    ['u'] = "user"};
+                                    ['u'] = "user",
+                                    ['b'] = "broker_socket"};
     struct ds_config cfg;
     struct ds_daemon *d;
     char err[512];
@@ -177,7 +179,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "deskpool-display: %s\n", err);
             return 2;
         }
-    while ((c = getopt_long(argc, argv, "c:s:C:g:v:u:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:s:C:g:v:u:b:h", opts, NULL)) != -1) {
         if (c == 'h') {
             ds_main_usage(stdout);
             return 0;

@@ -143,7 +143,7 @@ static int tsbroker_port(const struct tsbroker *b)
 void tsbroker_start(struct tsbroker *b)
 {
     const char *bin = getenv("DESKPOOL_BIN_DIR");
-    char exe[512], web[160], sets[8][256];
+    char exe[512], web[160], sets[8][300];
     char *argv[64];
     long long deadline;
     int i, n = 0;

@@ -40,7 +40,7 @@ struct tsbroker {
     char log[128];       /* its stderr */
     char cert[160];      /* its self-signed certificate */
     char url[64];        /* https://127.0.0.1:PORT */
-    char display[128];   /* display_socket setting */
+    char display[256];   /* display_socket setting */
     char extra[16][128]; /* more --set KEY=VALUE */
     int nextra;
     int flags;

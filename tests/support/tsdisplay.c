@@ -20,6 +20,12 @@
 
 void tsdisplay_start(struct tsdisplay *d, const char *state_dir)
 {
+    tsdisplay_start_broker(d, state_dir, NULL);
+}
+
+void tsdisplay_start_broker(struct tsdisplay *d, const char *state_dir,
+                            const char *broker_socket)
+{
     static int serial;
     const char *bin = getenv("DESKPOOL_BIN_DIR");
     char exe[512];
@@ -39,9 +45,14 @@ void tsdisplay_start(struct tsdisplay *d, const char *state_dir)
         char *argv[] = {exe,         "--state-dir",  (char *)state_dir,
                         "--control", d->ctl,         "--gateway",
                         d->gw,       "--vnc-listen", "127.0.0.1:0",
-                        "--user",    "nobody",       NULL};
+                        "--user",    "nobody",       NULL,
+                        NULL,        NULL};
         int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 
+        if (broker_socket) {
+            argv[11] = "--broker";
+            argv[12] = (char *)broker_socket;
+        }
         dup2(fd, 2);
         execv(exe, argv);
         _exit(127);

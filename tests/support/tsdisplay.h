@@ -26,6 +26,11 @@ struct tsdisplay {
  * folder under the test root. */
 void tsdisplay_start(struct tsdisplay *d, const char *state_dir);
 
+/* The same, redeeming gateway tickets with the broker whose local API
+ * listens at broker_socket (and reporting sessions to it). */
+void tsdisplay_start_broker(struct tsdisplay *d, const char *state_dir,
+                            const char *broker_socket);
+
 /* SIGTERMs the daemon and waits for it (sessions go on until their
  * clients or desktops go away). Fails the test if its log holds a
  * sanitizer report (make SANITIZE=1). */

@@ -1,8 +1,7 @@
 /*
- * bk_display.c - requests to deskpool-display's control socket (see
- * bk_display.h).
+ * dp_rpc.c - one request, one reply over a local socket (see dp_rpc.h).
  */
-#include "bk_display.h"
+#include "dp_rpc.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -16,13 +15,13 @@
 #include "dp_msg.h"
 #include "dp_time.h"
 
-struct bk_display_wait {
+struct dp_rpc_wait {
     json_t *reply; /* the reply with id 1 */
 };
 
-static void bk_display_line(void *arg, char *line, size_t len)
+static void dp_rpc_line(void *arg, char *line, size_t len)
 {
-    struct bk_display_wait *w = arg;
+    struct dp_rpc_wait *w = arg;
     json_t *j;
 
     if (w->reply)
@@ -34,7 +33,7 @@ static void bk_display_line(void *arg, char *line, size_t len)
         json_decref(j); /* hello and other events */
 }
 
-static int bk_display_connect(const char *path)
+static int dp_rpc_connect(const char *path)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int fd;
@@ -54,11 +53,11 @@ static int bk_display_connect(const char *path)
     return fd;
 }
 
-int bk_display_request(const char *path, const char *op, json_t *args,
-                       int timeout_ms, json_t **result, char *err,
-                       size_t err_size)
+int dp_rpc_request(const char *path, const char *op, json_t *args,
+                   int timeout_ms, json_t **result, char *code,
+                   size_t code_size, char *err, size_t err_size)
 {
-    struct bk_display_wait w = {0};
+    struct dp_rpc_wait w = {0};
     struct dp_lines lines;
     uint64_t deadline = dp_time_now_ms() + (uint64_t)timeout_ms;
     char *req = dp_msg_request(1, op, args), buf[4096];
@@ -68,10 +67,9 @@ int bk_display_request(const char *path, const char *op, json_t *args,
     *result = NULL;
     if (!req)
         return -ENOMEM;
-    fd = bk_display_connect(path);
+    fd = dp_rpc_connect(path);
     if (fd < 0) {
-        snprintf(err, err_size, "display server not available (%s)",
-                 strerror(-fd));
+        snprintf(err, err_size, "%s: %s", path, strerror(-fd));
         free(req);
         return fd;
     }
@@ -103,14 +101,18 @@ int bk_display_request(const char *path, const char *op, json_t *args,
             r = -ECONNRESET;
             break;
         }
-        dp_lines_feed(&lines, buf, (size_t)n, bk_display_line, &w);
+        dp_lines_feed(&lines, buf, (size_t)n, dp_rpc_line, &w);
     }
     if (r)
-        snprintf(err, err_size, "display server: %s", strerror(-r));
+        snprintf(err, err_size, "%s: %s", path, strerror(-r));
     else if (!json_is_true(json_object_get(w.reply, "ok"))) {
-        snprintf(err, err_size, "display server: %s",
+        snprintf(err, err_size, "%s",
                  json_string_value(json_object_get(w.reply, "message"))
                      ?: "request failed");
+        if (code)
+            snprintf(code, code_size, "%s",
+                     json_string_value(json_object_get(w.reply, "error"))
+                         ?: "failed");
         r = -EREMOTEIO;
     } else {
         *result = json_incref(json_object_get(w.reply, "result"));

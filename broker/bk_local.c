@@ -1,0 +1,492 @@
+/*
+ * bk_local.c - the broker's local API for deskpool-display (see
+ * bk_local.h).
+ */
+#include "bk_local.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bk_pool.h"
+#include "bk_store.h"
+#include "dp_msg.h"
+#include "dp_time.h"
+#include "dp_token.h"
+
+struct bk_local_conn {
+    struct bk_local *l;
+    int fd;
+    pthread_t thread;
+    struct bk_store *store;
+    int done; /* the thread has finished */
+};
+
+struct bk_local {
+    struct bk_local_parts p;
+    int lfd, stop_pipe[2];
+    pthread_t accept_thread;
+    int started;
+    pthread_mutex_t lock;
+    struct bk_local_conn *conns[BK_LOCAL_MAX_CONNS];
+};
+
+/* A request's outcome: a result object, or an error code and message. */
+struct bk_local_reply {
+    json_t *result;
+    const char *code;
+    char message[256];
+};
+
+static int bk_local_fail(struct bk_local_reply *rep, const char *code,
+                         const char *message)
+{
+    rep->code = code;
+    snprintf(rep->message, sizeof(rep->message), "%s", message);
+    return -1;
+}
+
+/* --- requests -------------------------------------------------------------
+ */
+
+static int bk_local_redeem(struct bk_local_conn *c, json_t *args,
+                           struct bk_local_reply *rep)
+{
+    const char *ticket, *proto;
+    char hash[DP_TOKEN_HEX_LEN + 1], user[BK_USER_MAX + 1],
+        desktop[BK_NAME_MAX + 1], detail[128];
+    struct bk_desktop d;
+    int r;
+
+    if (dp_msg_string(args, "ticket", 1, 64, 1, &ticket, detail,
+                      sizeof(detail)) ||
+        dp_msg_string(args, "protocol", 1, 16, 1, &proto, detail,
+                      sizeof(detail)))
+        return bk_local_fail(rep, "bad-request", detail);
+    if (!dp_token_shape_ok(ticket) || dp_token_hash_hex(ticket, hash))
+        return bk_local_fail(rep, "unknown", "unknown ticket");
+    r = bk_store_ticket_redeem(c->store, hash, proto, user, sizeof(user),
+                               desktop, sizeof(desktop));
+    if (r == -ENOENT)
+        return bk_local_fail(rep, "unknown", "unknown ticket");
+    if (r == -ETIMEDOUT)
+        return bk_local_fail(rep, "expired", "ticket expired");
+    if (r == -EALREADY)
+        return bk_local_fail(rep, "used", "ticket already used");
+    if (r == -EPROTO)
+        return bk_local_fail(rep, "protocol",
+                             "ticket issued for another protocol");
+    if (r || bk_store_desktop_get(c->store, desktop, &d) ||
+        strcmp(d.user, user) != 0)
+        return bk_local_fail(rep, "unknown",
+                             "the ticket's desktop is no longer the user's");
+    bk_store_event(c->store, "redeem", user, d.pool, desktop,
+                   json_pack("{ss}", "protocol", proto));
+    rep->result = json_pack("{ss ss ss}", "user", user, "desktop", desktop,
+                            "pool", d.pool);
+    return 0;
+}
+
+/* The first entitled pool that gives user a desktop now (or after
+ * waiting launch_wait for one): 0 with *d, or -1 with rep set. */
+static int bk_local_assign(struct bk_local_conn *c, const char *user,
+                           const json_t *groups, const char *want,
+                           const char *proto, struct bk_desktop *d,
+                           struct bk_local_reply *rep)
+{
+    json_t *pools = bk_store_pool_list(c->store), *p, *chosen = NULL;
+    uint64_t deadline =
+        dp_time_now_ms() + (uint64_t)c->l->p.cfg->launch_wait * 1000;
+    size_t i;
+    int r = -EAGAIN;
+
+    json_array_foreach(pools, i, p)
+    {
+        if ((!want || !strcmp(bk_pool_str(p, "name"), want)) &&
+            !json_is_true(json_object_get(p, "deleting")) &&
+            bk_pool_entitled(p, user, groups)) {
+            chosen = p;
+            r = bk_store_assign(c->store, bk_pool_str(p, "name"), user, proto,
+                                d);
+            if (r != -EAGAIN && r != -EBUSY)
+                break;
+        }
+    }
+    if (!chosen) {
+        json_decref(pools);
+        return bk_local_fail(rep, "no-pool", "no desktop pool for this user");
+    }
+    if (r == -EAGAIN) { /* wait for the manager, as a web launch does */
+        const char *name = bk_pool_str(chosen, "name");
+
+        bk_mgr_demand(c->l->p.mgr, name, 1);
+        while (r == -EAGAIN && dp_time_now_ms() < deadline) {
+            struct timespec ts = {0, 250 * 1000000};
+
+            nanosleep(&ts, NULL);
+            r = bk_store_assign(c->store, name, user, proto, d);
+        }
+        bk_mgr_demand(c->l->p.mgr, name, -1);
+    }
+    json_decref(pools);
+    if (r)
+        return bk_local_fail(rep, "unavailable",
+                             "no desktop is available now; try again");
+    bk_mgr_kick(c->l->p.mgr);
+    return 0;
+}
+
+static int bk_local_login(struct bk_local_conn *c, json_t *args,
+                          struct bk_local_reply *rep)
+{
+    const char *user, *password, *proto, *pool = NULL, *client = "";
+    char detail[128], ukey[96], akey[96];
+    struct bk_auth_result res;
+    struct bk_desktop d;
+    int r;
+
+    if (dp_msg_string(args, "user", 1, 64, 1, &user, detail,
+                      sizeof(detail)) ||
+        dp_msg_string(args, "password", 0, 1024, 0, &password, detail,
+                      sizeof(detail)) ||
+        dp_msg_string(args, "protocol", 1, 16, 1, &proto, detail,
+                      sizeof(detail)) ||
+        (json_object_get(args, "pool") &&
+         dp_msg_string(args, "pool", 1, 64, 1, &pool, detail,
+                       sizeof(detail))) ||
+        (json_object_get(args, "client") &&
+         dp_msg_string(args, "client", 0, 63, 1, &client, detail,
+                       sizeof(detail))))
+        return bk_local_fail(rep, "bad-request", detail);
+    snprintf(ukey, sizeof(ukey), "u:%s", user);
+    snprintf(akey, sizeof(akey), "a:%s", client);
+    if (bk_limit_locked(c->l->p.user_fails, ukey, time(NULL)) ||
+        (client[0] && bk_limit_locked(c->l->p.addr_fails, akey, time(NULL))))
+        return bk_local_fail(rep, "locked",
+                             "too many failed logins; try again later");
+    if (bk_auth_password(&c->l->p.auth, user, password, client, &res))
+        return bk_local_fail(rep, "denied", "wrong user name or password");
+    if (res.kind != BK_AUTH_OK) {
+        if (res.credentials) {
+            bk_limit_fail(c->l->p.user_fails, ukey, time(NULL));
+            if (client[0])
+                bk_limit_fail(c->l->p.addr_fails, akey, time(NULL));
+        }
+        bk_store_event(c->store, "login-failed", user, NULL, NULL,
+                       json_pack("{ss ss ss}", "addr", client, "protocol",
+                                 proto, "reason", res.message));
+        bk_local_fail(rep, "denied", res.message);
+        bk_auth_result_clear(&res);
+        return -1;
+    }
+    bk_limit_reset(c->l->p.user_fails, ukey);
+    bk_store_event(c->store, "login", user, NULL, NULL,
+                   json_pack("{ss ss}", "addr", client, "protocol", proto));
+    r = bk_local_assign(c, user, res.groups, pool, proto, &d, rep);
+    bk_auth_result_clear(&res);
+    if (r)
+        return r;
+    bk_store_event(c->store, "launch", user, d.pool, d.id,
+                   json_pack("{ss}", "protocol", proto));
+    rep->result = json_pack("{ss ss ss}", "user", user, "desktop", d.id,
+                            "pool", d.pool);
+    return 0;
+}
+
+static int bk_local_session(struct bk_local_conn *c, json_t *args,
+                            struct bk_local_reply *rep)
+{
+    const char *ev, *desktop, *user, *proto;
+    char detail[128];
+    struct bk_desktop d;
+    enum bk_state to;
+
+    if (dp_msg_string(args, "event", 1, 16, 1, &ev, detail, sizeof(detail)) ||
+        dp_msg_string(args, "desktop", 1, BK_NAME_MAX, 1, &desktop, detail,
+                      sizeof(detail)) ||
+        dp_msg_string(args, "user", 1, BK_USER_MAX, 1, &user, detail,
+                      sizeof(detail)) ||
+        dp_msg_string(args, "protocol", 1, 16, 1, &proto, detail,
+                      sizeof(detail)))
+        return bk_local_fail(rep, "bad-request", detail);
+    if (strcmp(ev, "connected") && strcmp(ev, "disconnected"))
+        return bk_local_fail(rep, "bad-request",
+                             "event: connected or disconnected");
+    if (bk_store_desktop_get(c->store, desktop, &d) ||
+        strcmp(d.user, user) != 0)
+        return bk_local_fail(rep, "unknown", "not this user's desktop");
+    to = !strcmp(ev, "connected") ? BK_CONNECTED : BK_DISCONNECTED;
+    if (bk_state_in_use(d.state) && d.state != to)
+        bk_store_desktop_set_state(c->store, desktop, (int)d.state, to, NULL);
+    bk_store_event(c->store, ev, user, d.pool, desktop,
+                   json_pack("{ss sO* sO*}", "protocol", proto, "client",
+                             json_object_get(args, "client"), "bytes",
+                             json_object_get(args, "bytes")));
+    rep->result = json_object();
+    return 0;
+}
+
+/* --- connections ----------------------------------------------------------
+ */
+
+static void bk_local_send(int fd, char *line)
+{
+    size_t off = 0, n = line ? strlen(line) : 0;
+
+    while (off < n) { /* replies are short: a blocking write */
+        ssize_t w = send(fd, line + off, n - off, MSG_NOSIGNAL);
+
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    free(line);
+}
+
+static void bk_local_line(void *arg, char *line, size_t len)
+{
+    struct bk_local_conn *c = arg;
+    struct bk_local_reply rep = {0};
+    struct dp_msg m;
+    const char *code = NULL;
+    char detail[128];
+    int r;
+
+    if (!line) { /* over-long line */
+        bk_local_send(c->fd, dp_msg_reply_error(0, "line-too-long",
+                                                "lines end within 64 KiB"));
+        return;
+    }
+    if (dp_msg_parse(line, len, &m, &code, detail, sizeof(detail))) {
+        bk_local_send(c->fd, dp_msg_reply_error(0, code, detail));
+        return;
+    }
+    if (m.kind != DP_MSG_REQUEST) {
+        dp_msg_free(&m);
+        return; /* events (a display's hello) need no answer */
+    }
+    if (!strcmp(m.name, "redeem"))
+        r = bk_local_redeem(c, m.body, &rep);
+    else if (!strcmp(m.name, "login"))
+        r = bk_local_login(c, m.body, &rep);
+    else if (!strcmp(m.name, "session"))
+        r = bk_local_session(c, m.body, &rep);
+    else
+        r = bk_local_fail(&rep, "unknown-op", m.name);
+    bk_local_send(c->fd, r ? dp_msg_reply_error(m.id, rep.code, rep.message)
+                           : dp_msg_reply_ok(m.id, rep.result));
+    dp_msg_free(&m);
+}
+
+static void *bk_local_conn_main(void *arg)
+{
+    struct bk_local_conn *c = arg;
+    struct dp_lines lines;
+    char buf[8192];
+
+    if (dp_lines_init(&lines) == 0) {
+        bk_local_send(c->fd, dp_msg_event("hello",
+                                          json_pack("{si ss}", "version", 1,
+                                                    "service",
+                                                    "deskpool-broker")));
+        for (;;) {
+            struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
+                                  {.fd = c->l->stop_pipe[0],
+                                   .events = POLLIN}};
+            ssize_t n;
+
+            if (poll(p, 2, -1) < 0 || p[1].revents)
+                break;
+            n = read(c->fd, buf, sizeof(buf));
+            if (n <= 0)
+                break;
+            dp_lines_feed(&lines, buf, (size_t)n, bk_local_line, c);
+        }
+        dp_lines_free(&lines);
+    }
+    pthread_mutex_lock(&c->l->lock);
+    c->done = 1;
+    pthread_mutex_unlock(&c->l->lock);
+    return NULL;
+}
+
+/* Joins finished connection threads; returns a free slot or -1. */
+static int bk_local_slot(struct bk_local *l)
+{
+    int i, free_slot = -1;
+
+    pthread_mutex_lock(&l->lock);
+    for (i = 0; i < BK_LOCAL_MAX_CONNS; i++) {
+        struct bk_local_conn *c = l->conns[i];
+
+        if (c && c->done) {
+            pthread_join(c->thread, NULL);
+            close(c->fd);
+            bk_store_close(c->store);
+            free(c);
+            l->conns[i] = c = NULL;
+        }
+        if (!c && free_slot < 0)
+            free_slot = i;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return free_slot;
+}
+
+/* Only root and the broker's own user may talk to it. */
+static int bk_local_peer_ok(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+           (cred.uid == 0 || cred.uid == geteuid());
+}
+
+static void bk_local_accept(struct bk_local *l, int fd)
+{
+    struct bk_local_conn *c;
+    char err[256];
+    int slot = bk_local_slot(l);
+
+    if (!bk_local_peer_ok(fd) || slot < 0) {
+        bk_local_send(fd, dp_msg_event("error",
+                                       json_pack("{ss ss}", "error", "refused",
+                                                 "message",
+                                                 slot < 0 ? "too many "
+                                                            "connections"
+                                                          : "not allowed")));
+        close(fd);
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c || bk_store_open(&c->store, l->p.db_path, err, sizeof(err))) {
+        free(c);
+        close(fd);
+        return;
+    }
+    c->l = l;
+    c->fd = fd;
+    pthread_mutex_lock(&l->lock);
+    l->conns[slot] = c;
+    if (pthread_create(&c->thread, NULL, bk_local_conn_main, c)) {
+        l->conns[slot] = NULL;
+        pthread_mutex_unlock(&l->lock);
+        bk_store_close(c->store);
+        close(fd);
+        free(c);
+        return;
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
+static void *bk_local_accept_main(void *arg)
+{
+    struct bk_local *l = arg;
+
+    for (;;) {
+        struct pollfd p[2] = {{.fd = l->lfd, .events = POLLIN},
+                              {.fd = l->stop_pipe[0], .events = POLLIN}};
+        int fd;
+
+        if (poll(p, 2, -1) < 0 || p[1].revents)
+            break;
+        fd = accept4(l->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            bk_local_accept(l, fd);
+    }
+    return NULL;
+}
+
+static int bk_local_listen(const char *path, char *err, size_t err_size)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    mode_t old;
+    int fd, r;
+
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        snprintf(err, err_size, "%s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    unlink(path); /* a previous broker's socket */
+    old = umask(0177);
+    r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (r || listen(fd, 64)) {
+        r = -errno;
+        snprintf(err, err_size, "%s: %s", path, strerror(-r));
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+int bk_local_start(struct bk_local **out, const struct bk_local_parts *p,
+                   char *err, size_t err_size)
+{
+    struct bk_local *l = calloc(1, sizeof(*l));
+    int r;
+
+    if (!l)
+        return -ENOMEM;
+    l->p = *p;
+    l->stop_pipe[0] = l->stop_pipe[1] = -1;
+    pthread_mutex_init(&l->lock, NULL);
+    l->lfd = bk_local_listen(p->cfg->local_socket, err, err_size);
+    if (l->lfd < 0 || pipe2(l->stop_pipe, O_CLOEXEC)) {
+        r = l->lfd < 0 ? l->lfd : -errno;
+        bk_local_stop(l);
+        return r;
+    }
+    r = -pthread_create(&l->accept_thread, NULL, bk_local_accept_main, l);
+    if (r) {
+        bk_local_stop(l);
+        return r;
+    }
+    l->started = 1;
+    *out = l;
+    return 0;
+}
+
+void bk_local_stop(struct bk_local *l)
+{
+    int i;
+
+    if (!l)
+        return;
+    if (l->stop_pipe[1] >= 0) /* wakes every thread: nobody reads it */
+        close(l->stop_pipe[1]);
+    if (l->started)
+        pthread_join(l->accept_thread, NULL);
+    for (i = 0; i < BK_LOCAL_MAX_CONNS; i++) {
+        struct bk_local_conn *c = l->conns[i];
+
+        if (!c)
+            continue;
+        pthread_join(c->thread, NULL);
+        close(c->fd);
+        bk_store_close(c->store);
+        free(c);
+    }
+    if (l->lfd >= 0) {
+        close(l->lfd);
+        unlink(l->p.cfg->local_socket);
+    }
+    if (l->stop_pipe[0] >= 0)
+        close(l->stop_pipe[0]);
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+}

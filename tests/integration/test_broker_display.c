@@ -1,0 +1,256 @@
+/*
+ * test_broker_display.c - the broker and deskpool-display together, with
+ * a real test-image desktop: a browser launch's one-time ticket opens the
+ * gateway once (and only for its protocol, and only in time), a VNC launch
+ * gives a password a VNC client logs in with, the desktop's state follows
+ * the display's sessions, and RDP-style logins (user name and password
+ * through the local API) get the user's desktop, with wrong passwords
+ * refused and rate limited.
+ */
+#include <check.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tsbroker.h"
+#include "tsdisplay.h"
+#include "tsguest.h"
+#include "tsvnc.h"
+
+#define BOOT_MS 120000
+
+static struct tsbroker broker;
+static struct tsdisplay dmn;
+static struct tsbroker_session admin, alice;
+static char local_sock[256];
+
+static const char *str(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+
+    return s ? s : "";
+}
+
+static json_t *launch(struct tsbroker_session *s, const char *protocol)
+{
+    char body[64];
+    json_t *r = NULL;
+    int status;
+
+    snprintf(body, sizeof(body), "{\"protocol\":\"%s\"}", protocol);
+    status = tsbroker_call(s, "POST", "/api/v1/pools/desk/launch", body, &r);
+    ck_assert_msg(status == 200, "launch: %d %s", status, str(r, "message"));
+    return r;
+}
+
+static char *refusal(const char *ticket)
+{
+    char preamble[128], *reason = NULL;
+    int fd;
+
+    snprintf(preamble, sizeof(preamble), "TICKET %s\n", ticket);
+    fd = tsdisplay_gateway(&dmn, preamble, &reason);
+    if (fd >= 0)
+        close(fd);
+    return reason;
+}
+
+static void wait_state(const char *id, const char *state)
+{
+    long long deadline = tsguest_now_ms() + 20000;
+    char path[160];
+
+    snprintf(path, sizeof(path), "/api/v1/admin/desktops/%s", id);
+    for (;;) {
+        json_t *d = NULL;
+        int ok;
+
+        ck_assert_int_eq(tsbroker_call(&admin, "GET", path, NULL, &d), 200);
+        ok = !strcmp(str(d, "state"), state);
+        if (ok || tsguest_now_ms() > deadline) {
+            ck_assert_msg(ok, "%s is %s, not %s", id, str(d, "state"), state);
+            json_decref(d);
+            return;
+        }
+        json_decref(d);
+        tsguest_sleep_ms(200);
+    }
+}
+
+/* One request on the broker's local API (as deskpool-display makes). */
+static json_t *local(const char *line)
+{
+    int fd = tsdisplay_unix_connect(local_sock, 5000);
+    json_t *r;
+
+    ck_assert_int_ge(fd, 0);
+    r = tsdisplay_request(fd, line);
+    close(fd);
+    return r;
+}
+
+static void setup(void)
+{
+    char *pool;
+
+    tsbroker_init(&broker, 0);
+    tsbroker_set(&broker, "ticket_ttl", "5");
+    snprintf(local_sock, sizeof(local_sock), "%s/broker.sock", broker.dir);
+    tsdisplay_start_broker(&dmn, broker.vm, local_sock);
+    /* the broker asks this display for VNC passwords */
+    snprintf(broker.display, sizeof(broker.display), "%s", dmn.ctl);
+    tsbroker_start(&broker);
+    tsbroker_connect(&broker, &admin);
+    tsbroker_connect(&broker, &alice);
+    ck_assert_int_eq(
+        tsbroker_login(&broker, &admin, "admin", "admin-pw", NULL, 1), 200);
+    ck_assert_int_eq(
+        tsbroker_login(&broker, &alice, "alice", "alice-pw", NULL, 0), 200);
+    pool = tsbroker_pool_json("desk", 1, 1, 2, NULL);
+    ck_assert_int_eq(
+        tsbroker_call(&admin, "POST", "/api/v1/admin/pools", pool, NULL), 201);
+    free(pool);
+    ck_assert_int_ge(tsbroker_wait_ready(&admin, "desk", 1, BOOT_MS), 1);
+}
+
+static void teardown(void)
+{
+    tsbroker_disconnect(&admin);
+    tsbroker_disconnect(&alice);
+    tsdisplay_stop(&dmn);
+    tsbroker_stop(&broker);
+    tsbroker_remove_vms(&broker);
+}
+
+START_TEST(browser_ticket_opens_the_gateway_once)
+{
+    json_t *r = launch(&alice, "browser"), *rdp;
+    char ticket[64], id[80], *why;
+    struct tsvnc *vnc = NULL;
+    int w = 0, h = 0;
+
+    snprintf(ticket, sizeof(ticket), "%s", str(r, "ticket"));
+    snprintf(id, sizeof(id), "%s", str(json_object_get(r, "desktop"), "id"));
+    json_decref(r);
+    /* the display redeems it with the broker and serves the desktop */
+    ck_assert_msg(tsvnc_connect_gateway(&vnc, dmn.gw, ticket, "10.1.2.3",
+                                        NULL) == 0,
+                  "gateway: %s", tsvnc_last_connect_error());
+    tsvnc_pixels(vnc, &w, &h);
+    ck_assert_int_eq(w, TSGUEST_WIDTH);
+    ck_assert_int_eq(h, TSGUEST_HEIGHT);
+    wait_state(id, "CONNECTED");
+    /* a replay is refused, and says why */
+    why = refusal(ticket);
+    ck_assert_ptr_nonnull(why);
+    ck_assert_str_eq(why, "already used");
+    free(why);
+    tsvnc_close(vnc);
+    wait_state(id, "DISCONNECTED");
+
+    /* an RDP ticket is no browser ticket */
+    rdp = launch(&alice, "rdp");
+    why = refusal(str(rdp, "ticket"));
+    ck_assert_ptr_nonnull(why);
+    ck_assert_str_eq(why, "ticket issued for another protocol");
+    free(why);
+    json_decref(rdp);
+    /* tickets die after ticket_ttl (5 s here) */
+    r = launch(&alice, "browser");
+    tsguest_sleep_ms(6000);
+    why = refusal(str(r, "ticket"));
+    ck_assert_ptr_nonnull(why);
+    ck_assert_str_eq(why, "expired");
+    free(why);
+    json_decref(r);
+    why = refusal("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    ck_assert_str_eq(why, "unknown ticket");
+    free(why);
+}
+END_TEST
+
+START_TEST(vnc_launch_gives_a_one_time_password)
+{
+    json_t *r = launch(&alice, "vnc");
+    struct tsvnc *vnc = NULL;
+    char password[16];
+    int port = (int)json_integer_value(json_object_get(r, "port"));
+
+    snprintf(password, sizeof(password), "%s", str(r, "password"));
+    ck_assert_uint_eq(strlen(password), 8);
+    ck_assert_int_gt(port, 0);
+    json_decref(r);
+    ck_assert_msg(tsvnc_connect_tcp(&vnc, "127.0.0.1", port, password,
+                                    NULL) == 0,
+                  "vnc: %s", tsvnc_last_connect_error());
+    tsvnc_close(vnc);
+    /* single use */
+    ck_assert_int_ne(tsvnc_connect_tcp(&vnc, "127.0.0.1", port, password,
+                                       NULL),
+                     0);
+}
+END_TEST
+
+START_TEST(password_logins_through_the_local_api)
+{
+    json_t *r;
+    char first[80];
+    int i;
+
+    r = local("{\"id\":1,\"op\":\"login\",\"args\":{\"user\":\"alice\","
+              "\"password\":\"alice-pw\",\"protocol\":\"rdp\","
+              "\"client\":\"10.0.0.9\"}}");
+    ck_assert_msg(json_is_true(json_object_get(r, "ok")), "%s",
+                  str(r, "message"));
+    snprintf(first, sizeof(first), "%s",
+             str(json_object_get(r, "result"), "desktop"));
+    json_decref(r);
+    wait_state(first, "ASSIGNED");
+    /* the same user again: the same desktop */
+    r = local("{\"id\":2,\"op\":\"login\",\"args\":{\"user\":\"alice\","
+              "\"password\":\"alice-pw\",\"protocol\":\"rdp\"}}");
+    ck_assert_str_eq(str(json_object_get(r, "result"), "desktop"), first);
+    json_decref(r);
+    /* wrong passwords: refused, then locked */
+    for (i = 0; i < 5; i++) {
+        r = local("{\"id\":3,\"op\":\"login\",\"args\":{\"user\":\"bob\","
+                  "\"password\":\"guess\",\"protocol\":\"rdp\"}}");
+        ck_assert(json_is_false(json_object_get(r, "ok")));
+        ck_assert_str_eq(str(r, "error"), "denied");
+        ck_assert_str_eq(str(r, "message"), "wrong user name or password");
+        json_decref(r);
+    }
+    r = local("{\"id\":4,\"op\":\"login\",\"args\":{\"user\":\"bob\","
+              "\"password\":\"bob-pw\",\"protocol\":\"rdp\"}}");
+    ck_assert_str_eq(str(r, "error"), "locked");
+    json_decref(r);
+    /* the web login shares the lockout */
+    ck_assert_int_eq(tsbroker_login(&broker, &admin, "bob", "bob-pw", NULL, 1),
+                     429);
+    /* carol has no pool */
+    r = local("{\"id\":5,\"op\":\"login\",\"args\":{\"user\":\"carol\","
+              "\"password\":\"carol-pw\",\"protocol\":\"rdp\"}}");
+    ck_assert_str_eq(str(r, "error"), "no-pool");
+    json_decref(r);
+    /* junk gets an error and the connection stays useful */
+    r = local("{\"id\":6,\"op\":\"redeem\",\"args\":{}}");
+    ck_assert_str_eq(str(r, "error"), "bad-request");
+    json_decref(r);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("broker_display");
+    TCase *tc = tcase_create("together");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, browser_ticket_opens_the_gateway_once);
+    tcase_add_test(tc, vnc_launch_gives_a_one_time_password);
+    tcase_add_test(tc, password_logins_through_the_local_api);
+    suite_add_tcase(s, tc);
+    return tsguest_run_suite(s);
+}
