@@ -1008,6 +1008,13 @@ static void bk_api_admin_events(struct bk_api *api, struct bk_req *req)
 
 /* --- metrics -------------------------------------------------------------- */
 
+/* A client on this machine (lws may show IPv4 peers as v4-mapped). */
+static int bk_api_loopback(const char *addr)
+{
+    return !strncmp(addr, "127.", 4) || !strcmp(addr, "::1") ||
+           !strncmp(addr, "::ffff:127.", 11);
+}
+
 static void bk_api_metrics(struct bk_api *api, struct bk_req *req)
 {
     char *text = NULL;
@@ -1018,7 +1025,7 @@ static void bk_api_metrics(struct bk_api *api, struct bk_req *req)
     int s, c[BK_STATE_COUNT];
     uint64_t cum = 0;
 
-    if (strcmp(bk_req_addr(req), "127.0.0.1") && strcmp(bk_req_addr(req), "::1")) {
+    if (!bk_api_loopback(bk_req_addr(req))) {
         struct bk_who who; /* remote scrapers need an admin token */
 
         if (bk_api_admin(api, req, &who))

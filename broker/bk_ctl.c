@@ -34,16 +34,16 @@
 
 #define CTL_DEFAULT_URL "https://localhost:8443"
 /* Desktop operations are parked up to 120 s by the server. */
-#define CTL_TIMEOUT_MS   150000
-#define CTL_ANSWER_MAX   1024 /* the server's bound on one answer */
-#define CTL_USER_MAX     64   /* the server's bound on user names */
-#define CTL_LOGIN_ROUNDS 16   /* prompt rounds before giving up */
-#define CTL_LAUNCH_TRIES 12   /* "being prepared" replies before giving up */
-#define CTL_SESSION_MAX  65536
-#define CTL_ARG_MAX      200 /* names and ids going into a path */
-#define CTL_DETAIL_MAX   100 /* event details in a table */
-#define CTL_COLS_MAX     10
-#define CTL_RDP_PORT     3389 /* what the broker's .rdp files name */
+#define CTL_TIMEOUT_MS    150000
+#define CTL_ANSWER_MAX    1024 /* the server's bound on one answer */
+#define CTL_USER_MAX      64   /* the server's bound on user names */
+#define CTL_LOGIN_ROUNDS  16   /* prompt rounds before giving up */
+#define CTL_LAUNCH_WAIT_S 300  /* how long launch waits for a desktop */
+#define CTL_SESSION_MAX   65536
+#define CTL_ARG_MAX       200 /* names and ids going into a path */
+#define CTL_DETAIL_MAX    100 /* event details in a table */
+#define CTL_COLS_MAX      10
+#define CTL_RDP_PORT      3389 /* what the broker's .rdp files name */
 
 enum { CTL_OK = 0, CTL_FAIL = 1, CTL_USAGE = 2 };
 
@@ -1475,8 +1475,13 @@ static char *ctl_event_detail(const json_t *e)
     if (!d || (json_is_object(d) && !json_object_size(d)))
         return ctl_oom(strdup(""));
     text = ctl_oom(json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY));
-    if (strlen(text) > CTL_DETAIL_MAX)
-        strcpy(text + CTL_DETAIL_MAX - 3, "...");
+    if (strlen(text) > CTL_DETAIL_MAX) {
+        size_t cut = CTL_DETAIL_MAX - 3;
+
+        while (cut && ((unsigned char)text[cut] & 0xc0) == 0x80)
+            cut--; /* not inside a character */
+        strcpy(text + cut, "...");
+    }
     return text;
 }
 
@@ -1582,14 +1587,24 @@ static void ctl_launch_show(const struct ctl *ctl, const json_t *r)
     ctl_table_done(&t);
 }
 
-/* Asks until a desktop is ready: the server answers 202 "provisioning"
- * after waiting a while itself. The final reply, or NULL. */
+static time_t ctl_uptime(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+/* Asks until a desktop is ready (the server answers 202 "provisioning"
+ * after waiting a while itself), for at most CTL_LAUNCH_WAIT_S. The final
+ * reply, or NULL after saying why not. */
 static json_t *ctl_launch_wait(struct ctl *ctl, const char *path,
                                const json_t *body)
 {
-    int tries;
+    time_t deadline = ctl_uptime() + CTL_LAUNCH_WAIT_S;
+    int told = 0;
 
-    for (tries = 0; tries < CTL_LAUNCH_TRIES; tries++) {
+    for (;;) {
         json_t *r;
         json_int_t wait;
 
@@ -1597,13 +1612,17 @@ static json_t *ctl_launch_wait(struct ctl *ctl, const char *path,
             return NULL;
         if (strcmp(ctl_str(r, "state"), "provisioning") != 0)
             return r;
-        if (!tries)
+        if (!told++)
             ctl_say(stderr, "deskpoolctl: ", ctl_str(r, "message"));
         wait = ctl_int(r, "retry_after");
         json_decref(r);
-        sleep(wait < 1 ? 1 : wait > 60 ? 60 : (unsigned)wait);
+        wait = wait < 1 ? 1 : wait > 60 ? 60 : wait;
+        if (ctl_uptime() + wait >= deadline)
+            break;
+        sleep((unsigned)wait);
     }
-    ctl_err("no desktop became ready; try again later");
+    ctl_err("no desktop was ready within %d s; try again later",
+            CTL_LAUNCH_WAIT_S);
     return NULL;
 }
 

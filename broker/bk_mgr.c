@@ -141,6 +141,8 @@ static void bk_mgr_desk_drop(struct bk_mgr *m, const char *id)
 }
 
 static void bk_mgr_agent_event(void *arg, const char *name, json_t *data);
+static int bk_mgr_logoff(struct bk_mgr *m, struct bk_desktop *d, char *err,
+                         size_t err_size);
 
 /* prepare-session is fire and forget: a guest that missed it still works
  * (it only does not show who the desktop belongs to). */
@@ -429,6 +431,33 @@ static json_t *bk_mgr_pool_of(json_t *pools, const char *name)
     return NULL;
 }
 
+/* Idle and disconnect timeouts of a desktop in use: logs it off (and so
+ * frees a floating desktop) when one ran out. Returns 1 if it did. */
+static int bk_mgr_timed_out(struct bk_mgr *m, const json_t *pool,
+                            struct bk_desktop *d, struct bk_mgr_desk *rt)
+{
+    int64_t now = (int64_t)time(NULL);
+    int disc = bk_pool_int(pool, "disconnect_timeout");
+    int idle = bk_pool_int(pool, "idle_timeout");
+    struct hv_agent_state st = {0};
+    const char *why = NULL;
+    char err[256];
+
+    if (rt && rt->agent)
+        hv_agent_state(rt->agent, &st);
+    if (disc > 0 && d->state == BK_DISCONNECTED &&
+        now - d->state_since >= disc)
+        why = "disconnect timeout";
+    else if (idle > 0 && st.healthy && st.user[0] && st.idle_seconds >= idle)
+        why = "idle timeout";
+    if (!why)
+        return 0;
+    bk_mgr_event(m, "timeout", d->pool, d->id, d->user,
+                 json_pack("{ss}", "reason", why));
+    bk_mgr_logoff(m, d, err, sizeof(err));
+    return 1;
+}
+
 /* One desktop: finish what its state asks for. */
 static void bk_mgr_reconcile_desktop(struct bk_mgr *m, json_t *pools,
                                      struct bk_desktop *d)
@@ -472,6 +501,8 @@ static void bk_mgr_reconcile_desktop(struct bk_mgr *m, json_t *pools,
     case BK_DISCONNECTED:
         if (!rt)
             rt = bk_mgr_desk_attach(m, d->id);
+        if (bk_mgr_timed_out(m, pool, d, rt))
+            return;
         if (rt && rt->agent && strcmp(rt->prepared_for, d->user) != 0 &&
             hv_agent_request(rt->agent, "prepare-session",
                              json_pack("{ss ss}", "user", d->user,

@@ -234,6 +234,57 @@ START_TEST(admin_routes_need_an_admin)
 }
 END_TEST
 
+START_TEST(admin_pool_changes_are_validated)
+{
+    struct tsbroker_session a;
+    json_t *r = NULL;
+    char *pool = tsbroker_pool_json("v1", 0, 0, 2, NULL);
+
+    tsbroker_connect(&broker, &a);
+    ck_assert_int_eq(tsbroker_login(&broker, &a, "admin", "admin-pw", NULL, 1),
+                     200);
+    ck_assert_int_eq(
+        tsbroker_call(&a, "POST", "/api/v1/admin/pools", pool, &r), 201);
+    ck_assert_str_eq(str(r, "type"), "floating"); /* defaults filled in */
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "vcpus")), 1);
+    json_decref(r);
+    ck_assert_int_eq(
+        tsbroker_call(&a, "POST", "/api/v1/admin/pools", pool, &r), 409);
+    json_decref(r);
+    ck_assert_int_eq(tsbroker_call(&a, "PATCH", "/api/v1/admin/pools/v1",
+                                   "{\"spare\":5}", &r),
+                     400);
+    ck_assert_str_eq(str(r, "message"), "spare: must be 0..max (2)");
+    json_decref(r);
+    ck_assert_int_eq(tsbroker_call(&a, "PATCH", "/api/v1/admin/pools/v1",
+                                   "{\"colour\":\"red\"}", &r),
+                     400);
+    ck_assert_str_eq(str(r, "message"), "colour: unknown setting");
+    json_decref(r);
+    ck_assert_int_eq(tsbroker_call(&a, "PATCH", "/api/v1/admin/pools/v1",
+                                   "{\"golden\":\"relative.qcow2\"}", &r),
+                     400);
+    json_decref(r);
+    ck_assert_int_eq(tsbroker_call(&a, "POST", "/api/v1/admin/pools",
+                                   "{\"name\":\"Bad Name\"}", &r),
+                     400);
+    json_decref(r);
+    ck_assert_int_eq(tsbroker_call(&a, "PATCH", "/api/v1/admin/pools/v1",
+                                   "{\"max\":4}", &r),
+                     200);
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "max")), 4);
+    json_decref(r);
+    ck_assert_int_eq(
+        tsbroker_call(&a, "DELETE", "/api/v1/admin/pools/v1", NULL, &r), 202);
+    json_decref(r);
+    ck_assert_int_eq(
+        tsbroker_call(&a, "GET", "/api/v1/admin/pools/v1", NULL, &r), 404);
+    json_decref(r);
+    free(pool);
+    tsbroker_disconnect(&a);
+}
+END_TEST
+
 START_TEST(bad_bodies_get_clear_4xx)
 {
     struct tsbroker_session s;
@@ -478,6 +529,7 @@ int main(void)
     tcase_add_test(tc, repeated_failures_lock_the_user_out);
     tcase_add_test(tc, csrf_token_guards_cookie_sessions);
     tcase_add_test(tc, admin_routes_need_an_admin);
+    tcase_add_test(tc, admin_pool_changes_are_validated);
     tcase_add_test(tc, bad_bodies_get_clear_4xx);
     tcase_add_test(tc, slow_and_garbage_clients_slow_nobody);
     tcase_add_test(tc, sessions_survive_a_broker_restart);

@@ -241,6 +241,37 @@ START_TEST(password_logins_through_the_local_api)
 }
 END_TEST
 
+START_TEST(disconnect_timeout_frees_a_floating_desktop)
+{
+    json_t *r;
+    struct tsvnc *vnc = NULL;
+    char id[80];
+
+    ck_assert_int_eq(tsbroker_call(&admin, "PATCH",
+                                   "/api/v1/admin/pools/desk",
+                                   "{\"disconnect_timeout\":2}", NULL),
+                     200);
+    r = launch(&alice, "browser");
+    snprintf(id, sizeof(id), "%s", str(json_object_get(r, "desktop"), "id"));
+    ck_assert_int_eq(tsvnc_connect_gateway(&vnc, dmn.gw, str(r, "ticket"),
+                                           NULL, NULL),
+                     0);
+    json_decref(r);
+    wait_state(id, "CONNECTED");
+    tsvnc_close(vnc); /* the user's network went away */
+    wait_state(id, "DISCONNECTED");
+    /* 2 s later the session is logged off and the desktop refreshed */
+    wait_state(id, "BOOTING");
+    r = NULL;
+    ck_assert_int_eq(tsbroker_call(&admin, "GET",
+                                   "/api/v1/admin/events?pool=desk", NULL,
+                                   &r),
+                     200);
+    ck_assert_ptr_nonnull(strstr(json_dumps(r, 0), "disconnect timeout"));
+    json_decref(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("broker_display");
@@ -251,6 +282,7 @@ int main(void)
     tcase_add_test(tc, browser_ticket_opens_the_gateway_once);
     tcase_add_test(tc, vnc_launch_gives_a_one_time_password);
     tcase_add_test(tc, password_logins_through_the_local_api);
+    tcase_add_test(tc, disconnect_timeout_frees_a_floating_desktop);
     suite_add_tcase(s, tc);
     return tsguest_run_suite(s);
 }

@@ -209,6 +209,114 @@ START_TEST(pool_converges_and_users_stay_apart)
 }
 END_TEST
 
+START_TEST(admin_sees_screens_and_metrics)
+{
+    struct bk_response resp;
+    struct tsbroker_session anon;
+    json_t *r = NULL;
+    char id[80], path[200];
+
+    create_pool("obs", 1, 1, 1, NULL);
+    ck_assert_int_ge(tsbroker_wait_ready(&admin, "obs", 1, BOOT_MS), 1);
+    ck_assert_int_eq(
+        tsbroker_call(&admin, "GET", "/api/v1/admin/desktops?pool=obs", NULL,
+                      &r),
+        200);
+    snprintf(id, sizeof(id), "%s",
+             str(json_array_get(json_object_get(r, "desktops"), 0), "id"));
+    json_decref(r);
+    /* a PNG of the desktop's screen */
+    snprintf(path, sizeof(path), "/api/v1/admin/desktops/%s/screenshot", id);
+    ck_assert_int_eq(tsbroker_raw(&admin, "GET", path, NULL, NULL, 0, &resp),
+                     200);
+    ck_assert_uint_gt(resp.len, 1000);
+    ck_assert_int_eq(memcmp(resp.body, "\x89PNG\r\n\x1a\n", 8), 0);
+    bk_response_free(&resp);
+    /* Prometheus text: desktops by state, logins, launches */
+    tsbroker_connect(&broker, &anon); /* loopback needs no session */
+    ck_assert_int_eq(tsbroker_raw(&anon, "GET", "/metrics", NULL, NULL, 0,
+                                  &resp),
+                     200);
+    ck_assert_ptr_nonnull(
+        strstr(resp.body, "deskpool_desktops{pool=\"obs\",state=\"READY\"} 1"));
+    ck_assert_ptr_nonnull(
+        strstr(resp.body, "deskpool_logins_total{result=\"ok\"} 4"));
+    ck_assert_ptr_nonnull(strstr(resp.body, "deskpool_launch_seconds_count"));
+    bk_response_free(&resp);
+    tsbroker_disconnect(&anon);
+}
+END_TEST
+
+START_TEST(maintenance_and_rolling_image_update)
+{
+    char old[80];
+    json_t *r = NULL, *d;
+    int status;
+    long long deadline;
+
+    create_pool("roll", 1, 1, 1, NULL);
+    ck_assert_int_ge(tsbroker_wait_ready(&admin, "roll", 1, BOOT_MS), 1);
+    ck_assert_int_eq(
+        tsbroker_call(&admin, "GET", "/api/v1/admin/desktops?pool=roll", NULL,
+                      &r),
+        200);
+    d = json_array_get(json_object_get(r, "desktops"), 0);
+    snprintf(old, sizeof(old), "%s", str(d, "id"));
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "image_gen")), 1);
+    json_decref(r);
+
+    /* maintenance: no launches */
+    ck_assert_int_eq(tsbroker_call(&admin, "PATCH",
+                                   "/api/v1/admin/pools/roll",
+                                   "{\"maintenance\":true}", NULL),
+                     200);
+    r = launch(&alice, "roll", "browser", &status);
+    ck_assert_int_eq(status, 409);
+    json_decref(r);
+    ck_assert_int_eq(tsbroker_call(&admin, "PATCH",
+                                   "/api/v1/admin/pools/roll",
+                                   "{\"maintenance\":false}", NULL),
+                     200);
+
+    /* a new image (here: a new kernel command line) replaces the old
+     * spare with one made from it */
+    ck_assert_int_eq(tsbroker_call(&admin, "PATCH",
+                                   "/api/v1/admin/pools/roll",
+                                   "{\"cmdline\":\"" TSGUEST_CMDLINE
+                                   " testdesk.mode=idle\"}",
+                                   &r),
+                     200);
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "image_gen")), 2);
+    json_decref(r);
+    deadline = tsguest_now_ms() + BOOT_MS;
+    for (;;) {
+        int fresh = 0, stale = 0;
+        size_t i;
+
+        r = NULL;
+        tsbroker_call(&admin, "GET", "/api/v1/admin/desktops?pool=roll", NULL,
+                      &r);
+        json_array_foreach(json_object_get(r, "desktops"), i, d)
+        {
+            if (json_integer_value(json_object_get(d, "image_gen")) == 2 &&
+                !strcmp(str(d, "state"), "READY"))
+                fresh++;
+            if (!strcmp(str(d, "id"), old))
+                stale++;
+        }
+        json_decref(r);
+        if ((fresh == 1 && !stale) || tsguest_now_ms() > deadline) {
+            ck_assert_msg(fresh == 1 && !stale,
+                          "rolling update: %d new ready, old one %s", fresh,
+                          stale ? "still there" : "gone");
+            break;
+        }
+        tsguest_sleep_ms(250);
+    }
+    ck_assert_str_ne(launched(&alice, "roll"), old);
+}
+END_TEST
+
 START_TEST(logoff_refreshes_a_floating_desktop)
 {
     struct hv_host *h = NULL;
@@ -392,6 +500,8 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, pool_converges_and_users_stay_apart);
+    tcase_add_test(tc, admin_sees_screens_and_metrics);
+    tcase_add_test(tc, maintenance_and_rolling_image_update);
     tcase_add_test(tc, logoff_refreshes_a_floating_desktop);
     tcase_add_test(tc, logoff_keeps_a_dedicated_desktop);
     tcase_add_test(tc, launch_waits_for_a_desktop_when_none_is_ready);
