@@ -396,15 +396,22 @@ static int ctl_global_opts(struct ctl *ctl, int argc, char **argv)
             ctl->insecure = ctl->ca_given = 1;
             ctl->cacert[0] = '\0';
         } else if ((m = ctl_match(argc, argv, &i, "--url", &v)) != 0) {
-            if (m < 0 || snprintf(ctl->url, sizeof(ctl->url), "%s", v) >=
-                             (int)sizeof(ctl->url))
+            if (m < 0)
                 return -1;
+            if (snprintf(ctl->url, sizeof(ctl->url), "%s", v) >=
+                (int)sizeof(ctl->url)) {
+                ctl_err("--url: too long");
+                return -1;
+            }
             ctl->url_given = 1;
         } else if ((m = ctl_match(argc, argv, &i, "--cacert", &v)) != 0) {
-            if (m < 0 || !v[0] ||
-                snprintf(ctl->cacert, sizeof(ctl->cacert), "%s", v) >=
-                    (int)sizeof(ctl->cacert))
+            if (m < 0)
                 return -1;
+            if (!v[0] || snprintf(ctl->cacert, sizeof(ctl->cacert), "%s", v) >=
+                             (int)sizeof(ctl->cacert)) {
+                ctl_err("--cacert: needs a file name");
+                return -1;
+            }
             ctl->ca_given = 1;
             ctl->insecure = 0;
         } else {
@@ -444,8 +451,7 @@ static int ctl_path(char *buf, size_t size, const char *prefix,
                     const char *name, const char *suffix)
 {
     if (!name[0] || strlen(name) > CTL_ARG_MAX) {
-        ctl_err("%s: must be 1 to %d bytes", name[0] ? "name" : "(empty)",
-                CTL_ARG_MAX);
+        ctl_err("names and ids are 1 to %d bytes", CTL_ARG_MAX);
         return -1;
     }
     snprintf(buf, size, "%s", prefix);
@@ -656,7 +662,11 @@ static int ctl_send(struct ctl *ctl, const char *method, const char *path,
     free(text);
     explicit_bzero(hdr, sizeof(hdr));
     if (r) {
-        ctl_err("%s", err);
+        /* A self-signed broker is the usual first hurdle. */
+        ctl_err("%s%s", err,
+                strstr(err, "TLS") && !ctl->cacert[0]
+                    ? " (give the broker's certificate with --cacert FILE)"
+                    : "");
         return -1;
     }
     return 0;
@@ -1310,8 +1320,7 @@ static int ctl_pools_do(struct ctl *ctl, const char *name, int argc,
                    del ? "deleting pool " : "resumed pool ", argv[0]);
 }
 
-/* --- desktops, sessions, events --------------------------------------------
- */
+/* --- desktops, sessions, events ------------------------------------------ */
 
 static void ctl_desktops_table(const json_t *desktops)
 {
@@ -1746,7 +1755,7 @@ int main(int argc, char **argv)
     if (n == -2)
         return ctl_cmd_help(&ctl, "help", 0, NULL);
     if (n <= 0)
-        return n < 0 ? ctl_usage_error("bad global option") : ctl_usage();
+        return ctl_usage();
     if (ctl_session_path(&ctl))
         return CTL_FAIL;
     ctl_session_load(&ctl);

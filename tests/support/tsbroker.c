@@ -115,7 +115,11 @@ void tsbroker_pam_env(const struct tsbroker *b)
     setenv("NSS_WRAPPER_PASSWD", v, 1);
     snprintf(v, sizeof(v), "%s/group", b->dir);
     setenv("NSS_WRAPPER_GROUP", v, 1);
-    /* Under ASan the wrappers are preloaded ahead of its runtime. */
+    /* Under ASan the wrappers are preloaded ahead of its runtime, and
+     * their dlopen(RTLD_DEEPBIND) is refused by it: turn that off. */
+    setenv("NSS_WRAPPER_DISABLE_DEEPBIND", "1", 1);
+    setenv("PAM_WRAPPER_DISABLE_DEEPBIND", "1", 1);
+    setenv("UID_WRAPPER_DISABLE_DEEPBIND", "1", 1);
     snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0",
              asan ? asan : "", asan ? ":" : "");
     setenv("ASAN_OPTIONS", opts, 1);
