@@ -68,7 +68,7 @@ void bk_config_defaults(struct bk_config *c)
     snprintf(c->public_host, sizeof(c->public_host), "localhost");
     c->max_body = 65536;
     snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/deskpool");
-    snprintf(c->vm_dir, sizeof(c->vm_dir), "/var/lib/deskpool/vm");
+    snprintf(c->vm_dir, sizeof(c->vm_dir), "/var/lib/deskpool");
     snprintf(c->local_socket, sizeof(c->local_socket),
              "/run/deskpool/broker.sock");
     snprintf(c->display_socket, sizeof(c->display_socket),

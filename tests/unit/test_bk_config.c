@@ -121,6 +121,23 @@ START_TEST(defaults)
 }
 END_TEST
 
+/* The documented example shows every key with its default: loading it
+ * changes nothing, so it cannot drift from the code. */
+START_TEST(example_file_shows_the_defaults)
+{
+    struct bk_config def, ex;
+    char err[512];
+
+    bk_config_defaults(&def);
+    bk_config_defaults(&ex);
+    ck_assert_msg(bk_config_load(&ex, "config/deskpool.ini", err,
+                                 sizeof(err)) == 0,
+                  "%s", err);
+    ck_assert_msg(memcmp(&def, &ex, sizeof(def)) == 0,
+                  "config/deskpool.ini differs from the defaults");
+}
+END_TEST
+
 START_TEST(file_values_apply)
 {
     struct bk_config c, d;
@@ -443,6 +460,7 @@ static Suite *bk_config_suite(void)
 
     tcase_add_unchecked_fixture(tc, root_make, root_remove);
     tcase_add_test(tc, defaults);
+    tcase_add_test(tc, example_file_shows_the_defaults);
     tcase_add_test(tc, file_values_apply);
     tcase_add_test(tc, errors_name_the_file_and_line);
     tcase_add_test(tc, messages_say_what_is_wrong);
