@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +167,8 @@ static int bk_client_connect(struct bk_client *c, char *err, size_t err_size)
                  c->port, strerror(-r));
         return r;
     }
+    /* requests are written whole; nothing to gain from Nagle */
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
     if (!c->tls)
         return 0;
     c->ssl = SSL_new(c->ctx);
@@ -306,14 +310,28 @@ static int bk_client_once(struct bk_client *c, const char *req, size_t rlen,
                           struct bk_response *resp)
 {
     long clen;
-    int r = bk_client_write(c, req, rlen);
+    int r;
 
-    if (r)
-        return r;
-    /* A server may refuse a body before reading it all (413) and close:
-     * its answer is still there to read. */
-    if (len)
-        bk_client_write(c, body, len); /* a failure shows in the reply */
+    if (len && len <= 65536) { /* head and body in one record */
+        char *all = malloc(rlen + len);
+
+        if (!all)
+            return -ENOMEM;
+        memcpy(all, req, rlen);
+        memcpy(all + rlen, body, len);
+        r = bk_client_write(c, all, rlen + len);
+        free(all);
+        if (r && r != -EPIPE)
+            return r;
+    } else {
+        r = bk_client_write(c, req, rlen);
+        if (r)
+            return r;
+        /* A server may refuse a big body before reading it all (413) and
+         * close: its answer is still there to read. */
+        if (len)
+            bk_client_write(c, body, len); /* a failure shows in the reply */
+    }
     clen = bk_client_head(c, resp);
     if (clen < -1)
         return (int)clen;

@@ -418,3 +418,12 @@ int tsbroker_wait_ready(struct tsbroker_session *admin, const char *pool,
         tsguest_sleep_ms(250);
     }
 }
+
+int tsbroker_json_has(const json_t *j, const char *text)
+{
+    char *dump = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    int found = dump && strstr(dump, text) != NULL;
+
+    free(dump);
+    return found;
+}

@@ -106,6 +106,9 @@ void tsbroker_pam_env(const struct tsbroker *b);
 char *tsbroker_pool_json(const char *name, int min, int spare, int max,
                          const char *extra);
 
+/* True when the JSON text of j contains text (e.g. an event kind). */
+int tsbroker_json_has(const json_t *j, const char *text);
+
 /* Polls GET /api/v1/admin/desktops?pool= until count desktops are READY
  * (and no more than max exist), for at most timeout_ms. Returns the ready
  * count seen last. */
