@@ -739,6 +739,23 @@ static void bk_api_command(struct bk_api *api, struct bk_req *req,
     bk_req_park(req, timeout_s * 1000);
 }
 
+/* Closes the desktop's display sessions (the desktop keeps running). */
+static void bk_api_disconnect(struct bk_api *api, struct bk_req *req,
+                              const char *who, const struct bk_desktop *d)
+{
+    json_t *res = NULL;
+    char err[256];
+
+    if (dp_rpc_request(api->cfg->display_socket, "disconnect",
+                       json_pack("{ss}", "desktop", d->id), 2000, &res, NULL,
+                       0, err, sizeof(err))) {
+        bk_req_error(req, 503, "display_unavailable", err);
+        return;
+    }
+    bk_api_event(api, "disconnect", who, d->pool, d->id, NULL);
+    bk_req_reply_json(req, 200, res, NULL);
+}
+
 static void bk_api_rdp_file(struct bk_api *api, struct bk_req *req,
                             const struct bk_desktop *d)
 {
@@ -785,18 +802,9 @@ static void bk_api_desktop_route(struct bk_api *api, struct bk_req *req,
         bk_api_rdp_file(api, req, &d);
     else if (action && !strcmp(action, "logoff") && m == BK_POST)
         bk_api_command(api, req, who.s.user, &d, "logoff", 60);
-    else if (action && !strcmp(action, "disconnect") && m == BK_POST) {
-        json_t *res = NULL;
-        char err[256];
-
-        if (dp_rpc_request(api->cfg->display_socket, "disconnect",
-                           json_pack("{ss}", "desktop", d.id), 2000, &res,
-                           NULL, 0, err, sizeof(err)))
-            bk_req_error(req, 503, "display_unavailable", err);
-        else
-            bk_req_reply_json(req, 200, res, NULL);
-        bk_api_event(api, "disconnect", who.s.user, d.pool, d.id, NULL);
-    } else
+    else if (action && !strcmp(action, "disconnect") && m == BK_POST)
+        bk_api_disconnect(api, req, who.s.user, &d);
+    else
         bk_req_error(req, 404, "not_found", "no such route");
 out:
     json_decref(who.s.groups);
@@ -936,6 +944,8 @@ static void bk_api_admin_desktops(struct bk_api *api, struct bk_req *req,
         bk_req_reply_json(req, 200, bk_api_desktop_json(&d), NULL);
     } else if (action && !strcmp(action, "screenshot") && m == BK_GET) {
         bk_api_command(api, req, who.s.user, &d, "screenshot", 30);
+    } else if (action && !strcmp(action, "disconnect") && m == BK_POST) {
+        bk_api_disconnect(api, req, who.s.user, &d);
     } else if (action && bk_api_desktop_op_ok(action) && m == BK_POST) {
         bk_api_command(api, req, who.s.user, &d, action, 120);
     } else {
@@ -1015,6 +1025,28 @@ static int bk_api_loopback(const char *addr)
            !strncmp(addr, "::ffff:127.", 11);
 }
 
+/* Desktop sessions (desktops in use) by state, over all pools. */
+static void bk_api_metrics_sessions(struct bk_api *api, FILE *f)
+{
+    static const enum bk_state states[] = {BK_ASSIGNED, BK_CONNECTED,
+                                           BK_DISCONNECTED};
+    struct bk_desktop *v = NULL;
+    size_t n = 0, i, k;
+
+    fprintf(f, "# HELP deskpool_sessions Desktops held by users, by state.\n"
+               "# TYPE deskpool_sessions gauge\n");
+    bk_store_desktop_list(api->store, NULL, NULL, &v, &n);
+    for (k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
+        int c = 0;
+
+        for (i = 0; i < n; i++)
+            c += v[i].state == states[k];
+        fprintf(f, "deskpool_sessions{state=\"%s\"} %d\n",
+                bk_state_name(states[k]), c);
+    }
+    free(v);
+}
+
 static void bk_api_metrics(struct bk_api *api, struct bk_req *req)
 {
     char *text = NULL;
@@ -1048,6 +1080,7 @@ static void bk_api_metrics(struct bk_api *api, struct bk_req *req)
                     bk_pool_str(p, "name"), bk_state_name(s), c[s]);
     }
     json_decref(pools);
+    bk_api_metrics_sessions(api, f);
     fprintf(f,
             "# HELP deskpool_logins_total Login attempts by result.\n"
             "# TYPE deskpool_logins_total counter\n"

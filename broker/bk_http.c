@@ -68,6 +68,7 @@ struct bk_http {
     int nreqs;
     lws_sorted_usec_list_t tick;
     struct lws_http_mount mounts[3];
+    struct lws_protocol_vhost_options hsts;
     struct lws_protocols protocols[2];
     char web_root[256];
 };
@@ -609,6 +610,12 @@ int bk_http_new(struct bk_http **out, const struct bk_http_config *cfg,
         info.ssl_cert_filepath = cfg->cert;
         info.ssl_private_key_filepath = cfg->key;
         info.alpn = "http/1.1";
+        /* Browsers that came once over HTTPS never try plain HTTP again. */
+        http->hsts = (struct lws_protocol_vhost_options){
+            .name = "strict-transport-security:",
+            .value = "max-age=31536000",
+        };
+        info.headers = &http->hsts;
     }
     info.timeout_secs = 10;
     info.keepalive_timeout = cfg->keepalive_s > 0 ? cfg->keepalive_s : 60;

@@ -83,6 +83,13 @@ START_TEST(login_conversation_gives_a_cookie_session)
     ck_assert_ptr_nonnull(strstr(cookie, "HttpOnly"));
     ck_assert_ptr_nonnull(strstr(cookie, "Secure"));
     ck_assert_ptr_nonnull(strstr(cookie, "SameSite=Strict"));
+    /* HTTPS only from now on, and no caching of API answers */
+    ck_assert_int_eq(bk_response_header(&resp, "strict-transport-security",
+                                        cookie, sizeof(cookie)),
+                     0);
+    ck_assert_int_eq(
+        bk_response_header(&resp, "cache-control", cookie, sizeof(cookie)), 0);
+    ck_assert_str_eq(cookie, "no-store");
     bk_response_free(&resp);
 
     /* the same answer again: the conversation is over */

@@ -242,6 +242,8 @@ START_TEST(admin_sees_screens_and_metrics)
     ck_assert_ptr_nonnull(
         strstr(resp.body, "deskpool_logins_total{result=\"ok\"} 4"));
     ck_assert_ptr_nonnull(strstr(resp.body, "deskpool_launch_seconds_count"));
+    ck_assert_ptr_nonnull(
+        strstr(resp.body, "deskpool_sessions{state=\"CONNECTED\"} 0"));
     bk_response_free(&resp);
     tsbroker_disconnect(&anon);
 }
