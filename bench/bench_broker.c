@@ -86,10 +86,9 @@ static int login(struct bk_client *c, const char *user, const char *pw,
     json_t *j;
     int ok = -1;
 
-    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"bearer\":true}",
-             user);
-    if (bk_client_request(c, "POST", "/api/v1/login", NULL, body,
-                          strlen(body), &r, err, sizeof(err)) ||
+    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"bearer\":true}", user);
+    if (bk_client_request(c, "POST", "/api/v1/login", NULL, body, strlen(body),
+                          &r, err, sizeof(err)) ||
         r.status != 200) {
         bk_response_free(&r);
         return -1;
@@ -100,8 +99,8 @@ static int login(struct bk_client *c, const char *user, const char *pw,
              "{\"conversation\":\"%s\",\"answers\":[\"%s\"],\"bearer\":true}",
              json_string_value(json_object_get(j, "conversation")), pw);
     json_decref(j);
-    if (bk_client_request(c, "POST", "/api/v1/login", NULL, body,
-                          strlen(body), &r, err, sizeof(err)) == 0 &&
+    if (bk_client_request(c, "POST", "/api/v1/login", NULL, body, strlen(body),
+                          &r, err, sizeof(err)) == 0 &&
         r.status == 200) {
         j = json_loadb(r.body, r.len, 0, NULL);
         snprintf(token, 64, "%s",
@@ -119,8 +118,7 @@ static void *worker_main(void *arg)
     struct bk_client *c = NULL;
     char err[256], token[64], auth[128];
 
-    if (bk_client_open(&c, broker.url, broker.cert, 0, 30000, err,
-                       sizeof(err)))
+    if (bk_client_open(&c, broker.url, broker.cert, 0, 30000, err, sizeof(err)))
         return NULL;
     if (w->launches) {
         if (login(c, "alice", "alice-pw", token)) {

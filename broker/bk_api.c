@@ -22,7 +22,7 @@
 #include "dp_token.h"
 
 #define BK_COOKIE       "deskpool_session"
-#define BK_LAUNCH_SLOTS 15     /* launch latency histogram buckets */
+#define BK_LAUNCH_SLOTS 15 /* launch latency histogram buckets */
 
 static const double bk_launch_buckets[BK_LAUNCH_SLOTS] = {
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25,
@@ -48,7 +48,7 @@ enum bk_wait { BK_WAIT_LOGIN, BK_WAIT_LAUNCH, BK_WAIT_COMMAND };
 
 struct bk_wait_data {
     enum bk_wait kind;
-    struct bk_mgr *demand; /* launch: counted as waiting in the manager */
+    struct bk_mgr *demand;      /* launch: counted as waiting in the manager */
     int bearer;                 /* login: the client wants a bearer token */
     char user[BK_USER_MAX + 1]; /* launch: who */
     char pool[BK_NAME_MAX + 1];
@@ -96,9 +96,8 @@ void bk_api_set_http(struct bk_api *api, struct bk_http *http)
     api->http = http;
 }
 
-static void bk_api_event(struct bk_api *api, const char *kind,
-                         const char *user, const char *pool,
-                         const char *desktop, json_t *detail)
+static void bk_api_event(struct bk_api *api, const char *kind, const char *user,
+                         const char *pool, const char *desktop, json_t *detail)
 {
     bk_store_event(api->store, kind, user, pool, desktop, detail);
 }
@@ -119,8 +118,8 @@ static json_t *bk_api_body(struct bk_req *req)
     if (!j) {
         char msg[256];
 
-        snprintf(msg, sizeof(msg), "malformed JSON at byte %d: %s",
-                 e.position, e.text);
+        snprintf(msg, sizeof(msg), "malformed JSON at byte %d: %s", e.position,
+                 e.text);
         bk_req_error(req, 400, "bad_json", msg);
         return NULL;
     }
@@ -217,8 +216,7 @@ static int bk_api_auth(struct bk_api *api, struct bk_req *req,
         (bk_req_header(req, "x-csrf-token", csrf, sizeof(csrf)) != 0 ||
          !dp_token_equal(csrf, who->s.csrf))) {
         json_decref(who->s.groups);
-        bk_req_error(req, 403, "csrf",
-                     "missing or wrong X-CSRF-Token header");
+        bk_req_error(req, 403, "csrf", "missing or wrong X-CSRF-Token header");
         return -1;
     }
     return 0;
@@ -265,9 +263,8 @@ static void bk_api_login_start(struct bk_api *api, struct bk_req *req,
         bk_api_event(api, "login-locked", user, NULL, NULL,
                      json_pack("{ss}", "addr", bk_req_addr(req)));
         bk_req_reply_json(req, 429,
-                          json_pack("{ss ss ss si}", "state", "failed",
-                                    "error", "locked", "message", msg,
-                                    "retry_after",
+                          json_pack("{ss ss ss si}", "state", "failed", "error",
+                                    "locked", "message", msg, "retry_after",
                                     wait_u > wait_a ? wait_u : wait_a),
                           NULL);
         return;
@@ -389,15 +386,15 @@ static void bk_api_login_failed(struct bk_api *api, struct bk_req *req,
         snprintf(key, sizeof(key), "a:%s", res->addr);
         bk_limit_fail(api->addr_fails, key, bk_now());
     }
-    bk_api_event(api, "login-failed", res->user, NULL, NULL,
-                 json_pack("{ss ss}", "addr", res->addr, "reason",
-                           res->message));
+    bk_api_event(
+        api, "login-failed", res->user, NULL, NULL,
+        json_pack("{ss ss}", "addr", res->addr, "reason", res->message));
     if (req)
         bk_req_reply_json(
             req, res->credentials ? 401 : 403,
             json_pack("{ss ss ss sO}", "state", "failed", "error",
-                      res->credentials ? "login_failed" : "account",
-                      "message", res->message, "messages", res->prompts),
+                      res->credentials ? "login_failed" : "account", "message",
+                      res->message, "messages", res->prompts),
             NULL);
 }
 
@@ -459,11 +456,11 @@ static void bk_api_me(struct bk_api *api, struct bk_req *req)
 static json_t *bk_api_desktop_json(const struct bk_desktop *d)
 {
     return json_pack("{ss ss ss ss sI sI sI ss ss}", "id", d->id, "pool",
-                     d->pool, "state", bk_state_name(d->state), "user",
-                     d->user, "image_gen", (json_int_t)d->image_gen,
-                     "created", (json_int_t)d->created, "state_since",
-                     (json_int_t)d->state_since, "error", d->error,
-                     "protocol", d->protocol);
+                     d->pool, "state", bk_state_name(d->state), "user", d->user,
+                     "image_gen", (json_int_t)d->image_gen, "created",
+                     (json_int_t)d->created, "state_since",
+                     (json_int_t)d->state_since, "error", d->error, "protocol",
+                     d->protocol);
 }
 
 /* What a user sees of a pool: availability, never its image or users. */
@@ -513,8 +510,7 @@ static void bk_api_pools(struct bk_api *api, struct bk_req *req)
     {
         if (!json_is_true(json_object_get(p, "deleting")) &&
             bk_pool_entitled(p, who.s.user, who.s.groups))
-            json_array_append_new(out,
-                                  bk_api_pool_public(api, p, who.s.user));
+            json_array_append_new(out, bk_api_pool_public(api, p, who.s.user));
     }
     json_decref(all);
     json_decref(who.s.groups);
@@ -523,8 +519,8 @@ static void bk_api_pools(struct bk_api *api, struct bk_req *req)
 
 static int bk_api_protocol_ok(const char *p)
 {
-    return p && (!strcmp(p, "browser") || !strcmp(p, "rdp") ||
-                 !strcmp(p, "vnc"));
+    return p &&
+           (!strcmp(p, "browser") || !strcmp(p, "rdp") || !strcmp(p, "vnc"));
 }
 
 /* A one-time ticket for (user, desktop, protocol) into t. */
@@ -565,8 +561,8 @@ static void bk_api_launch_reply(struct bk_api *api, struct bk_req *req,
     if (!strcmp(protocol, "vnc")) {
         /* VNC checks the password itself: the display server issues it. */
         if (dp_rpc_request(api->cfg->display_socket, "issue",
-                           json_pack("{ss ss ss si}", "kind", "vnc",
-                                     "desktop", d->id, "user", d->user, "ttl",
+                           json_pack("{ss ss ss si}", "kind", "vnc", "desktop",
+                                     d->id, "user", d->user, "ttl",
                                      api->cfg->ticket_ttl),
                            2000, &vnc, NULL, 0, err, sizeof(err))) {
             bk_req_error(req, 503, "display_unavailable", err);
@@ -575,8 +571,7 @@ static void bk_api_launch_reply(struct bk_api *api, struct bk_req *req,
         snprintf(ticket, sizeof(ticket), "%s",
                  json_string_value(json_object_get(vnc, "credential")) ?: "");
         expires = bk_now() + api->cfg->ticket_ttl;
-    } else if (bk_api_ticket(api, d->user, d->id, protocol, ticket,
-                             &expires)) {
+    } else if (bk_api_ticket(api, d->user, d->id, protocol, ticket, &expires)) {
         bk_req_error(req, 500, "internal", "cannot issue a ticket");
         return;
     }
@@ -589,11 +584,9 @@ static void bk_api_launch_reply(struct bk_api *api, struct bk_req *req,
     } else if (!strcmp(protocol, "rdp")) {
         snprintf(url, sizeof(url), "/api/v1/desktops/%s/rdp", d->id);
         json_object_set_new(reply, "rdp_file", json_string(url));
-        json_object_set_new(reply, "host",
-                            json_string(api->cfg->public_host));
+        json_object_set_new(reply, "host", json_string(api->cfg->public_host));
     } else {
-        json_object_set_new(reply, "host",
-                            json_string(api->cfg->public_host));
+        json_object_set_new(reply, "host", json_string(api->cfg->public_host));
         json_object_set(reply, "port", json_object_get(vnc, "port"));
         json_object_set_new(reply, "password", json_string(ticket));
         json_object_del(reply, "ticket");
@@ -747,8 +740,8 @@ static void bk_api_disconnect(struct bk_api *api, struct bk_req *req,
     char err[256];
 
     if (dp_rpc_request(api->cfg->display_socket, "disconnect",
-                       json_pack("{ss}", "desktop", d->id), 2000, &res, NULL,
-                       0, err, sizeof(err))) {
+                       json_pack("{ss}", "desktop", d->id), 2000, &res, NULL, 0,
+                       err, sizeof(err))) {
         bk_req_error(req, 503, "display_unavailable", err);
         return;
     }
@@ -780,8 +773,7 @@ static void bk_api_rdp_file(struct bk_api *api, struct bk_req *req,
                  "redirectclipboard:i:1\r\n",
                  api->cfg->public_host, ticket);
     snprintf(headers, sizeof(headers),
-             "Content-Disposition: attachment; filename=\"%s.rdp\"\r\n",
-             d->id);
+             "Content-Disposition: attachment; filename=\"%s.rdp\"\r\n", d->id);
     bk_req_reply(req, 200, "application/x-rdp", file, (size_t)n, headers);
 }
 
@@ -851,8 +843,8 @@ static void bk_api_admin_pool_put(struct bk_api *api, struct bk_req *req,
     else if (r)
         bk_req_error(req, 500, "internal", "cannot store the pool");
     else {
-        bk_api_event(api, create ? "pool-create" : "pool-update",
-                     who->s.user, name, NULL, json_incref(body));
+        bk_api_event(api, create ? "pool-create" : "pool-update", who->s.user,
+                     name, NULL, json_incref(body));
         bk_mgr_kick(api->mgr);
         bk_req_reply_json(req, create ? 201 : 200,
                           bk_store_pool_get(api->store, name), NULL);
@@ -872,10 +864,9 @@ static void bk_api_admin_pools(struct bk_api *api, struct bk_req *req,
     if (bk_api_admin(api, req, &who))
         return;
     if (!name && m == BK_GET)
-        bk_req_reply_json(req, 200,
-                          json_pack("{so}", "pools",
-                                    bk_store_pool_list(api->store)),
-                          NULL);
+        bk_req_reply_json(
+            req, 200,
+            json_pack("{so}", "pools", bk_store_pool_list(api->store)), NULL);
     else if (!name && m == BK_POST)
         bk_api_admin_pool_put(api, req, &who, NULL, 1, 0);
     else if (name && !action && m == BK_GET) {
@@ -971,9 +962,9 @@ static void bk_api_admin_sessions(struct bk_api *api, struct bk_req *req)
             if (bk_state_in_use(v[i].state))
                 json_array_append_new(
                     a, json_pack("{ss ss ss ss ss sI}", "desktop", v[i].id,
-                                 "pool", v[i].pool, "user", v[i].user,
-                                 "state", bk_state_name(v[i].state),
-                                 "protocol", v[i].protocol, "since",
+                                 "pool", v[i].pool, "user", v[i].user, "state",
+                                 bk_state_name(v[i].state), "protocol",
+                                 v[i].protocol, "since",
                                  (json_int_t)v[i].assigned_at));
     free(v);
     json_decref(who.s.groups);
@@ -1008,10 +999,9 @@ static void bk_api_admin_events(struct bk_api *api, struct bk_req *req)
     bk_req_reply_json(
         req, 200,
         json_pack("{so}", "events",
-                  bk_store_events(api->store,
-                                  bk_api_query_int(req, "since", 0),
-                                  bk_api_query_int(req, "until", 0), user,
-                                  pool, (int)limit)),
+                  bk_store_events(api->store, bk_api_query_int(req, "since", 0),
+                                  bk_api_query_int(req, "until", 0), user, pool,
+                                  (int)limit)),
         NULL);
     json_decref(who.s.groups);
 }
@@ -1092,8 +1082,7 @@ static void bk_api_metrics(struct bk_api *api, struct bk_req *req)
             "deskpool_logins_in_progress %d\n",
             (unsigned long long)api->logins_ok,
             (unsigned long long)api->logins_failed,
-            (unsigned long long)api->logins_locked,
-            bk_auth_running(api->auth));
+            (unsigned long long)api->logins_locked, bk_auth_running(api->auth));
     fprintf(f, "# HELP deskpool_launch_seconds Launch request to answer.\n"
                "# TYPE deskpool_launch_seconds histogram\n");
     for (s = 0; s <= BK_LAUNCH_SLOTS; s++) {
@@ -1163,8 +1152,8 @@ void bk_api_request(void *arg, struct bk_req *req)
         bk_api_me(api, req);
     else if (n == 1 && !strcmp(seg[0], "pools") && m == BK_GET)
         bk_api_pools(api, req);
-    else if (n == 3 && !strcmp(seg[0], "pools") &&
-             !strcmp(seg[2], "launch") && m == BK_POST)
+    else if (n == 3 && !strcmp(seg[0], "pools") && !strcmp(seg[2], "launch") &&
+             m == BK_POST)
         bk_api_launch(api, req, seg[1]);
     else if (n == 1 && !strcmp(seg[0], "desktops") && m == BK_GET)
         bk_api_desktops(api, req);
@@ -1173,15 +1162,14 @@ void bk_api_request(void *arg, struct bk_req *req)
     else if (n >= 2 && !strcmp(seg[0], "admin") && !strcmp(seg[1], "pools"))
         bk_api_admin_pools(api, req, n > 2 ? seg[2] : NULL,
                            n > 3 ? seg[3] : NULL);
-    else if (n >= 2 && !strcmp(seg[0], "admin") &&
-             !strcmp(seg[1], "desktops"))
+    else if (n >= 2 && !strcmp(seg[0], "admin") && !strcmp(seg[1], "desktops"))
         bk_api_admin_desktops(api, req, n > 2 ? seg[2] : NULL,
                               n > 3 ? seg[3] : NULL);
     else if (n == 2 && !strcmp(seg[0], "admin") &&
              !strcmp(seg[1], "sessions") && m == BK_GET)
         bk_api_admin_sessions(api, req);
-    else if (n == 2 && !strcmp(seg[0], "admin") &&
-             !strcmp(seg[1], "events") && m == BK_GET)
+    else if (n == 2 && !strcmp(seg[0], "admin") && !strcmp(seg[1], "events") &&
+             m == BK_GET)
         bk_api_admin_events(api, req);
     else
         bk_req_error(req, 404, "not_found", "no such route");
@@ -1212,10 +1200,9 @@ static void bk_api_command_done(struct bk_req *req,
         if (f)
             fclose(f);
     } else {
-        bk_req_reply_json(req, 200,
-                          json_pack("{ss ss}", "desktop", w->desktop, "done",
-                                    w->op),
-                          NULL);
+        bk_req_reply_json(
+            req, 200,
+            json_pack("{ss ss}", "desktop", w->desktop, "done", w->op), NULL);
     }
 }
 

@@ -90,8 +90,7 @@ int bk_auth_new(struct bk_auth **out, const struct bk_auth_config *cfg,
 /* Queues a result (lock held; the caller then wakes the loop). Returns
  * it for the caller to complete, or NULL when out of memory (nobody hears
  * of it; the request waiting times out). */
-static struct bk_auth_result *bk_auth_post(struct bk_auth *a,
-                                           struct bk_conv *c,
+static struct bk_auth_result *bk_auth_post(struct bk_auth *a, struct bk_conv *c,
                                            enum bk_auth_kind kind,
                                            json_t *prompts)
 {
@@ -145,8 +144,7 @@ static json_t *bk_auth_wait_answers(struct bk_conv *c)
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += a->cfg.timeout_s;
     while (!c->answers && !c->cancel)
-        if (pthread_cond_timedwait(&c->cond, &a->lock, &deadline) ==
-            ETIMEDOUT)
+        if (pthread_cond_timedwait(&c->cond, &a->lock, &deadline) == ETIMEDOUT)
             break;
     ans = c->answers;
     c->answers = NULL;
@@ -257,9 +255,7 @@ static const char *bk_auth_failure(int code, int *credentials)
     case PAM_USER_UNKNOWN:
     case PAM_CRED_INSUFFICIENT:
     case PAM_AUTHINFO_UNAVAIL:
-    case PAM_CRED_ERR:
-        *credentials = 1;
-        return "wrong user name or password";
+    case PAM_CRED_ERR: *credentials = 1; return "wrong user name or password";
     case PAM_MAXTRIES: *credentials = 1; return "too many attempts";
     case PAM_ACCT_EXPIRED: return "account expired";
     case PAM_NEW_AUTHTOK_REQD:
@@ -320,8 +316,7 @@ static void *bk_auth_thread(void *arg)
 
 /* The conversation of bk_auth_password(): appdata is the password. */
 static int bk_auth_conv_password(int n, const struct pam_message **msg,
-                                 struct pam_response **resp_out,
-                                 void *appdata)
+                                 struct pam_response **resp_out, void *appdata)
 {
     struct pam_response *resp;
     int i;

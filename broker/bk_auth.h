@@ -76,10 +76,10 @@ struct bk_auth_result {
     /* PROMPT: [{"style": "password"|"text"|"info"|"error", "text"}]; OK and
      * FAIL: info/error messages PAM showed last (maybe empty). Owned. */
     json_t *prompts;
-    json_t *groups; /* OK: the user's group names; owned */
-    int admin;      /* OK: member of admin_group */
-    int pam_code;   /* FAIL: PAM's return code */
-    int credentials; /* FAIL: wrong credentials (counts for lockout) */
+    json_t *groups;    /* OK: the user's group names; owned */
+    int admin;         /* OK: member of admin_group */
+    int pam_code;      /* FAIL: PAM's return code */
+    int credentials;   /* FAIL: wrong credentials (counts for lockout) */
     char message[160]; /* FAIL: for the user ("wrong user name or
                           password", "account expired", ...) */
 };

@@ -77,8 +77,8 @@ static int bk_client_parse(struct bk_client *c, const char *url)
 }
 
 int bk_client_open(struct bk_client **out, const char *base_url,
-                   const char *ca_file, int insecure, int timeout_ms,
-                   char *err, size_t err_size)
+                   const char *ca_file, int insecure, int timeout_ms, char *err,
+                   size_t err_size)
 {
     struct bk_client *c = calloc(1, sizeof(*c));
 
@@ -102,8 +102,8 @@ int bk_client_open(struct bk_client **out, const char *base_url,
             SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
         } else {
             SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-            if ((ca_file && !SSL_CTX_load_verify_locations(c->ctx, ca_file,
-                                                           NULL)) ||
+            if ((ca_file &&
+                 !SSL_CTX_load_verify_locations(c->ctx, ca_file, NULL)) ||
                 (!ca_file && !SSL_CTX_set_default_verify_paths(c->ctx))) {
                 bk_client_close(c);
                 return bk_client_fail(err, err_size, -EINVAL,
@@ -150,8 +150,8 @@ static int bk_client_connect(struct bk_client *c, char *err, size_t err_size)
     int r = getaddrinfo(c->host, c->port, &hints, &ai);
 
     if (r)
-        return bk_client_fail(err, err_size, -EHOSTUNREACH,
-                              "%s: unknown host", c->host);
+        return bk_client_fail(err, err_size, -EHOSTUNREACH, "%s: unknown host",
+                              c->host);
     r = -ECONNREFUSED;
     for (a = ai; a && c->fd < 0; a = a->ai_next) {
         c->fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
@@ -275,8 +275,7 @@ static long bk_client_head(struct bk_client *c, struct bk_response *r)
     return clen;
 }
 
-static int bk_client_body(struct bk_client *c, struct bk_response *r,
-                          long clen)
+static int bk_client_body(struct bk_client *c, struct bk_response *r, long clen)
 {
     size_t want = clen >= 0 ? (size_t)clen : BK_CLIENT_MAX_BODY;
 
@@ -338,10 +337,9 @@ static int bk_client_once(struct bk_client *c, const char *req, size_t rlen,
     return bk_client_body(c, resp, clen);
 }
 
-int bk_client_request(struct bk_client *c, const char *method,
-                      const char *path, const char *headers, const char *body,
-                      size_t len, struct bk_response *resp, char *err,
-                      size_t err_size)
+int bk_client_request(struct bk_client *c, const char *method, const char *path,
+                      const char *headers, const char *body, size_t len,
+                      struct bk_response *resp, char *err, size_t err_size)
 {
     char *req = NULL;
     size_t rlen = 0;
@@ -395,8 +393,8 @@ void bk_response_free(struct bk_response *r)
     memset(r, 0, sizeof(*r));
 }
 
-int bk_response_header(const struct bk_response *r, const char *name,
-                       char *buf, size_t size)
+int bk_response_header(const struct bk_response *r, const char *name, char *buf,
+                       size_t size)
 {
     size_t n = strlen(name);
     const char *p = r->headers;

@@ -28,8 +28,8 @@ struct bk_response {
 };
 
 int bk_client_open(struct bk_client **out, const char *base_url,
-                   const char *ca_file, int insecure, int timeout_ms,
-                   char *err, size_t err_size);
+                   const char *ca_file, int insecure, int timeout_ms, char *err,
+                   size_t err_size);
 void bk_client_close(struct bk_client *c);
 
 /*
@@ -38,14 +38,13 @@ void bk_client_close(struct bk_client *c);
  * Returns 0 (any HTTP status), or a negative errno with the reason in err
  * (connection refused, TLS verification failed, timeout, bad reply).
  */
-int bk_client_request(struct bk_client *c, const char *method,
-                      const char *path, const char *headers, const char *body,
-                      size_t len, struct bk_response *resp, char *err,
-                      size_t err_size);
+int bk_client_request(struct bk_client *c, const char *method, const char *path,
+                      const char *headers, const char *body, size_t len,
+                      struct bk_response *resp, char *err, size_t err_size);
 void bk_response_free(struct bk_response *r);
 
 /* A header's value (case-insensitive name): 0, or -ENOENT. */
-int bk_response_header(const struct bk_response *r, const char *name,
-                       char *buf, size_t size);
+int bk_response_header(const struct bk_response *r, const char *name, char *buf,
+                       size_t size);
 
 #endif

@@ -24,10 +24,18 @@ struct bk_config_key {
 };
 
 #define BK_S(f, type, empty)                                                   \
-    {#f, type, offsetof(struct bk_config, f),                                  \
-     sizeof(((struct bk_config *)0)->f), empty, 0}
-#define BK_I(f, lo, hi) {#f, BK_INT, offsetof(struct bk_config, f), 0, lo, hi}
-#define BK_B(f)         {#f, BK_BOOL, offsetof(struct bk_config, f), 0, 0, 1}
+    {                                                                          \
+#f, type, offsetof(struct bk_config, f),                               \
+            sizeof(((struct bk_config *)0)->f), empty, 0                       \
+    }
+#define BK_I(f, lo, hi)                                                        \
+    {                                                                          \
+#f, BK_INT, offsetof(struct bk_config, f), 0, lo, hi                   \
+    }
+#define BK_B(f)                                                                \
+    {                                                                          \
+#f, BK_BOOL, offsetof(struct bk_config, f), 0, 0, 1                    \
+    }
 
 static const struct bk_config_key bk_config_keys[] = {
     BK_S(listen, BK_ADDR, 0),

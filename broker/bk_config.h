@@ -26,9 +26,9 @@ struct bk_config {
     int max_body;                      /* bytes of a request body; 65536 */
     /* State */
     char state_dir[BK_CONFIG_PATH_MAX]; /* SQLite store, TLS material */
-    char vm_dir[48]; /* libdeskpool-hv state folder (HV_STATE_DIR_MAX) */
-    char qemu_user[64];                     /* "": QEMU runs as the broker */
-    char local_socket[BK_CONFIG_PATH_MAX];  /* API for deskpool-display */
+    char vm_dir[48];    /* libdeskpool-hv state folder (HV_STATE_DIR_MAX) */
+    char qemu_user[64]; /* "": QEMU runs as the broker */
+    char local_socket[BK_CONFIG_PATH_MAX];   /* API for deskpool-display */
     char display_socket[BK_CONFIG_PATH_MAX]; /* deskpool-display control */
     /* Login */
     char pam_service[64]; /* deskpool */
@@ -42,9 +42,9 @@ struct bk_config {
     int failure_window;   /* seconds failures are counted over; 900 */
     int lockout;          /* seconds a locked user/address waits; 900 */
     /* Desktops */
-    int ticket_ttl;      /* seconds; 60 */
-    int launch_wait;     /* seconds a launch waits for a desktop; 30 */
-    int provision_limit; /* desktops provisioned at once; 2 */
+    int ticket_ttl;         /* seconds; 60 */
+    int launch_wait;        /* seconds a launch waits for a desktop; 30 */
+    int provision_limit;    /* desktops provisioned at once; 2 */
     int reconcile_interval; /* seconds between reconcile passes; 5 */
 };
 

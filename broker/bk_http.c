@@ -152,8 +152,7 @@ const char *bk_req_body(const struct bk_req *req, size_t *len)
     return req->body ? req->body : "";
 }
 
-int bk_req_header(struct bk_req *req, const char *name, char *buf,
-                  size_t size)
+int bk_req_header(struct bk_req *req, const char *name, char *buf, size_t size)
 {
     static const struct {
         const char *name;
@@ -195,8 +194,7 @@ int bk_req_header(struct bk_req *req, const char *name, char *buf,
                : 0;
 }
 
-int bk_req_query(struct bk_req *req, const char *name, char *buf,
-                 size_t size)
+int bk_req_query(struct bk_req *req, const char *name, char *buf, size_t size)
 {
     char key[64], tmp[1024];
     const char *v;
@@ -286,8 +284,7 @@ void bk_req_reply_json(struct bk_req *req, int status, json_t *body,
                      46, NULL);
         return;
     }
-    bk_req_reply(req, status, "application/json", text, strlen(text),
-                 headers);
+    bk_req_reply(req, status, "application/json", text, strlen(text), headers);
     free(text);
 }
 
@@ -310,15 +307,13 @@ static int bk_http_write_head(struct bk_req *r)
 
     if (lws_add_http_common_headers(r->wsi, (unsigned)r->status, r->ctype,
                                     r->out_len, &p, end) ||
-        lws_add_http_header_by_name(r->wsi,
-                                    (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)"no-store", 8, &p,
-                                    end))
+        lws_add_http_header_by_name(
+            r->wsi, (const unsigned char *)"cache-control:",
+            (const unsigned char *)"no-store", 8, &p, end))
         return -1;
-    if (r->close_after &&
-        lws_add_http_header_by_token(r->wsi, WSI_TOKEN_CONNECTION,
-                                     (const unsigned char *)"close", 5, &p,
-                                     end))
+    if (r->close_after && lws_add_http_header_by_token(
+                              r->wsi, WSI_TOKEN_CONNECTION,
+                              (const unsigned char *)"close", 5, &p, end))
         return -1;
     while (line && *line) { /* "Name: value\r\n" lines */
         const char *colon = strchr(line, ':'), *eol = strstr(line, "\r\n");
@@ -418,8 +413,8 @@ static int bk_http_begin(struct bk_http *http, struct lws *wsi,
         bk_req_free(pss->req);
     /* Replies go out as headers then body: without this, Nagle holds the
      * body until the client's delayed ACK (40 ms a request). */
-    setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_NODELAY,
-               &(int){1}, sizeof(int));
+    setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_NODELAY, &(int){1},
+               sizeof(int));
     r = pss->req = bk_req_new(http, wsi);
     if (!r)
         return -1;
@@ -444,7 +439,8 @@ static int bk_http_begin(struct bk_http *http, struct lws *wsi,
             bk_req_error(r, 413, "too_large", "request body too large");
             return 0;
         }
-        if (n > 0 || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
+        if (n > 0 ||
+            lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
             r->body_expected = 1;
             lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
                             BK_HTTP_BODY_SECS);
@@ -486,14 +482,12 @@ static int bk_http_body(struct bk_http *http, struct bk_req *r, const void *in,
 static int bk_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
                             void *user, void *in, size_t len)
 {
-    struct bk_http *http =
-        lws_context_user(lws_get_context(wsi));
+    struct bk_http *http = lws_context_user(lws_get_context(wsi));
     struct bk_conn *pss = user;
     int r;
 
     switch (reason) {
-    case LWS_CALLBACK_HTTP:
-        return bk_http_begin(http, wsi, pss);
+    case LWS_CALLBACK_HTTP: return bk_http_begin(http, wsi, pss);
     case LWS_CALLBACK_HTTP_BODY:
         return bk_http_body(http, pss ? pss->req : NULL, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
@@ -526,8 +520,7 @@ static int bk_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
         if (http && http->h.wake)
             http->h.wake(http->arg);
         return 0;
-    default:
-        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    default: return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
 }
 
@@ -550,8 +543,7 @@ static void bk_http_tick(lws_sorted_usec_list_t *sul)
     }
     if (http->h.tick)
         http->h.tick(http->arg);
-    lws_sul_schedule(http->ctx, 0, &http->tick, bk_http_tick,
-                     LWS_US_PER_SEC);
+    lws_sul_schedule(http->ctx, 0, &http->tick, bk_http_tick, LWS_US_PER_SEC);
 }
 
 int bk_http_new(struct bk_http **out, const struct bk_http_config *cfg,
@@ -603,8 +595,9 @@ int bk_http_new(struct bk_http **out, const struct bk_http_config *cfg,
     info.protocols = http->protocols;
     info.mounts = &http->mounts[0];
     info.user = http;
-    info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE |
-                   LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.options =
+        LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE |
+        LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (cfg->cert) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = cfg->cert;
@@ -633,8 +626,7 @@ int bk_http_new(struct bk_http **out, const struct bk_http_config *cfg,
         return -EADDRINUSE;
     }
     http->vhost = lws_get_vhost_by_name(http->ctx, "default");
-    lws_sul_schedule(http->ctx, 0, &http->tick, bk_http_tick,
-                     LWS_US_PER_SEC);
+    lws_sul_schedule(http->ctx, 0, &http->tick, bk_http_tick, LWS_US_PER_SEC);
     *out = http;
     return 0;
 }

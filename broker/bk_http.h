@@ -49,8 +49,8 @@ struct bk_http_handlers {
 };
 
 struct bk_http_config {
-    const char *listen; /* numeric address */
-    int port;           /* 0: any free port (see bk_http_port) */
+    const char *listen;     /* numeric address */
+    int port;               /* 0: any free port (see bk_http_port) */
     const char *cert, *key; /* PEM files; both NULL: plain HTTP */
     const char *web_root;   /* static files */
     size_t max_body;
@@ -87,11 +87,9 @@ const char *bk_req_addr(const struct bk_req *req); /* client address */
 const char *bk_req_body(const struct bk_req *req, size_t *len);
 /* A header's value ("cookie", "authorization", "x-csrf-token", ...):
  * 0, or -ENOENT, or -ENOSPC when it does not fit. */
-int bk_req_header(struct bk_req *req, const char *name, char *buf,
-                  size_t size);
+int bk_req_header(struct bk_req *req, const char *name, char *buf, size_t size);
 /* A query argument, URL-decoded: 0, -ENOENT, -ENOSPC. */
-int bk_req_query(struct bk_req *req, const char *name, char *buf,
-                 size_t size);
+int bk_req_query(struct bk_req *req, const char *name, char *buf, size_t size);
 
 /* Calls fn for each parked request (fn may answer it). */
 void bk_http_foreach_parked(struct bk_http *http,

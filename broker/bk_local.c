@@ -154,8 +154,7 @@ static int bk_local_login(struct bk_local_conn *c, json_t *args,
     struct bk_desktop d;
     int r;
 
-    if (dp_msg_string(args, "user", 1, 64, 1, &user, detail,
-                      sizeof(detail)) ||
+    if (dp_msg_string(args, "user", 1, 64, 1, &user, detail, sizeof(detail)) ||
         dp_msg_string(args, "password", 0, 1024, 0, &password, detail,
                       sizeof(detail)) ||
         dp_msg_string(args, "protocol", 1, 16, 1, &proto, detail,
@@ -197,8 +196,8 @@ static int bk_local_login(struct bk_local_conn *c, json_t *args,
         return r;
     bk_store_event(c->store, "launch", user, d.pool, d.id,
                    json_pack("{ss}", "protocol", proto));
-    rep->result = json_pack("{ss ss ss}", "user", user, "desktop", d.id,
-                            "pool", d.pool);
+    rep->result =
+        json_pack("{ss ss ss}", "user", user, "desktop", d.id, "pool", d.pool);
     return 0;
 }
 
@@ -294,14 +293,13 @@ static void *bk_local_conn_main(void *arg)
     char buf[8192];
 
     if (dp_lines_init(&lines) == 0) {
-        bk_local_send(c->fd, dp_msg_event("hello",
-                                          json_pack("{si ss}", "version", 1,
-                                                    "service",
-                                                    "deskpool-broker")));
+        bk_local_send(
+            c->fd,
+            dp_msg_event("hello", json_pack("{si ss}", "version", 1, "service",
+                                            "deskpool-broker")));
         for (;;) {
             struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
-                                  {.fd = c->l->stop_pipe[0],
-                                   .events = POLLIN}};
+                                  {.fd = c->l->stop_pipe[0], .events = POLLIN}};
             ssize_t n;
 
             if (poll(p, 2, -1) < 0 || p[1].revents)
@@ -359,12 +357,12 @@ static void bk_local_accept(struct bk_local *l, int fd)
     int slot = bk_local_slot(l);
 
     if (!bk_local_peer_ok(fd) || slot < 0) {
-        bk_local_send(fd, dp_msg_event("error",
-                                       json_pack("{ss ss}", "error", "refused",
-                                                 "message",
-                                                 slot < 0 ? "too many "
-                                                            "connections"
-                                                          : "not allowed")));
+        bk_local_send(
+            fd, dp_msg_event("error",
+                             json_pack("{ss ss}", "error", "refused", "message",
+                                       slot < 0 ? "too many "
+                                                  "connections"
+                                                : "not allowed")));
         close(fd);
         return;
     }

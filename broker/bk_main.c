@@ -51,10 +51,11 @@ static void bk_main_wake(void *arg)
 
 static void bk_main_usage(FILE *f)
 {
-    fprintf(f, "usage: deskpool-broker [--config FILE] [--set KEY=VALUE]...\n"
-               "Settings: config/deskpool.ini; defaults from %s when it "
-               "exists.\n",
-               BK_DEFAULT_CONFIG);
+    fprintf(f,
+            "usage: deskpool-broker [--config FILE] [--set KEY=VALUE]...\n"
+            "Settings: config/deskpool.ini; defaults from %s when it "
+            "exists.\n",
+            BK_DEFAULT_CONFIG);
 }
 
 /* Settings: defaults, the file, then --set options in order. */
@@ -191,8 +192,8 @@ int main(int argc, char **argv)
     struct bk_limit *user_fails = NULL, *addr_fails = NULL;
     struct bk_auth_config ac;
     struct bk_http_config hc;
-    struct bk_http_handlers hh = {bk_api_request, bk_api_timeout,
-                                  bk_api_wake, bk_api_tick};
+    struct bk_http_handlers hh = {bk_api_request, bk_api_timeout, bk_api_wake,
+                                  bk_api_tick};
     char db[BK_CONFIG_PATH_MAX + 16], err[512];
     int rc = 1;
 
@@ -222,10 +223,10 @@ int main(int argc, char **argv)
         bk_api_new(&api, &(struct bk_api_parts){&cfg, store, auth, mgr,
                                                 user_fails, addr_fails}))
         goto out;
-    if (bk_local_start(&local,
-                       &(struct bk_local_parts){&cfg, db, ac, user_fails,
-                                                addr_fails, mgr},
-                       err, sizeof(err))) {
+    if (bk_local_start(
+            &local,
+            &(struct bk_local_parts){&cfg, db, ac, user_fails, addr_fails, mgr},
+            err, sizeof(err))) {
         fprintf(stderr, "deskpool-broker: local API: %s\n", err);
         goto out;
     }

@@ -16,8 +16,8 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,8 +161,7 @@ static const struct hv_agent_callbacks bk_mgr_agent_cb = {
 };
 
 /* The runtime entry of a running desktop, its agent channel open. */
-static struct bk_mgr_desk *bk_mgr_desk_attach(struct bk_mgr *m,
-                                              const char *id)
+static struct bk_mgr_desk *bk_mgr_desk_attach(struct bk_mgr *m, const char *id)
 {
     struct bk_mgr_desk *d = bk_mgr_desk_find(m, id);
     char path[256];
@@ -185,8 +184,7 @@ static struct bk_mgr_desk *bk_mgr_desk_attach(struct bk_mgr *m,
 /* --- store helpers ------------------------------------------------------- */
 
 static void bk_mgr_event(struct bk_mgr *m, const char *kind, const char *pool,
-                         const char *desktop, const char *user,
-                         json_t *detail)
+                         const char *desktop, const char *user, json_t *detail)
 {
     bk_store_event(m->store, kind, user, pool, desktop, detail);
 }
@@ -194,8 +192,8 @@ static void bk_mgr_event(struct bk_mgr *m, const char *kind, const char *pool,
 static int bk_mgr_set_state(struct bk_mgr *m, const struct bk_desktop *d,
                             enum bk_state to, const char *error)
 {
-    int r = bk_store_desktop_set_state(m->store, d->id, (int)d->state, to,
-                                       error);
+    int r =
+        bk_store_desktop_set_state(m->store, d->id, (int)d->state, to, error);
 
     if (r == 0) {
         bk_mgr_event(m, "state", d->pool, d->id, d->user,
@@ -256,8 +254,8 @@ static int bk_mgr_delete(struct bk_mgr *m, const struct bk_desktop *d)
 }
 
 /* Starts the VM (if stopped) and marks it BOOTING unless a user holds it. */
-static int bk_mgr_boot(struct bk_mgr *m, const struct bk_desktop *d,
-                       char *err, size_t err_size)
+static int bk_mgr_boot(struct bk_mgr *m, const struct bk_desktop *d, char *err,
+                       size_t err_size)
 {
     struct bk_mgr_desk *rt;
     int r = hv_vm_start(m->host, d->id, err, err_size);
@@ -283,8 +281,8 @@ static int bk_mgr_refresh(struct bk_mgr *m, const struct bk_desktop *d,
     char err[512];
     int r;
 
-    if (pool && d->image_gen < json_integer_value(
-                                   json_object_get(pool, "image_gen")))
+    if (pool &&
+        d->image_gen < json_integer_value(json_object_get(pool, "image_gen")))
         return bk_mgr_delete(m, d);
     if (d->state != BK_REFRESHING &&
         bk_store_desktop_set_state(m->store, d->id, -1, BK_REFRESHING, NULL))
@@ -407,8 +405,7 @@ static int bk_mgr_provision(struct bk_mgr *m, const json_t *pool)
         bk_mgr_provision_failed(m, pool, id, err);
         return r;
     }
-    bk_store_desktop_set_state(m->store, id, BK_PROVISIONING, BK_BOOTING,
-                               NULL);
+    bk_store_desktop_set_state(m->store, id, BK_PROVISIONING, BK_BOOTING, NULL);
     bk_store_pool_result(m->store, name, NULL, 0);
     bk_mgr_desk_attach(m, id);
     bk_mgr_event(m, "provisioned", name, id, "", NULL);
@@ -445,8 +442,7 @@ static int bk_mgr_timed_out(struct bk_mgr *m, const json_t *pool,
 
     if (rt && rt->agent)
         hv_agent_state(rt->agent, &st);
-    if (disc > 0 && d->state == BK_DISCONNECTED &&
-        now - d->state_since >= disc)
+    if (disc > 0 && d->state == BK_DISCONNECTED && now - d->state_since >= disc)
         why = "disconnect timeout";
     else if (idle > 0 && st.healthy && st.user[0] && st.idle_seconds >= idle)
         why = "idle timeout";
@@ -504,12 +500,11 @@ static void bk_mgr_reconcile_desktop(struct bk_mgr *m, json_t *pools,
         if (bk_mgr_timed_out(m, pool, d, rt))
             return;
         if (rt && rt->agent && strcmp(rt->prepared_for, d->user) != 0 &&
-            hv_agent_request(rt->agent, "prepare-session",
-                             json_pack("{ss ss}", "user", d->user,
-                                       "display_name", d->user),
-                             0, bk_mgr_ignore_reply, NULL) == 0)
-            snprintf(rt->prepared_for, sizeof(rt->prepared_for), "%s",
-                     d->user);
+            hv_agent_request(
+                rt->agent, "prepare-session",
+                json_pack("{ss ss}", "user", d->user, "display_name", d->user),
+                0, bk_mgr_ignore_reply, NULL) == 0)
+            snprintf(rt->prepared_for, sizeof(rt->prepared_for), "%s", d->user);
         return;
     case BK_READY:
         if (!rt)
@@ -553,8 +548,8 @@ static void bk_mgr_reconcile_pool(struct bk_mgr *m, const json_t *pool,
             continue;
         if (v[i].state == BK_READY)
             spare++;
-        else if (v[i].state == BK_PROVISIONING ||
-                 v[i].state == BK_BOOTING || v[i].state == BK_REFRESHING)
+        else if (v[i].state == BK_PROVISIONING || v[i].state == BK_BOOTING ||
+                 v[i].state == BK_REFRESHING)
             coming++;
     }
     if (json_is_true(json_object_get(pool, "maintenance")))
@@ -668,8 +663,7 @@ static void bk_mgr_adopt(struct bk_mgr *m)
             continue; /* the reconcile pass finishes it */
         if (!strcmp(st.state, "stopped")) {
             if (bk_mgr_boot(m, d, err, sizeof(err)))
-                bk_store_desktop_set_state(m->store, d->id, -1, BK_ERROR,
-                                           err);
+                bk_store_desktop_set_state(m->store, d->id, -1, BK_ERROR, err);
         } else {
             bk_mgr_desk_attach(m, d->id);
         }
@@ -819,8 +813,8 @@ static void bk_mgr_poll(struct bk_mgr *m)
     struct pollfd pfd[BK_MGR_MAX_POLL];
     struct bk_mgr_desk *rt[BK_MGR_MAX_POLL], *d;
     uint64_t now = dp_time_now_ms();
-    int n = 1, i, timeout = (int)(m->next_pass_ms > now ? m->next_pass_ms - now
-                                                        : 0);
+    int n = 1, i,
+        timeout = (int)(m->next_pass_ms > now ? m->next_pass_ms - now : 0);
 
     pfd[0] = (struct pollfd){.fd = m->efd, .events = POLLIN};
     for (d = m->desks; d && n < BK_MGR_MAX_POLL; d = d->next) {

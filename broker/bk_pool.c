@@ -139,15 +139,15 @@ bad:
         break;
     case BK_P_NAMES:
         snprintf(err, err_size,
-                 "%s: must be a list of names (no spaces, ':' or ',')",
-                 k->key);
+                 "%s: must be a list of names (no spaces, ':' or ',')", k->key);
         break;
     default:
         if (k->choices)
             snprintf(err, err_size, "%s: must be one of %s", k->key,
                      k->choices);
         else
-            snprintf(err, err_size, "%s: must be %s%s of at most %ld "
+            snprintf(err, err_size,
+                     "%s: must be %s%s of at most %ld "
                      "characters without control characters",
                      k->key, k->lo ? "a non-empty " : "a ",
                      k->kind == BK_P_PATH ? "absolute path" : "text", k->hi);

@@ -26,9 +26,9 @@ struct bk_store {
 };
 
 static const char *const bk_state_names[BK_STATE_COUNT] = {
-    "PROVISIONING", "BOOTING",    "READY",    "ASSIGNED",
-    "CONNECTED",    "DISCONNECTED", "LOGGED_OFF", "REFRESHING",
-    "DELETING",     "ERROR",      "MAINTENANCE",
+    "PROVISIONING", "BOOTING",      "READY",       "ASSIGNED",
+    "CONNECTED",    "DISCONNECTED", "LOGGED_OFF",  "REFRESHING",
+    "DELETING",     "ERROR",        "MAINTENANCE",
 };
 
 const char *bk_state_name(enum bk_state s)
@@ -307,8 +307,7 @@ static const char BK_SQL_POOL_UPDATE[] =
 /* The pool fields whose change makes new desktops from a new image. */
 static int bk_store_image_changed(const json_t *a, const json_t *b)
 {
-    static const char *const keys[] = {"golden", "kernel", "initrd",
-                                       "cmdline"};
+    static const char *const keys[] = {"golden", "kernel", "initrd", "cmdline"};
     size_t i;
 
     for (i = 0; i < sizeof(keys) / sizeof(*keys); i++)
@@ -351,8 +350,7 @@ int bk_store_pool_put(struct bk_store *s, const char *name,
         bk_store_bind_text(st, 1, name);
         r = -ENOENT;
         if (sqlite3_step(st) == SQLITE_ROW)
-            old = json_loads((const char *)sqlite3_column_text(st, 0), 0,
-                             NULL);
+            old = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
         sqlite3_reset(st);
         if (!old)
             goto close;
@@ -741,8 +739,8 @@ static int bk_store_pool_usable(struct bk_store *s, const char *pool)
         return -EIO;
     bk_store_bind_text(st, 1, pool);
     if (sqlite3_step(st) == SQLITE_ROW) {
-        json_t *set = json_loads((const char *)sqlite3_column_text(st, 1), 0,
-                                 NULL);
+        json_t *set =
+            json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
 
         r = sqlite3_column_int(st, 0) ||
                     json_is_true(json_object_get(set, "maintenance"))
@@ -958,9 +956,9 @@ static const char BK_SQL_TICKET_USE[] =
 static const char BK_SQL_TICKET_PURGE[] =
     "DELETE FROM tickets WHERE expires < ?";
 
-int bk_store_ticket_put(struct bk_store *s, const char *hash,
-                        const char *user, const char *desktop,
-                        const char *protocol, int64_t expires)
+int bk_store_ticket_put(struct bk_store *s, const char *hash, const char *user,
+                        const char *desktop, const char *protocol,
+                        int64_t expires)
 {
     sqlite3_stmt *st = bk_store_stmt(s, BK_SQL_TICKET_PURGE);
 

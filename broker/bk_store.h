@@ -25,8 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BK_NAME_MAX 63  /* pool names, desktop ids */
-#define BK_USER_MAX 64  /* user names */
+#define BK_NAME_MAX  63 /* pool names, desktop ids */
+#define BK_USER_MAX  64 /* user names */
 #define BK_ERROR_MAX 255
 
 /* Desktop states (design.md). The names are what the API shows. */
@@ -160,9 +160,9 @@ int bk_store_session_expire(struct bk_store *s, int idle, int max);
 
 /* --- tickets -------------------------------------------------------------- */
 
-int bk_store_ticket_put(struct bk_store *s, const char *hash,
-                        const char *user, const char *desktop,
-                        const char *protocol, int64_t expires);
+int bk_store_ticket_put(struct bk_store *s, const char *hash, const char *user,
+                        const char *desktop, const char *protocol,
+                        int64_t expires);
 /* Redeems a ticket for protocol: -ENOENT unknown, -ETIMEDOUT expired,
  * -EALREADY already used, -EPROTO issued for another protocol. On success
  * the user and desktop it was bound to. */

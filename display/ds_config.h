@@ -16,8 +16,9 @@
 struct ds_config {
     char state_dir[DS_CONFIG_PATH_MAX];      /* /var/lib/deskpool */
     char control_socket[DS_CONFIG_PATH_MAX]; /* /run/deskpool/display.sock */
-    char gateway_socket[DS_CONFIG_PATH_MAX]; /* /run/deskpool/display-gateway.sock
-                                              */
+    char gateway_socket
+        [DS_CONFIG_PATH_MAX]; /* /run/deskpool/display-gateway.sock
+                               */
     /* deskpool-broker's local API: gateway tickets are redeemed there and
      * sessions reported to it. "" (tests, stand-alone use): tickets come
      * from this daemon's own control socket (issue). */

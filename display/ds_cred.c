@@ -118,7 +118,7 @@ int ds_cred_issue(struct ds_cred_store *s, enum ds_cred_kind kind,
         /* 57^8 passwords: a clash among the live ones is rare; retry. */
         for (tries = 0; tries < 16; tries++) {
             r = dp_token_random_text(text, DS_CRED_VNC_LEN,
-                                    DS_CRED_VNC_ALPHABET);
+                                     DS_CRED_VNC_ALPHABET);
             if (r < 0)
                 return r;
             if (!ds_cred_vnc_taken(s, text, now_ms))

@@ -386,11 +386,10 @@ static int ds_daemon_broker_ticket(struct ds_daemon *d, const char *ticket,
 {
     char code[32] = "", err[256];
     json_t *res = NULL;
-    int r = dp_rpc_request(d->cfg.broker_socket, "redeem",
-                           json_pack("{s:s, s:s}", "ticket", ticket,
-                                     "protocol", "browser"),
-                           DS_DAEMON_BROKER_MS, &res, code, sizeof(code), err,
-                           sizeof(err));
+    int r = dp_rpc_request(
+        d->cfg.broker_socket, "redeem",
+        json_pack("{s:s, s:s}", "ticket", ticket, "protocol", "browser"),
+        DS_DAEMON_BROKER_MS, &res, code, sizeof(code), err, sizeof(err));
 
     if (r == 0) {
         snprintf(g->desktop, sizeof(g->desktop), "%s",
@@ -421,16 +420,13 @@ static void ds_daemon_broker_session(struct ds_daemon *d,
 
     if (!d->cfg.broker_socket[0])
         return;
-    if (dp_rpc_request(d->cfg.broker_socket, "session",
-                       json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "event",
-                                 event, "desktop", s->desktop, "user", s->user,
-                                 "protocol",
-                                 s->via == DS_SESSION_GATEWAY ? "browser"
-                                                              : "vnc",
-                                 "client", s->peer, "bytes",
-                                 (json_int_t)s->bytes_sent),
-                       DS_DAEMON_BROKER_MS, &res, NULL, 0, err,
-                       sizeof(err)) == 0)
+    if (dp_rpc_request(
+            d->cfg.broker_socket, "session",
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "event", event,
+                      "desktop", s->desktop, "user", s->user, "protocol",
+                      s->via == DS_SESSION_GATEWAY ? "browser" : "vnc",
+                      "client", s->peer, "bytes", (json_int_t)s->bytes_sent),
+            DS_DAEMON_BROKER_MS, &res, NULL, 0, err, sizeof(err)) == 0)
         json_decref(res);
     else
         ds_daemon_log("broker: session %s: %s", event, err);
@@ -463,8 +459,8 @@ static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
         r = ds_cred_redeem_vnc(d->creds, chal, resp, now, &grant);
     } else if (d->cfg.broker_socket[0]) {
         const char *t = json_string_value(json_object_get(msg, "ticket"));
-        int b = ds_daemon_broker_ticket(d, t ? t : "", &grant, why,
-                                        sizeof(why));
+        int b =
+            ds_daemon_broker_ticket(d, t ? t : "", &grant, why, sizeof(why));
 
         if (b < 0)
             return ds_daemon_answer_refusal(d, s, why);

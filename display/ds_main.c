@@ -153,12 +153,10 @@ int main(int argc, char **argv)
         {"broker", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    static const char *keys[128] = {['s'] = "state_dir",
-                                    ['C'] = "control_socket",
-                                    ['g'] = "gateway_socket",
-                                    ['v'] = "vnc_listen",
-                                    ['u'] = "user",
-                                    ['b'] = "broker_socket"};
+    static const char *keys[128] = {
+        ['s'] = "state_dir",      ['C'] = "control_socket",
+        ['g'] = "gateway_socket", ['v'] = "vnc_listen",
+        ['u'] = "user",           ['b'] = "broker_socket"};
     struct ds_config cfg;
     struct ds_daemon *d;
     char err[512];

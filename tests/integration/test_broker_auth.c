@@ -76,9 +76,8 @@ START_TEST(login_conversation_gives_a_cookie_session)
     ck_assert_int_eq(tsbroker_raw(&s, "POST", "/api/v1/login", NULL, body,
                                   strlen(body), &resp),
                      200);
-    ck_assert_int_eq(bk_response_header(&resp, "set-cookie", cookie,
-                                        sizeof(cookie)),
-                     0);
+    ck_assert_int_eq(
+        bk_response_header(&resp, "set-cookie", cookie, sizeof(cookie)), 0);
     ck_assert_ptr_nonnull(strstr(cookie, "deskpool_session="));
     ck_assert_ptr_nonnull(strstr(cookie, "HttpOnly"));
     ck_assert_ptr_nonnull(strstr(cookie, "Secure"));
@@ -136,7 +135,8 @@ START_TEST(wrong_passwords_and_accounts_say_why)
                                    "{\"username\":\"a b\"}", &r),
                      400);
     json_decref(r);
-    ck_assert_int_eq(tsbroker_login(&broker, &s, "bob", "bob-pw", NULL, 0), 200);
+    ck_assert_int_eq(tsbroker_login(&broker, &s, "bob", "bob-pw", NULL, 0),
+                     200);
     tsbroker_disconnect(&s);
 }
 END_TEST
@@ -181,7 +181,8 @@ START_TEST(csrf_token_guards_cookie_sessions)
     snprintf(s.csrf, sizeof(s.csrf), "%s", csrf);
     ck_assert_int_eq(tsbroker_call(&s, "GET", "/api/v1/me", NULL, NULL), 200);
     /* bearer tokens (the CLI) need no CSRF token */
-    ck_assert_int_eq(tsbroker_login(&broker, &s, "bob", "bob-pw", NULL, 1), 200);
+    ck_assert_int_eq(tsbroker_login(&broker, &s, "bob", "bob-pw", NULL, 1),
+                     200);
     ck_assert_uint_eq(strlen(s.token), 43);
     ck_assert_int_eq(tsbroker_call(&s, "POST", "/api/v1/logout", NULL, NULL),
                      200);
@@ -222,13 +223,12 @@ START_TEST(admin_routes_need_an_admin)
     ck_assert_int_eq(
         tsbroker_call(&admin, "POST", "/api/v1/admin/pools", pool, NULL), 201);
     for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        ck_assert_msg(tsbroker_call(&user, routes[i][0], routes[i][1], "{}",
-                                    NULL) == 403,
-                      "%s %s: a user got past", routes[i][0], routes[i][1]);
-        ck_assert_msg(tsbroker_call(&anon, routes[i][0], routes[i][1], "{}",
-                                    NULL) == 401,
-                      "%s %s: no session got past", routes[i][0],
-                      routes[i][1]);
+        ck_assert_msg(
+            tsbroker_call(&user, routes[i][0], routes[i][1], "{}", NULL) == 403,
+            "%s %s: a user got past", routes[i][0], routes[i][1]);
+        ck_assert_msg(
+            tsbroker_call(&anon, routes[i][0], routes[i][1], "{}", NULL) == 401,
+            "%s %s: no session got past", routes[i][0], routes[i][1]);
     }
     /* the pool is still there, unchanged */
     ck_assert_int_eq(
@@ -250,13 +250,13 @@ START_TEST(admin_pool_changes_are_validated)
     tsbroker_connect(&broker, &a);
     ck_assert_int_eq(tsbroker_login(&broker, &a, "admin", "admin-pw", NULL, 1),
                      200);
-    ck_assert_int_eq(
-        tsbroker_call(&a, "POST", "/api/v1/admin/pools", pool, &r), 201);
+    ck_assert_int_eq(tsbroker_call(&a, "POST", "/api/v1/admin/pools", pool, &r),
+                     201);
     ck_assert_str_eq(str(r, "type"), "floating"); /* defaults filled in */
     ck_assert_int_eq(json_integer_value(json_object_get(r, "vcpus")), 1);
     json_decref(r);
-    ck_assert_int_eq(
-        tsbroker_call(&a, "POST", "/api/v1/admin/pools", pool, &r), 409);
+    ck_assert_int_eq(tsbroker_call(&a, "POST", "/api/v1/admin/pools", pool, &r),
+                     409);
     json_decref(r);
     ck_assert_int_eq(tsbroker_call(&a, "PATCH", "/api/v1/admin/pools/v1",
                                    "{\"spare\":5}", &r),
@@ -276,9 +276,9 @@ START_TEST(admin_pool_changes_are_validated)
                                    "{\"name\":\"Bad Name\"}", &r),
                      400);
     json_decref(r);
-    ck_assert_int_eq(tsbroker_call(&a, "PATCH", "/api/v1/admin/pools/v1",
-                                   "{\"max\":4}", &r),
-                     200);
+    ck_assert_int_eq(
+        tsbroker_call(&a, "PATCH", "/api/v1/admin/pools/v1", "{\"max\":4}", &r),
+        200);
     ck_assert_int_eq(json_integer_value(json_object_get(r, "max")), 4);
     json_decref(r);
     ck_assert_int_eq(
@@ -301,8 +301,7 @@ START_TEST(bad_bodies_get_clear_4xx)
 
     tsbroker_connect(&broker, &s);
     ck_assert_int_eq(
-        tsbroker_call(&s, "POST", "/api/v1/login", "{\"username\":", &r),
-        400);
+        tsbroker_call(&s, "POST", "/api/v1/login", "{\"username\":", &r), 400);
     ck_assert_str_eq(str(r, "error"), "bad_json");
     json_decref(r);
     ck_assert_int_eq(tsbroker_call(&s, "POST", "/api/v1/login", "[1,2]", &r),
@@ -451,8 +450,7 @@ START_TEST(second_prompt_is_relayed)
              "{\"conversation\":\"%s\",\"answers\":[\"otp-wrong\"]}",
              str(r, "conversation"));
     json_decref(r);
-    ck_assert_int_eq(tsbroker_call(&s, "POST", "/api/v1/login", body, &r),
-                     401);
+    ck_assert_int_eq(tsbroker_call(&s, "POST", "/api/v1/login", body, &r), 401);
     json_decref(r);
     ck_assert_int_eq(
         tsbroker_login(&broker, &s, "alice", "alice-pw", "otp-alice", 0), 200);
@@ -477,8 +475,7 @@ START_TEST(slow_pam_does_not_stall_other_requests)
     snprintf(req, sizeof(req),
              "POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Length: "
              "20\r\n\r\n{\"username\":\"alice\"}");
-    ck_assert_int_eq(SSL_write(slow, req, (int)strlen(req)),
-                     (int)strlen(req));
+    ck_assert_int_eq(SSL_write(slow, req, (int)strlen(req)), (int)strlen(req));
     /* meanwhile other clients are answered at once, while the slow login
      * still has nothing to say */
     tsbroker_connect(&broker, &s);

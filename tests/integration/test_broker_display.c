@@ -135,9 +135,9 @@ START_TEST(browser_ticket_opens_the_gateway_once)
     snprintf(id, sizeof(id), "%s", str(json_object_get(r, "desktop"), "id"));
     json_decref(r);
     /* the display redeems it with the broker and serves the desktop */
-    ck_assert_msg(tsvnc_connect_gateway(&vnc, dmn.gw, ticket, "10.1.2.3",
-                                        NULL) == 0,
-                  "gateway: %s", tsvnc_last_connect_error());
+    ck_assert_msg(
+        tsvnc_connect_gateway(&vnc, dmn.gw, ticket, "10.1.2.3", NULL) == 0,
+        "gateway: %s", tsvnc_last_connect_error());
     tsvnc_pixels(vnc, &w, &h);
     ck_assert_int_eq(w, TSGUEST_WIDTH);
     ck_assert_int_eq(h, TSGUEST_HEIGHT);
@@ -182,13 +182,12 @@ START_TEST(vnc_launch_gives_a_one_time_password)
     ck_assert_uint_eq(strlen(password), 8);
     ck_assert_int_gt(port, 0);
     json_decref(r);
-    ck_assert_msg(tsvnc_connect_tcp(&vnc, "127.0.0.1", port, password,
-                                    NULL) == 0,
+    ck_assert_msg(tsvnc_connect_tcp(&vnc, "127.0.0.1", port, password, NULL) ==
+                      0,
                   "vnc: %s", tsvnc_last_connect_error());
     tsvnc_close(vnc);
     /* single use */
-    ck_assert_int_ne(tsvnc_connect_tcp(&vnc, "127.0.0.1", port, password,
-                                       NULL),
+    ck_assert_int_ne(tsvnc_connect_tcp(&vnc, "127.0.0.1", port, password, NULL),
                      0);
 }
 END_TEST
@@ -247,15 +246,13 @@ START_TEST(disconnect_timeout_frees_a_floating_desktop)
     struct tsvnc *vnc = NULL;
     char id[80];
 
-    ck_assert_int_eq(tsbroker_call(&admin, "PATCH",
-                                   "/api/v1/admin/pools/desk",
+    ck_assert_int_eq(tsbroker_call(&admin, "PATCH", "/api/v1/admin/pools/desk",
                                    "{\"disconnect_timeout\":2}", NULL),
                      200);
     r = launch(&alice, "browser");
     snprintf(id, sizeof(id), "%s", str(json_object_get(r, "desktop"), "id"));
-    ck_assert_int_eq(tsvnc_connect_gateway(&vnc, dmn.gw, str(r, "ticket"),
-                                           NULL, NULL),
-                     0);
+    ck_assert_int_eq(
+        tsvnc_connect_gateway(&vnc, dmn.gw, str(r, "ticket"), NULL, NULL), 0);
     json_decref(r);
     wait_state(id, "CONNECTED");
     tsvnc_close(vnc); /* the user's network went away */
@@ -264,8 +261,7 @@ START_TEST(disconnect_timeout_frees_a_floating_desktop)
     wait_state(id, "BOOTING");
     r = NULL;
     ck_assert_int_eq(tsbroker_call(&admin, "GET",
-                                   "/api/v1/admin/events?pool=desk", NULL,
-                                   &r),
+                                   "/api/v1/admin/events?pool=desk", NULL, &r),
                      200);
     ck_assert(tsbroker_json_has(r, "disconnect timeout"));
     json_decref(r);

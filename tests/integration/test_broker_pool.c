@@ -38,9 +38,9 @@ static void create_pool(const char *name, int min, int spare, int max,
     char *body = tsbroker_pool_json(name, min, spare, max, extra);
     json_t *r = NULL;
 
-    ck_assert_msg(tsbroker_call(&admin, "POST", "/api/v1/admin/pools", body,
-                                &r) == 201,
-                  "pool %s: %s", name, str(r, "message"));
+    ck_assert_msg(
+        tsbroker_call(&admin, "POST", "/api/v1/admin/pools", body, &r) == 201,
+        "pool %s: %s", name, str(r, "message"));
     json_decref(r);
     free(body);
 }
@@ -105,8 +105,7 @@ static const char *launched(struct tsbroker_session *s, const char *pool)
     return id;
 }
 
-static void post_ok(struct tsbroker_session *s, const char *fmt,
-                    const char *id)
+static void post_ok(struct tsbroker_session *s, const char *fmt, const char *id)
 {
     char path[200];
     json_t *r = NULL;
@@ -199,8 +198,8 @@ START_TEST(pool_converges_and_users_stay_apart)
     ck_assert_int_eq(count_desktops("conv", NULL), 3);
 
     /* carol is not entitled: the pool does not exist for her */
-    ck_assert_int_eq(
-        tsbroker_call(&carol, "GET", "/api/v1/pools", NULL, &r), 200);
+    ck_assert_int_eq(tsbroker_call(&carol, "GET", "/api/v1/pools", NULL, &r),
+                     200);
     ck_assert_uint_eq(json_array_size(json_object_get(r, "pools")), 0);
     json_decref(r);
     r = launch(&carol, "conv", "browser", &status);
@@ -218,10 +217,9 @@ START_TEST(admin_sees_screens_and_metrics)
 
     create_pool("obs", 1, 1, 1, NULL);
     ck_assert_int_ge(tsbroker_wait_ready(&admin, "obs", 1, BOOT_MS), 1);
-    ck_assert_int_eq(
-        tsbroker_call(&admin, "GET", "/api/v1/admin/desktops?pool=obs", NULL,
-                      &r),
-        200);
+    ck_assert_int_eq(tsbroker_call(&admin, "GET",
+                                   "/api/v1/admin/desktops?pool=obs", NULL, &r),
+                     200);
     snprintf(id, sizeof(id), "%s",
              str(json_array_get(json_object_get(r, "desktops"), 0), "id"));
     json_decref(r);
@@ -234,9 +232,8 @@ START_TEST(admin_sees_screens_and_metrics)
     bk_response_free(&resp);
     /* Prometheus text: desktops by state, logins, launches */
     tsbroker_connect(&broker, &anon); /* loopback needs no session */
-    ck_assert_int_eq(tsbroker_raw(&anon, "GET", "/metrics", NULL, NULL, 0,
-                                  &resp),
-                     200);
+    ck_assert_int_eq(
+        tsbroker_raw(&anon, "GET", "/metrics", NULL, NULL, 0, &resp), 200);
     ck_assert_ptr_nonnull(
         strstr(resp.body, "deskpool_desktops{pool=\"obs\",state=\"READY\"} 1"));
     ck_assert_ptr_nonnull(
@@ -258,32 +255,29 @@ START_TEST(maintenance_and_rolling_image_update)
 
     create_pool("roll", 1, 1, 1, NULL);
     ck_assert_int_ge(tsbroker_wait_ready(&admin, "roll", 1, BOOT_MS), 1);
-    ck_assert_int_eq(
-        tsbroker_call(&admin, "GET", "/api/v1/admin/desktops?pool=roll", NULL,
-                      &r),
-        200);
+    ck_assert_int_eq(tsbroker_call(&admin, "GET",
+                                   "/api/v1/admin/desktops?pool=roll", NULL,
+                                   &r),
+                     200);
     d = json_array_get(json_object_get(r, "desktops"), 0);
     snprintf(old, sizeof(old), "%s", str(d, "id"));
     ck_assert_int_eq(json_integer_value(json_object_get(d, "image_gen")), 1);
     json_decref(r);
 
     /* maintenance: no launches */
-    ck_assert_int_eq(tsbroker_call(&admin, "PATCH",
-                                   "/api/v1/admin/pools/roll",
+    ck_assert_int_eq(tsbroker_call(&admin, "PATCH", "/api/v1/admin/pools/roll",
                                    "{\"maintenance\":true}", NULL),
                      200);
     r = launch(&alice, "roll", "browser", &status);
     ck_assert_int_eq(status, 409);
     json_decref(r);
-    ck_assert_int_eq(tsbroker_call(&admin, "PATCH",
-                                   "/api/v1/admin/pools/roll",
+    ck_assert_int_eq(tsbroker_call(&admin, "PATCH", "/api/v1/admin/pools/roll",
                                    "{\"maintenance\":false}", NULL),
                      200);
 
     /* a new image (here: a new kernel command line) replaces the old
      * spare with one made from it */
-    ck_assert_int_eq(tsbroker_call(&admin, "PATCH",
-                                   "/api/v1/admin/pools/roll",
+    ck_assert_int_eq(tsbroker_call(&admin, "PATCH", "/api/v1/admin/pools/roll",
                                    "{\"cmdline\":\"" TSGUEST_CMDLINE
                                    " testdesk.mode=idle\"}",
                                    &r),
@@ -329,24 +323,24 @@ START_TEST(logoff_refreshes_a_floating_desktop)
     ck_assert_int_ge(tsbroker_wait_ready(&admin, "fl", 1, BOOT_MS), 1);
     snprintf(id, sizeof(id), "%s", launched(&alice, "fl"));
     ck_assert_int_eq(tsguest_host_open(&h, broker.vm), 0);
-    ck_assert_int_eq(tsguest_wait_serial(h, id, "deskpool-guest: boot 1\r\n",
-                                         1, BOOT_MS),
-                     0);
+    ck_assert_int_eq(
+        tsguest_wait_serial(h, id, "deskpool-guest: boot 1\r\n", 1, BOOT_MS),
+        0);
     /* a reboot keeps the guest's writes: its boot counter says 2 */
     post_ok(&admin, "/api/v1/admin/desktops/%s/reset", id);
-    ck_assert_int_eq(tsguest_wait_serial(h, id, "deskpool-guest: boot 2\r\n",
-                                         1, BOOT_MS),
-                     0);
+    ck_assert_int_eq(
+        tsguest_wait_serial(h, id, "deskpool-guest: boot 2\r\n", 1, BOOT_MS),
+        0);
     post_ok(&alice, "/api/v1/desktops/%s/logoff", id);
     wait_desktop(id, "READY", "");
     /* refreshed: a clean disk counts its first boot again */
-    ck_assert_int_eq(tsguest_wait_serial(h, id, "deskpool-guest: boot 1\r\n",
-                                         1, BOOT_MS),
-                     0);
+    ck_assert_int_eq(
+        tsguest_wait_serial(h, id, "deskpool-guest: boot 1\r\n", 1, BOOT_MS),
+        0);
     ck_assert_int_eq(tsguest_serial_count(h, id, "deskpool-guest: boot 2\r\n"),
                      0);
-    ck_assert_int_eq(
-        tsbroker_call(&alice, "GET", "/api/v1/desktops", NULL, &r), 200);
+    ck_assert_int_eq(tsbroker_call(&alice, "GET", "/api/v1/desktops", NULL, &r),
+                     200);
     ck_assert_uint_eq(json_array_size(json_object_get(r, "desktops")), 0);
     json_decref(r);
     /* the admin sees it all in the audit log */
@@ -372,9 +366,9 @@ START_TEST(logoff_keeps_a_dedicated_desktop)
     snprintf(id, sizeof(id), "%s", launched(&alice, "dd"));
     ck_assert_int_eq(tsguest_host_open(&h, broker.vm), 0);
     post_ok(&admin, "/api/v1/admin/desktops/%s/reset", id);
-    ck_assert_int_eq(tsguest_wait_serial(h, id, "deskpool-guest: boot 2\r\n",
-                                         1, BOOT_MS),
-                     0);
+    ck_assert_int_eq(
+        tsguest_wait_serial(h, id, "deskpool-guest: boot 2\r\n", 1, BOOT_MS),
+        0);
     post_ok(&alice, "/api/v1/desktops/%s/logoff", id);
     /* still alice's, not refreshed: the disk still says boot 2 */
     wait_desktop(id, "READY", "alice");

@@ -62,9 +62,12 @@ static void tsbroker_accounts(struct tsbroker *b)
     snprintf(path, sizeof(path), "%s/pam.d/deskpool", b->dir);
     text[0] = '\0';
     if (b->flags & TSBROKER_SLOW) /* a slow stack, like a fail delay */
-        strcat(text, "auth optional /usr/lib/x86_64-linux-gnu/security/pam_exec.so quiet /bin/sleep 2\n");
+        strcat(text,
+               "auth optional /usr/lib/x86_64-linux-gnu/security/pam_exec.so "
+               "quiet /bin/sleep 2\n");
     snprintf(text + strlen(text), sizeof(text) - strlen(text),
-             "auth required " TSBROKER_PAM_DIR "/pam_matrix.so passdb=%s/passdb\n",
+             "auth required " TSBROKER_PAM_DIR
+             "/pam_matrix.so passdb=%s/passdb\n",
              b->dir);
     if (b->flags & TSBROKER_OTP) /* a second, echoed question */
         snprintf(text + strlen(text), sizeof(text) - strlen(text),
@@ -84,8 +87,8 @@ void tsbroker_init(struct tsbroker *b, int flags)
 
     memset(b, 0, sizeof(*b));
     b->flags = flags;
-    snprintf(b->dir, sizeof(b->dir), "%s/b%d-%d", tsguest_root(),
-             (int)getpid(), ++serial);
+    snprintf(b->dir, sizeof(b->dir), "%s/b%d-%d", tsguest_root(), (int)getpid(),
+             ++serial);
     ck_assert_int_eq(mkdir(b->dir, 0700), 0);
     snprintf(b->state, sizeof(b->state), "%s/state", b->dir);
     snprintf(b->vm, sizeof(b->vm), "%s/vm", b->dir);
@@ -189,8 +192,7 @@ void tsbroker_start(struct tsbroker *b)
     while (!(b->port = tsbroker_port(b)) && tsguest_now_ms() < deadline &&
            waitpid(b->pid, NULL, WNOHANG) == 0)
         tsguest_sleep_ms(20);
-    ck_assert_msg(b->port > 0, "deskpool-broker did not start: see %s",
-                  b->log);
+    ck_assert_msg(b->port > 0, "deskpool-broker did not start: see %s", b->log);
     snprintf(b->url, sizeof(b->url), "https://127.0.0.1:%d", b->port);
 }
 
@@ -242,16 +244,37 @@ void tsbroker_connect(const struct tsbroker *b, struct tsbroker_session *s)
     char err[256];
 
     memset(s, 0, sizeof(*s));
+    snprintf(s->log, sizeof(s->log), "%s", b->log);
     signal(SIGPIPE, SIG_IGN); /* a server closing on us is an answer */
-    ck_assert_msg(bk_client_open(&s->c, b->url, b->cert, 0, 30000, err,
-                                 sizeof(err)) == 0,
-                  "client: %s", err);
+    ck_assert_msg(
+        bk_client_open(&s->c, b->url, b->cert, 0, 30000, err, sizeof(err)) == 0,
+        "client: %s", err);
 }
 
 void tsbroker_disconnect(struct tsbroker_session *s)
 {
     bk_client_close(s->c);
     s->c = NULL;
+}
+
+/* The end of the broker's log on stderr: why it stopped answering. */
+static void tsbroker_print_log(const char *log)
+{
+    char line[1024];
+    long n = 0, skip;
+    FILE *f = fopen(log, "r");
+
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f))
+        n++;
+    rewind(f);
+    skip = n > 40 ? n - 40 : 0;
+    fprintf(stderr, "tsbroker: the end of %s:\n", log);
+    while (fgets(line, sizeof(line), f))
+        if (skip-- <= 0)
+            fputs(line, stderr);
+    fclose(f);
 }
 
 int tsbroker_raw(struct tsbroker_session *s, const char *method,
@@ -271,6 +294,8 @@ int tsbroker_raw(struct tsbroker_session *s, const char *method,
         snprintf(hdr + strlen(hdr), sizeof(hdr) - strlen(hdr), "%s", headers);
     r = bk_client_request(s->c, method, path, hdr, body, len, resp, err,
                           sizeof(err));
+    if (r && s->log[0])
+        tsbroker_print_log(s->log);
     ck_assert_msg(r == 0, "%s %s: %s", method, path, err);
     return resp->status;
 }

@@ -64,10 +64,11 @@ int tsbroker_log_contains(const struct tsbroker *b, const char *text);
 /* A client: a session of one user (or none). */
 struct tsbroker_session {
     struct bk_client *c;
-    char token[64];  /* bearer token, or "" */
+    char token[64];   /* bearer token, or "" */
     char cookie[256]; /* "deskpool_session=..." for cookie sessions */
     char csrf[64];
     int admin;
+    char log[128]; /* the broker's log, shown when it stops answering */
 };
 
 /* A connection without a session. */

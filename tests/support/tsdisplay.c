@@ -42,11 +42,20 @@ void tsdisplay_start_broker(struct tsdisplay *d, const char *state_dir,
     d->pid = fork();
     ck_assert_int_ge(d->pid, 0);
     if (d->pid == 0) {
-        char *argv[] = {exe,         "--state-dir",  (char *)state_dir,
-                        "--control", d->ctl,         "--gateway",
-                        d->gw,       "--vnc-listen", "127.0.0.1:0",
-                        "--user",    "nobody",       NULL,
-                        NULL,        NULL};
+        char *argv[] = {exe,
+                        "--state-dir",
+                        (char *)state_dir,
+                        "--control",
+                        d->ctl,
+                        "--gateway",
+                        d->gw,
+                        "--vnc-listen",
+                        "127.0.0.1:0",
+                        "--user",
+                        "nobody",
+                        NULL,
+                        NULL,
+                        NULL};
         int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 
         if (broker_socket) {

@@ -130,9 +130,9 @@ START_TEST(example_file_shows_the_defaults)
 
     bk_config_defaults(&def);
     bk_config_defaults(&ex);
-    ck_assert_msg(bk_config_load(&ex, "config/deskpool.ini", err,
-                                 sizeof(err)) == 0,
-                  "%s", err);
+    ck_assert_msg(
+        bk_config_load(&ex, "config/deskpool.ini", err, sizeof(err)) == 0, "%s",
+        err);
     ck_assert_msg(memcmp(&def, &ex, sizeof(def)) == 0,
                   "config/deskpool.ini differs from the defaults");
 }
