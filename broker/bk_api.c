@@ -549,13 +549,14 @@ static void bk_api_launch_observe(struct bk_api *api, uint64_t started_ms)
     api->launch_hist[i]++;
 }
 
-/* The reply to a launch that got desktop d. */
+/* The reply to a launch that got desktop d; ticket is its browser or RDP
+ * ticket (VNC passwords come from the display server now). */
 static void bk_api_launch_reply(struct bk_api *api, struct bk_req *req,
                                 const struct bk_desktop *d,
-                                const char *protocol, uint64_t started_ms)
+                                const char *protocol, const char *ticket,
+                                int64_t expires, uint64_t started_ms)
 {
-    char ticket[DP_TOKEN_LEN + 1], url[256], err[256];
-    int64_t expires;
+    char url[256], err[256], pw[16];
     json_t *reply, *vnc = NULL;
 
     if (!strcmp(protocol, "vnc")) {
@@ -568,34 +569,53 @@ static void bk_api_launch_reply(struct bk_api *api, struct bk_req *req,
             bk_req_error(req, 503, "display_unavailable", err);
             return;
         }
-        snprintf(ticket, sizeof(ticket), "%s",
+        snprintf(pw, sizeof(pw), "%s",
                  json_string_value(json_object_get(vnc, "credential")) ?: "");
-        expires = bk_now() + api->cfg->ticket_ttl;
-    } else if (bk_api_ticket(api, d->user, d->id, protocol, ticket, &expires)) {
-        bk_req_error(req, 500, "internal", "cannot issue a ticket");
-        return;
-    }
-    reply = json_pack("{so ss ss sI}", "desktop", bk_api_desktop_json(d),
-                      "protocol", protocol, "ticket", ticket, "expires",
-                      (json_int_t)expires);
-    if (!strcmp(protocol, "browser")) {
-        snprintf(url, sizeof(url), "/desktop.html#ticket=%s", ticket);
-        json_object_set_new(reply, "url", json_string(url));
-    } else if (!strcmp(protocol, "rdp")) {
-        snprintf(url, sizeof(url), "/api/v1/desktops/%s/rdp", d->id);
-        json_object_set_new(reply, "rdp_file", json_string(url));
-        json_object_set_new(reply, "host", json_string(api->cfg->public_host));
+        reply = json_pack(
+            "{so ss ss sO ss sI}", "desktop", bk_api_desktop_json(d),
+            "protocol", protocol, "host", api->cfg->public_host, "port",
+            json_object_get(vnc, "port"), "password", pw, "expires",
+            (json_int_t)(time(NULL) + api->cfg->ticket_ttl));
+        json_decref(vnc);
     } else {
-        json_object_set_new(reply, "host", json_string(api->cfg->public_host));
-        json_object_set(reply, "port", json_object_get(vnc, "port"));
-        json_object_set_new(reply, "password", json_string(ticket));
-        json_object_del(reply, "ticket");
+        reply = json_pack("{so ss ss sI}", "desktop", bk_api_desktop_json(d),
+                          "protocol", protocol, "ticket", ticket, "expires",
+                          (json_int_t)expires);
+        if (!strcmp(protocol, "browser")) {
+            snprintf(url, sizeof(url), "/desktop.html#ticket=%s", ticket);
+            json_object_set_new(reply, "url", json_string(url));
+        } else {
+            snprintf(url, sizeof(url), "/api/v1/desktops/%s/rdp", d->id);
+            json_object_set_new(reply, "rdp_file", json_string(url));
+            json_object_set_new(reply, "host",
+                                json_string(api->cfg->public_host));
+        }
     }
-    json_decref(vnc);
     bk_api_launch_observe(api, started_ms);
-    bk_api_event(api, "launch", d->user, d->pool, d->id,
-                 json_pack("{ss}", "protocol", protocol));
     bk_req_reply_json(req, 200, reply, NULL);
+}
+
+/* Assignment, ticket and audit record in one transaction (one commit per
+ * launch). Returns 0, -EAGAIN (none ready), or another negative errno. */
+static int bk_api_launch_store(struct bk_api *api, const struct bk_wait_data *w,
+                               struct bk_desktop *d,
+                               char ticket[DP_TOKEN_LEN + 1], int64_t *expires)
+{
+    int r = bk_store_begin(api->store);
+
+    if (r)
+        return -EIO;
+    r = bk_store_assign(api->store, w->pool, w->user, w->protocol, d);
+    if (!r && strcmp(w->protocol, "vnc") != 0)
+        r = bk_api_ticket(api, d->user, d->id, w->protocol, ticket, expires);
+    if (!r)
+        r = bk_store_event(api->store, "launch", d->user, d->pool, d->id,
+                           json_pack("{ss}", "protocol", w->protocol));
+    if (r) {
+        bk_store_rollback(api->store);
+        return r;
+    }
+    return bk_store_commit(api->store);
 }
 
 /* Tries to assign; answers, or returns -EAGAIN (none ready yet). */
@@ -603,7 +623,9 @@ static int bk_api_launch_try(struct bk_api *api, struct bk_req *req,
                              const struct bk_wait_data *w)
 {
     struct bk_desktop d;
-    int r = bk_store_assign(api->store, w->pool, w->user, w->protocol, &d);
+    char ticket[DP_TOKEN_LEN + 1] = "";
+    int64_t expires = 0;
+    int r = bk_api_launch_store(api, w, &d, ticket, &expires);
 
     if (r == -EAGAIN)
         return r;
@@ -615,8 +637,10 @@ static int bk_api_launch_try(struct bk_api *api, struct bk_req *req,
     else if (r)
         bk_req_error(req, 500, "internal", "cannot assign a desktop");
     else {
-        bk_mgr_kick(api->mgr); /* prepare-session, spares */
-        bk_api_launch_reply(api, req, &d, w->protocol, w->started_ms);
+        if (d.fresh) /* prepare-session, and maybe a new spare */
+            bk_mgr_kick(api->mgr);
+        bk_api_launch_reply(api, req, &d, w->protocol, ticket, expires,
+                            w->started_ms);
     }
     return 0;
 }
@@ -1274,7 +1298,11 @@ void bk_api_tick(void *arg)
 {
     struct bk_api *api = arg;
 
-    if (++api->ticks % 60 == 0) /* once a minute: drop expired sessions */
+    if (++api->ticks % 60 == 0) { /* once a minute: drop what expired */
         bk_store_session_expire(api->store, api->cfg->session_idle,
                                 api->cfg->session_max);
+        /* used and expired tickets are kept 10 minutes, so a replay hears
+         * "already used" or "expired" rather than "unknown" */
+        bk_store_ticket_purge(api->store, (int64_t)time(NULL) - 600);
+    }
 }

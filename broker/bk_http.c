@@ -37,6 +37,7 @@ struct bk_req {
     size_t body_len, body_cap;
     int body_expected; /* a body follows the headers */
     int too_big;       /* answered 413 already */
+    int dispatched;    /* handed to the handler (once only) */
     /* parking */
     int parked;
     uint64_t deadline_ms;
@@ -391,6 +392,9 @@ static enum bk_method bk_http_method(int m)
 
 static void bk_http_dispatch(struct bk_req *r)
 {
+    if (r->dispatched)
+        return;
+    r->dispatched = 1;
     if (!r->body) { /* handlers always get a string */
         r->body = calloc(1, 1);
         if (!r->body) {
@@ -454,8 +458,8 @@ static int bk_http_begin(struct bk_http *http, struct lws *wsi,
 static int bk_http_body(struct bk_http *http, struct bk_req *r, const void *in,
                         size_t len)
 {
-    if (!r || r->too_big || r->answered)
-        return 0;
+    if (!r || r->too_big || r->answered || r->dispatched || !in || !len)
+        return 0; /* lws may call with nothing for an empty body */
     if (r->body_len + len > http->max_body) {
         r->too_big = r->close_after = 1;
         bk_req_error(r, 413, "too_large", "request body too large");

@@ -109,6 +109,8 @@ static const char *const bk_store_migrations[] = {
     "  desktop TEXT NOT NULL DEFAULT '',"
     "  detail TEXT NOT NULL DEFAULT '{}');"
     "CREATE INDEX events_time ON events(time);",
+    /* 2: purging expired tickets must not scan them all */
+    "CREATE INDEX tickets_expires ON tickets(expires);",
 };
 
 static int bk_store_exec(struct bk_store *s, const char *sql)
@@ -814,6 +816,7 @@ static int bk_store_assign_locked(struct bk_store *s, const char *pool,
     bk_store_bind_text(st, 5, d->id);
     r = bk_store_done(s, st);
     if (!r) {
+        d->fresh = 1;
         d->state = BK_ASSIGNED;
         snprintf(d->user, sizeof(d->user), "%s", user);
         snprintf(d->protocol, sizeof(d->protocol), "%s", protocol);
@@ -956,16 +959,22 @@ static const char BK_SQL_TICKET_USE[] =
 static const char BK_SQL_TICKET_PURGE[] =
     "DELETE FROM tickets WHERE expires < ?";
 
-int bk_store_ticket_put(struct bk_store *s, const char *hash, const char *user,
-                        const char *desktop, const char *protocol,
-                        int64_t expires)
+int bk_store_ticket_purge(struct bk_store *s, int64_t before)
 {
     sqlite3_stmt *st = bk_store_stmt(s, BK_SQL_TICKET_PURGE);
 
     if (!st)
         return -EIO;
-    sqlite3_bind_int64(st, 1, bk_store_now() - 600);
-    bk_store_done(s, st);
+    sqlite3_bind_int64(st, 1, before);
+    return bk_store_done(s, st);
+}
+
+int bk_store_ticket_put(struct bk_store *s, const char *hash, const char *user,
+                        const char *desktop, const char *protocol,
+                        int64_t expires)
+{
+    sqlite3_stmt *st;
+
     st = bk_store_stmt(s, BK_SQL_TICKET_PUT);
     if (!st)
         return -EIO;

@@ -60,6 +60,7 @@ struct bk_desktop {
     int64_t created, state_since, assigned_at; /* Unix seconds */
     char error[BK_ERROR_MAX + 1];
     char protocol[16]; /* of the last launch */
+    int fresh;         /* bk_store_assign: assigned just now (not a row) */
 };
 
 struct bk_store;
@@ -163,6 +164,8 @@ int bk_store_session_expire(struct bk_store *s, int idle, int max);
 int bk_store_ticket_put(struct bk_store *s, const char *hash, const char *user,
                         const char *desktop, const char *protocol,
                         int64_t expires);
+/* Forgets tickets that expired before `before` (Unix seconds). */
+int bk_store_ticket_purge(struct bk_store *s, int64_t before);
 /* Redeems a ticket for protocol: -ENOENT unknown, -ETIMEDOUT expired,
  * -EALREADY already used, -EPROTO issued for another protocol. On success
  * the user and desktop it was bound to. */

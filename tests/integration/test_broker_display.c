@@ -59,7 +59,7 @@ static char *refusal(const char *ticket)
 
 static void wait_state(const char *id, const char *state)
 {
-    long long deadline = tsguest_now_ms() + 20000;
+    long long deadline = tsguest_now_ms() + 60000;
     char path[160];
 
     snprintf(path, sizeof(path), "/api/v1/admin/desktops/%s", id);
@@ -268,6 +268,29 @@ START_TEST(disconnect_timeout_frees_a_floating_desktop)
 }
 END_TEST
 
+START_TEST(idle_timeout_logs_off_an_idle_user)
+{
+    json_t *r;
+    char id[80];
+
+    ck_assert_int_eq(tsbroker_call(&admin, "PATCH", "/api/v1/admin/pools/desk",
+                                   "{\"idle_timeout\":3}", NULL),
+                     200);
+    r = launch(&alice, "browser");
+    snprintf(id, sizeof(id), "%s", str(json_object_get(r, "desktop"), "id"));
+    json_decref(r);
+    /* the agent's heartbeats report alice's session going idle; after 3 s
+     * the broker logs her off and the floating desktop is refreshed */
+    wait_state(id, "BOOTING");
+    r = NULL;
+    ck_assert_int_eq(tsbroker_call(&admin, "GET",
+                                   "/api/v1/admin/events?pool=desk", NULL, &r),
+                     200);
+    ck_assert(tsbroker_json_has(r, "idle timeout"));
+    json_decref(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("broker_display");
@@ -279,6 +302,7 @@ int main(void)
     tcase_add_test(tc, vnc_launch_gives_a_one_time_password);
     tcase_add_test(tc, password_logins_through_the_local_api);
     tcase_add_test(tc, disconnect_timeout_frees_a_floating_desktop);
+    tcase_add_test(tc, idle_timeout_logs_off_an_idle_user);
     suite_add_tcase(s, tc);
     return tsguest_run_suite(s);
 }

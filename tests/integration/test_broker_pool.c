@@ -52,7 +52,18 @@ static json_t *desktop(const char *id)
     json_t *d = NULL;
 
     snprintf(path, sizeof(path), "/api/v1/admin/desktops/%s", id);
-    ck_assert_int_eq(tsbroker_call(&admin, "GET", path, NULL, &d), 200);
+    if (tsbroker_call(&admin, "GET", path, NULL, &d) != 200) {
+        json_t *ev = NULL; /* what happened to it: the audit log */
+        char *text;
+
+        tsbroker_call(&admin, "GET", "/api/v1/admin/events?limit=20", NULL,
+                      &ev);
+        text = json_dumps(ev, JSON_INDENT(1));
+        fprintf(stderr, "%s is gone; last events:\n%s\n", id, text);
+        free(text);
+        json_decref(ev);
+        ck_abort_msg("%s: no such desktop", id);
+    }
     return d;
 }
 

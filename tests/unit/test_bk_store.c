@@ -912,6 +912,29 @@ START_TEST(tickets_redeemed_once)
 }
 END_TEST
 
+/* Purging forgets tickets that expired before the cut, and no others. */
+START_TEST(expired_tickets_are_purged)
+{
+    char user[BK_USER_MAX + 1] = "", desk[BK_NAME_MAX + 1] = "";
+    int64_t now = (int64_t)time(NULL);
+
+    pool_create("p", "{\"golden\":\"/img/g.qcow2\"}");
+    desktop_add("p-1", "p", BK_ASSIGNED);
+    ck_assert_int_eq(
+        bk_store_ticket_put(st, "t-ancient", "alice", "p-1", "vnc", now - 900),
+        0);
+    ck_assert_int_eq(
+        bk_store_ticket_put(st, "t-recent", "alice", "p-1", "vnc", now - 5), 0);
+    ck_assert_int_eq(bk_store_ticket_purge(st, now - 600), 0);
+    ck_assert_int_eq(bk_store_ticket_redeem(st, "t-ancient", "vnc", user,
+                                            sizeof(user), desk, sizeof(desk)),
+                     -ENOENT);
+    ck_assert_int_eq(bk_store_ticket_redeem(st, "t-recent", "vnc", user,
+                                            sizeof(user), desk, sizeof(desk)),
+                     -ETIMEDOUT);
+}
+END_TEST
+
 START_TEST(ticket_goes_with_its_desktop)
 {
     char user[BK_USER_MAX + 1], desk[BK_NAME_MAX + 1];
@@ -1113,6 +1136,7 @@ static Suite *bk_store_suite(void)
     tcase_add_test(tc, session_expire_counts);
     tcase_add_test(tc, tickets_redeemed_once);
     tcase_add_test(tc, ticket_goes_with_its_desktop);
+    tcase_add_test(tc, expired_tickets_are_purged);
     tcase_add_test(tc, events_filtered_newest_first);
     tcase_add_test(tc, events_since_until);
     suite_add_tcase(s, tc);
