@@ -380,6 +380,17 @@ int bk_auth_password(const struct bk_auth_config *cfg, const char *user,
     return 0;
 }
 
+/* Conversations alive from addr (lock held). */
+static int bk_auth_from(struct bk_auth *a, const char *addr)
+{
+    struct bk_conv *c;
+    int n = 0;
+
+    for (c = a->convs; c; c = c->next)
+        n += c->state != BK_CONV_DONE && !strcmp(c->addr, addr);
+    return n;
+}
+
 int bk_auth_start(struct bk_auth *a, const char *user, const char *addr,
                   uint64_t waiter, char id[DP_TOKEN_LEN + 1])
 {
@@ -404,7 +415,8 @@ int bk_auth_start(struct bk_auth *a, const char *user, const char *addr,
     pthread_cond_init(&c->cond, NULL);
 
     pthread_mutex_lock(&a->lock);
-    if (a->count >= a->cfg.max) {
+    if (a->count >= a->cfg.max ||
+        bk_auth_from(a, c->addr) >= BK_AUTH_PER_ADDR) {
         pthread_mutex_unlock(&a->lock);
         r = -EAGAIN;
         goto fail;

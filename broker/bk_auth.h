@@ -15,7 +15,8 @@
  *
  * Conversation ids are 256-bit random tokens bound to the source address
  * that started them. A conversation whose prompts stay unanswered for the
- * timeout ends as failed; at most `max` run at once.
+ * timeout ends as failed; at most `max` run at once, and at most
+ * BK_AUTH_PER_ADDR from one address (so one client cannot hold them all).
  */
 #ifndef BK_AUTH_H
 #define BK_AUTH_H
@@ -25,6 +26,8 @@
 #include <stdint.h>
 
 #include "dp_token.h"
+
+#define BK_AUTH_PER_ADDR 32
 
 struct bk_auth;
 
@@ -46,7 +49,8 @@ void bk_auth_free(struct bk_auth *a);
 /*
  * Starts a login for user from addr; waiter is the caller's tag for the
  * request that waits (results carry it). Writes the conversation id.
- * Returns 0, -EAGAIN (too many logins running), -EINVAL (bad user name).
+ * Returns 0, -EAGAIN (too many logins running, in all or from addr),
+ * -EINVAL (bad user name).
  */
 int bk_auth_start(struct bk_auth *a, const char *user, const char *addr,
                   uint64_t waiter, char id[DP_TOKEN_LEN + 1]);

@@ -165,6 +165,28 @@ START_TEST(repeated_failures_lock_the_user_out)
 }
 END_TEST
 
+START_TEST(one_address_cannot_hold_every_login)
+{
+    struct tsbroker_session s;
+    json_t *r = NULL;
+    int i;
+
+    tsbroker_connect(&broker, &s);
+    /* conversations started and never answered (BK_AUTH_PER_ADDR = 32) */
+    for (i = 0; i < 32; i++) {
+        ck_assert_int_eq(tsbroker_call(&s, "POST", "/api/v1/login",
+                                       "{\"username\":\"alice\"}", NULL),
+                         200);
+    }
+    ck_assert_int_eq(tsbroker_call(&s, "POST", "/api/v1/login",
+                                   "{\"username\":\"bob\"}", &r),
+                     503);
+    ck_assert_str_eq(str(r, "error"), "busy");
+    json_decref(r);
+    tsbroker_disconnect(&s);
+}
+END_TEST
+
 START_TEST(csrf_token_guards_cookie_sessions)
 {
     struct tsbroker_session s;
@@ -531,6 +553,7 @@ int main(void)
     tcase_add_test(tc, login_conversation_gives_a_cookie_session);
     tcase_add_test(tc, wrong_passwords_and_accounts_say_why);
     tcase_add_test(tc, repeated_failures_lock_the_user_out);
+    tcase_add_test(tc, one_address_cannot_hold_every_login);
     tcase_add_test(tc, csrf_token_guards_cookie_sessions);
     tcase_add_test(tc, admin_routes_need_an_admin);
     tcase_add_test(tc, admin_pool_changes_are_validated);
