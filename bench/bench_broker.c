@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "bk_client.h"
+#include "tsbench.h"
 #include "tsbroker.h"
 #include "tsguest.h"
 
@@ -38,21 +39,6 @@
 
 static struct tsbroker broker;
 static double seconds = 5;
-
-static double now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
 
 struct worker {
     pthread_t thread;
@@ -127,8 +113,8 @@ static void *worker_main(void *arg)
         }
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
     }
-    while (now_ms() < w->end_ms) {
-        double t0 = now_ms();
+    while (tsbench_now_ms() < w->end_ms) {
+        double t0 = tsbench_now_ms();
         struct bk_response r;
         int ok;
 
@@ -143,7 +129,7 @@ static void *worker_main(void *arg)
         }
         if (ok) {
             w->done++;
-            worker_note(w, now_ms() - t0);
+            worker_note(w, tsbench_now_ms() - t0);
         } else {
             w->failed++;
         }
@@ -156,7 +142,7 @@ static void *worker_main(void *arg)
 static double run(int launches, double *p50, double *p99, long *failed)
 {
     struct worker w[THREADS];
-    double end = now_ms() + seconds * 1000, t0 = now_ms(), *all;
+    double end = tsbench_now_ms() + seconds * 1000, t0 = tsbench_now_ms(), *all;
     size_t n = 0, i;
     long done = 0;
     int k;
@@ -180,28 +166,10 @@ static double run(int launches, double *p50, double *p99, long *failed)
             all[n++] = w[k].lat[i];
         free(w[k].lat);
     }
-    qsort(all, n, sizeof(*all), cmp_double);
-    *p50 = n ? all[n / 2] : 0;
-    *p99 = n ? all[(size_t)((double)n * 0.99)] : 0;
+    *p50 = tsbench_percentile(all, (int)n, 0.50);
+    *p99 = tsbench_percentile(all, (int)n, 0.99);
     free(all);
-    return (double)done / ((now_ms() - t0) / 1000.0);
-}
-
-static long rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    long kib = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    f = fopen(path, "r");
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f))
-        if (!strncmp(line, "VmRSS:", 6))
-            kib = strtol(line + 6, NULL, 10);
-    fclose(f);
-    return kib;
+    return (double)done / ((tsbench_now_ms() - t0) / 1000.0);
 }
 
 /* One idle keep-alive connection that made an authenticated request. */
@@ -248,12 +216,12 @@ static void idle_sessions(long *before, long *after, int *held)
              "GET /api/v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\n"
              "Authorization: Bearer %s\r\n\r\n",
              token);
-    *before = rss_kib(broker.pid);
+    *before = tsbench_rss_kib(broker.pid);
     for (*held = 0, i = 0; i < IDLE_CONNS; i++)
         if ((conns[i] = idle_conn(ctx, req)))
             (*held)++;
     sleep(1);
-    *after = rss_kib(broker.pid);
+    *after = tsbench_rss_kib(broker.pid);
     for (i = 0; i < IDLE_CONNS; i++)
         if (conns[i]) {
             close(SSL_get_fd(conns[i]));

@@ -35,6 +35,7 @@
 
 #include "hv_vm.h"
 #include "td_layout.h"
+#include "tsbench.h"
 #include "tsguest.h"
 #include "tsvnc.h"
 
@@ -52,33 +53,6 @@ static pid_t daemon_pid;
 
 /* ------------------------------------------------------------------------
  * Small helpers */
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of v[0..n) (sorts v). */
-static double percentile(double *v, int n, double p)
-{
-    int k = (int)(p * n);
-
-    if (n <= 0)
-        return -1;
-    if (k < p * n)
-        k++; /* rank ceil(p * n), counted from 1 */
-    k--;
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return v[k < 0 ? 0 : k >= n ? n - 1 : k];
-}
 
 /* utime + stime of pid in ms, or -1 when it cannot be read. */
 static double cpu_ms(pid_t pid)
@@ -195,7 +169,7 @@ static void daemon_stop(void)
 /* Reads one line (without the newline) into *line, NULL-terminated. */
 static int ctl_read_line(struct ctl *c, char **line, int timeout_ms)
 {
-    double end = now_ms() + timeout_ms;
+    double end = tsbench_now_ms() + timeout_ms;
     char *nl;
     ssize_t n;
 
@@ -211,7 +185,7 @@ static int ctl_read_line(struct ctl *c, char **line, int timeout_ms)
         if (c->len == sizeof(c->buf))
             return -EMSGSIZE;
         struct pollfd pf = {.fd = c->fd, .events = POLLIN};
-        int left = (int)(end - now_ms());
+        int left = (int)(end - tsbench_now_ms());
         if (left <= 0 || poll(&pf, 1, left) <= 0)
             return -ETIMEDOUT;
         n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
@@ -224,7 +198,7 @@ static int ctl_read_line(struct ctl *c, char **line, int timeout_ms)
 static int ctl_open(struct ctl *c, int timeout_ms)
 {
     struct sockaddr_un a = {.sun_family = AF_UNIX};
-    double end = now_ms() + timeout_ms;
+    double end = tsbench_now_ms() + timeout_ms;
     char *hello;
     int status;
 
@@ -243,7 +217,7 @@ static int ctl_open(struct ctl *c, int timeout_ms)
             fprintf(stderr, "bench_display: deskpool-display exited\n");
             return -ESRCH;
         }
-        if (now_ms() > end) {
+        if (tsbench_now_ms() > end) {
             fprintf(stderr, "bench_display: no control socket at %s\n",
                     a.sun_path);
             return -ETIMEDOUT;
@@ -462,7 +436,7 @@ static int pair_serve(struct client *c, double t0, double ms, int watch)
     static unsigned turn;
     double end = t0 + ms, last_all = 0;
 
-    while (now_ms() < end) {
+    while (tsbench_now_ms() < end) {
         struct pollfd pf[NPATHS];
         int all;
 
@@ -472,9 +446,9 @@ static int pair_serve(struct client *c, double t0, double ms, int watch)
             pf[i] = (struct pollfd){.fd = tsvnc_fd(c[i].vnc), .events = POLLIN};
         if (poll(pf, NPATHS, 1) < 0 && errno != EINTR)
             return -errno;
-        all = now_ms() - last_all >= 4;
+        all = tsbench_now_ms() - last_all >= 4;
         if (all)
-            last_all = now_ms();
+            last_all = tsbench_now_ms();
         turn++;
         for (int k = 0; k < NPATHS; k++) {
             int i = (int)((turn + k) % NPATHS), r;
@@ -486,7 +460,7 @@ static int pair_serve(struct client *c, double t0, double ms, int watch)
                 return r;
             if (watch && r > 0 && !c[i].seen && client_changed(&c[i])) {
                 c[i].seen = 1;
-                c[i].at_ms = now_ms() - t0;
+                c[i].at_ms = tsbench_now_ms() - t0;
             }
         }
     }
@@ -511,19 +485,19 @@ static int bench_latency(struct ctl *ctl, struct hv_host *h, const char *id,
     struct tsvnc_options o = {
         .encodings = encoding, .quality = -1, .compress = -1};
     struct client c[NPATHS];
-    double start = now_ms();
+    double start = tsbench_now_ms();
     int rc, i;
 
     memset(out, 0, sizeof(*out));
     out->encoding = encoding;
     if ((rc = pair_open(c, ctl, h, id, &o)) < 0)
         return rc;
-    rc = pair_serve(c, now_ms(), 500, 0);
+    rc = pair_serve(c, tsbench_now_ms(), 500, 0);
     for (i = 0; rc == 0 && i < samples; i++) {
         char key[2] = {keys[i % 26], '\0'};
         double t0;
 
-        if (now_ms() - start > LATENCY_BUDGET_MS)
+        if (tsbench_now_ms() - start > LATENCY_BUDGET_MS)
             break;
         for (int p = 0; p < NPATHS && rc == 0; p++) {
             c[p].seen = 0;
@@ -533,10 +507,10 @@ static int bench_latency(struct ctl *ctl, struct hv_host *h, const char *id,
             break;
         /* From before the QMP call: its connection set-up is in every
          * sample, the same for both paths (its median is reported). */
-        t0 = now_ms();
+        t0 = tsbench_now_ms();
         if ((rc = tsguest_send_key(h, id, key, 0)) < 0)
             break;
-        qmp_ms[i] = now_ms() - t0;
+        qmp_ms[i] = tsbench_now_ms() - t0;
         rc = pair_serve(c, t0, SAMPLE_TIMEOUT_MS, 1);
         for (int p = 0; p < NPATHS; p++) {
             if (c[p].seen)
@@ -547,16 +521,16 @@ static int bench_latency(struct ctl *ctl, struct hv_host *h, const char *id,
         /* Let the rest of the change arrive, and vary the phase of the
          * next key against QEMU's refresh timer (30 ms when busy). */
         if (rc == 0)
-            rc = pair_serve(c, now_ms(), 30 + rand() % 40, 0);
+            rc = pair_serve(c, tsbench_now_ms(), 30 + rand() % 40, 0);
     }
     pair_close(c);
     if (rc < 0)
         return rc;
     for (int p = 0; p < NPATHS; p++) {
-        out->p50[p] = percentile(lat_ms[p], out->n[p], 0.50);
-        out->p99[p] = percentile(lat_ms[p], out->n[p], 0.99);
+        out->p50[p] = tsbench_percentile(lat_ms[p], out->n[p], 0.50);
+        out->p99[p] = tsbench_percentile(lat_ms[p], out->n[p], 0.99);
     }
-    out->qmp_p50 = percentile(qmp_ms, i, 0.50);
+    out->qmp_p50 = tsbench_percentile(qmp_ms, i, 0.50);
     fprintf(stderr, "bench_display: latency %s: %d samples\n", encoding, i);
     return 0;
 }
@@ -594,7 +568,7 @@ static int bench_idle_cpu(struct ctl *ctl, struct hv_host *h, const char *id,
         return -ESRCH;
     }
     rc = tsvnc_pump(c[VIA_DISPLAY].vnc, IDLE_SETTLE_MS);
-    t0 = now_ms();
+    t0 = tsbench_now_ms();
     s0 = cpu_ms(spid);
     d0 = cpu_ms(daemon_pid);
     q0 = cpu_ms(st.pid);
@@ -602,7 +576,7 @@ static int bench_idle_cpu(struct ctl *ctl, struct hv_host *h, const char *id,
     u0 = tsvnc_updates(c[VIA_DISPLAY].vnc);
     if (rc == 0)
         rc = tsvnc_pump(c[VIA_DISPLAY].vnc, IDLE_WINDOW_MS);
-    dt = (now_ms() - t0) / 1000.0;
+    dt = (tsbench_now_ms() - t0) / 1000.0;
     out->session = (cpu_ms(spid) - s0) / dt;
     out->daemon = (cpu_ms(daemon_pid) - d0) / dt;
     out->qemu = (cpu_ms(st.pid) - q0) / dt;
@@ -636,16 +610,16 @@ static int bench_traffic(struct ctl *ctl, struct hv_host *h, const char *id,
     if ((rc = pair_open(c, ctl, h, id, o)) < 0)
         return rc;
     spid = ctl_session_pid(ctl, id);
-    rc = pair_serve(c, now_ms(), 1000, 0);
+    rc = pair_serve(c, tsbench_now_ms(), 1000, 0);
     for (int p = 0; p < NPATHS; p++) {
         b0[p] = tsvnc_bytes(c[p].vnc);
         u0[p] = tsvnc_updates(c[p].vnc);
     }
-    t0 = now_ms();
+    t0 = tsbench_now_ms();
     s0 = cpu_ms(spid);
     if (rc == 0)
         rc = pair_serve(c, t0, BYTES_WINDOW_MS, 0);
-    out->session_cpu = (cpu_ms(spid) - s0) / ((now_ms() - t0) / 1000.0);
+    out->session_cpu = (cpu_ms(spid) - s0) / ((tsbench_now_ms() - t0) / 1000.0);
     for (int p = 0; p < NPATHS; p++) {
         out->bytes[p] = tsvnc_bytes(c[p].vnc) - b0[p];
         out->updates[p] = tsvnc_updates(c[p].vnc) - u0[p];
@@ -659,7 +633,7 @@ static int bench_traffic(struct ctl *ctl, struct hv_host *h, const char *id,
 
 static int guest_boot(struct hv_host *h, const char *id, const char *args)
 {
-    double t0 = now_ms();
+    double t0 = tsbench_now_ms();
     int rc;
 
     fprintf(stderr, "bench_display: booting %s (%s)\n", id, args);
@@ -668,7 +642,7 @@ static int guest_boot(struct hv_host *h, const char *id, const char *args)
     rc = tsguest_wait_serial(h, id, TSGUEST_READY, 1, BOOT_TIMEOUT_MS);
     if (rc == 0)
         fprintf(stderr, "bench_display: %s drawn after %.0f ms\n", id,
-                now_ms() - t0);
+                tsbench_now_ms() - t0);
     return rc;
 }
 

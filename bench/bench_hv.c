@@ -22,6 +22,7 @@
 #include "hv_image.h"
 #include "hv_proc.h"
 #include "hv_vm.h"
+#include "tsbench.h"
 #include "tsguest.h"
 
 #define CLONE_ROUNDS    20
@@ -30,25 +31,6 @@
 
 static char state[32];
 static char guest[512];
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
-}
 
 static off_t file_bytes(const char *path)
 {
@@ -73,28 +55,28 @@ static void bench_clones(double *linked_ms, double *copy_ms,
     snprintf(golden, sizeof(golden), "%s/root.qcow2", guest);
     snprintf(out, sizeof(out), "%s/clone.qcow2", state);
     for (int i = 0; i < CLONE_ROUNDS; i++) {
-        double t0 = now_ms();
+        double t0 = tsbench_now_ms();
         if (hv_image_create_overlay(golden, out, err, sizeof(err)) < 0) {
             fprintf(stderr, "bench_hv: %s\n", err);
             exit(1);
         }
-        t[i] = now_ms() - t0;
+        t[i] = tsbench_now_ms() - t0;
     }
     *linked_bytes = file_bytes(out);
     for (int i = 0; i < CLONE_ROUNDS; i++) {
         char *const argv[] = {"qemu-img", "convert", "-O", "qcow2",
                               golden,     out,       NULL};
-        double t0 = now_ms();
+        double t0 = tsbench_now_ms();
         if (hv_proc_run(argv, 60000, err, sizeof(err)) < 0) {
             fprintf(stderr, "bench_hv: qemu-img convert: %s\n", err);
             exit(1);
         }
-        c[i] = now_ms() - t0;
+        c[i] = tsbench_now_ms() - t0;
     }
     *copy_bytes = file_bytes(out);
     unlink(out);
-    *linked_ms = median(t, CLONE_ROUNDS);
-    *copy_ms = median(c, CLONE_ROUNDS);
+    *linked_ms = tsbench_median(t, CLONE_ROUNDS);
+    *copy_ms = tsbench_median(c, CLONE_ROUNDS);
 }
 
 static int serial_has(struct hv_host *h, const char *id, const char *text)
@@ -123,22 +105,22 @@ static int bench_boot(struct hv_host *h, const char *id, struct boot_result *r)
 {
     struct hv_vm_status st;
     char err[1024];
-    double t0 = now_ms();
+    double t0 = tsbench_now_ms();
 
     if (hv_vm_start(h, id, err, sizeof(err)) < 0) {
         fprintf(stderr, "bench_hv: %s\n", err);
         return -1;
     }
-    r->qmp_ms = now_ms() - t0;
+    r->qmp_ms = tsbench_now_ms() - t0;
     while (!serial_has(h, id, "testdesk: ready")) {
-        if (now_ms() - t0 > BOOT_TIMEOUT_MS) {
+        if (tsbench_now_ms() - t0 > BOOT_TIMEOUT_MS) {
             fprintf(stderr, "bench_hv: %s: no desktop\n", id);
             hv_vm_poweroff(h, id, err, sizeof(err));
             return -1;
         }
         usleep(20000);
     }
-    r->drawn_ms = now_ms() - t0;
+    r->drawn_ms = tsbench_now_ms() - t0;
     usleep(IDLE_SETTLE_MS * 1000);
     hv_vm_status(h, id, &st, err, sizeof(err));
     r->rss_mib = (double)st.rss_bytes / (1024.0 * 1024.0);
@@ -208,10 +190,11 @@ int main(int argc, char **argv)
     printf("| new desktop disk (ms) | %.1f | %.1f |\n", lms, cms);
     printf("| disk used per new desktop (KiB) | %lld | %lld |\n",
            (long long)lbytes / 1024, (long long)cbytes / 1024);
-    printf("| QEMU exec -> QMP ready (ms) | %.0f | - |\n", median(qmp, rounds));
+    printf("| QEMU exec -> QMP ready (ms) | %.0f | - |\n",
+           tsbench_median(qmp, rounds));
     printf("| exec -> desktop drawn (ms) | %.0f | - |\n",
-           median(drawn, rounds));
+           tsbench_median(drawn, rounds));
     printf("| host RSS per idle desktop, 256 MiB guest (MiB) | %.1f | - |\n",
-           median(rss, rounds));
+           tsbench_median(rss, rounds));
     return 0;
 }

@@ -720,23 +720,30 @@ static int bk_api_my_desktop(struct bk_api *api, struct bk_req *req,
     return 0;
 }
 
-static void bk_api_desktops(struct bk_api *api, struct bk_req *req)
+/* {"desktops": [...]} of pool and/or user (NULL or "": any). */
+static json_t *bk_api_desktop_list(struct bk_api *api, const char *pool,
+                                   const char *user)
 {
-    struct bk_who who;
     struct bk_desktop *v = NULL;
     size_t n = 0, i;
     json_t *a = json_array();
 
-    if (bk_api_auth(api, req, &who)) {
-        json_decref(a);
-        return;
-    }
-    if (bk_store_desktop_list(api->store, NULL, who.s.user, &v, &n) == 0)
+    if (bk_store_desktop_list(api->store, pool, user, &v, &n) == 0)
         for (i = 0; i < n; i++)
             json_array_append_new(a, bk_api_desktop_json(&v[i]));
     free(v);
+    return json_pack("{so}", "desktops", a);
+}
+
+static void bk_api_desktops(struct bk_api *api, struct bk_req *req)
+{
+    struct bk_who who;
+
+    if (bk_api_auth(api, req, &who))
+        return;
+    bk_req_reply_json(req, 200, bk_api_desktop_list(api, NULL, who.s.user),
+                      NULL);
     json_decref(who.s.groups);
-    bk_req_reply_json(req, 200, json_pack("{so}", "desktops", a), NULL);
 }
 
 /* Hands an operation to the pool manager and parks until it is done. */
@@ -936,23 +943,16 @@ static void bk_api_admin_desktops(struct bk_api *api, struct bk_req *req,
                                   const char *id, const char *action)
 {
     struct bk_who who;
-    struct bk_desktop d, *v = NULL;
+    struct bk_desktop d;
     enum bk_method m = bk_req_method(req);
     char pool[BK_NAME_MAX + 1] = "", user[BK_USER_MAX + 1] = "";
-    size_t n = 0, i;
 
     if (bk_api_admin(api, req, &who))
         return;
     if (!id && m == BK_GET) {
-        json_t *a = json_array();
-
         bk_req_query(req, "pool", pool, sizeof(pool));
         bk_req_query(req, "user", user, sizeof(user));
-        if (bk_store_desktop_list(api->store, pool, user, &v, &n) == 0)
-            for (i = 0; i < n; i++)
-                json_array_append_new(a, bk_api_desktop_json(&v[i]));
-        free(v);
-        bk_req_reply_json(req, 200, json_pack("{so}", "desktops", a), NULL);
+        bk_req_reply_json(req, 200, bk_api_desktop_list(api, pool, user), NULL);
     } else if (!id || bk_store_desktop_get(api->store, id, &d) != 0) {
         bk_req_error(req, 404, "no_desktop", "no such desktop");
     } else if (!action && m == BK_GET) {

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "td_layout.h"
+#include "tsbench.h"
 #include "tsdisplay.h"
 #include "tsguest.h"
 #include "tsppm.h"
@@ -161,23 +162,6 @@ static long diff_below_bar(const struct client *c)
     return diff;
 }
 
-static long vm_rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    long kib = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    f = fopen(path, "r");
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
-}
-
 /* The pid of the session process whose peer is not B's: sessions are
  * listed in id order, A came first. */
 static pid_t first_session_pid(int ctl)
@@ -226,7 +210,7 @@ START_TEST(stalled_client_holds_up_nobody)
     ck_assert_msg(b_during >= 3, "B got %d updates while A stalled", b_during);
 
     /* A's session buffers nothing beyond its own frame. */
-    rss = vm_rss_kib(first_session_pid(ctl));
+    rss = tsbench_rss_kib(first_session_pid(ctl));
     ck_assert_msg(rss > 0 && rss < 96 * 1024,
                   "stalled session's RSS is %ld KiB", rss);
 
