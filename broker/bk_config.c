@@ -51,6 +51,7 @@ static const struct bk_config_key bk_config_keys[] = {
     BK_S(qemu_user, BK_STR, 1),
     BK_S(local_socket, BK_PATH, 0),
     BK_S(display_socket, BK_PATH, 0),
+    BK_S(display_gateway, BK_PATH, 0),
     BK_S(pam_service, BK_STR, 0),
     BK_S(admin_group, BK_STR, 0),
     BK_I(session_idle, 60, 7 * 86400),
@@ -81,6 +82,8 @@ void bk_config_defaults(struct bk_config *c)
              "/run/deskpool/broker.sock");
     snprintf(c->display_socket, sizeof(c->display_socket),
              "/run/deskpool/display.sock");
+    snprintf(c->display_gateway, sizeof(c->display_gateway),
+             "/run/deskpool/display-gateway.sock");
     snprintf(c->pam_service, sizeof(c->pam_service), "deskpool");
     snprintf(c->admin_group, sizeof(c->admin_group), "deskpool-admins");
     c->session_idle = 1800;

@@ -28,8 +28,9 @@ struct bk_config {
     char state_dir[BK_CONFIG_PATH_MAX]; /* SQLite store, TLS material */
     char vm_dir[48];    /* libdeskpool-hv state folder (HV_STATE_DIR_MAX) */
     char qemu_user[64]; /* "": QEMU runs as the broker */
-    char local_socket[BK_CONFIG_PATH_MAX];   /* API for deskpool-display */
-    char display_socket[BK_CONFIG_PATH_MAX]; /* deskpool-display control */
+    char local_socket[BK_CONFIG_PATH_MAX];    /* API for deskpool-display */
+    char display_socket[BK_CONFIG_PATH_MAX];  /* deskpool-display control */
+    char display_gateway[BK_CONFIG_PATH_MAX]; /* ... and its gateway */
     /* Login */
     char pam_service[64]; /* deskpool */
     char admin_group[64]; /* deskpool-admins */

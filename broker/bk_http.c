@@ -68,9 +68,9 @@ struct bk_http {
     struct bk_req *reqs;
     int nreqs;
     lws_sorted_usec_list_t tick;
-    struct lws_http_mount mounts[3];
+    struct lws_http_mount mounts[4];
     struct lws_protocol_vhost_options hsts;
-    struct lws_protocols protocols[2];
+    struct lws_protocols protocols[8];
     char web_root[256];
 };
 
@@ -520,6 +520,10 @@ static int bk_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
             pss->req = NULL;
         }
         return 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        /* a websocket that named no protocol (or one we do not serve)
+         * lands here: only the configured ones are served */
+        return -1;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (http && http->h.wake)
             http->h.wake(http->arg);
@@ -592,6 +596,22 @@ int bk_http_new(struct bk_http **out, const struct bk_http_config *cfg,
         .def = "index.html",
         .origin_protocol = LWSMPRO_FILE,
     };
+    if (cfg->ws_nprotocols > 0 &&
+        cfg->ws_nprotocols <
+            (int)(sizeof(http->protocols) / sizeof(http->protocols[0])) - 1) {
+        memcpy(&http->protocols[1], cfg->ws_protocols,
+               (size_t)cfg->ws_nprotocols * sizeof(*cfg->ws_protocols));
+        /* upgrades on ws_path without a subprotocol go to ws_protocol */
+        http->mounts[1].mount_next = &http->mounts[3];
+        http->mounts[3] = (struct lws_http_mount){
+            .mount_next = &http->mounts[2],
+            .mountpoint = cfg->ws_path,
+            .mountpoint_len = (unsigned char)strlen(cfg->ws_path),
+            .origin = cfg->ws_protocol,
+            .protocol = cfg->ws_protocol,
+            .origin_protocol = LWSMPRO_CALLBACK,
+        };
+    }
 
     memset(&info, 0, sizeof(info));
     info.port = cfg->port;

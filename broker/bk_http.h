@@ -22,6 +22,7 @@
 #define BK_HTTP_H
 
 #include <jansson.h>
+#include <libwebsockets.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,12 @@ struct bk_http_config {
     const char *web_root;   /* static files */
     size_t max_body;
     int keepalive_s; /* idle keep-alive connections close after this */
+    /* Websocket protocols served on ws_path (e.g. the gateway's, from
+     * bk_gateway_protocols); ws_protocol is the one for clients that ask
+     * for none. NULL / 0: no websockets. */
+    const struct lws_protocols *ws_protocols;
+    int ws_nprotocols;
+    const char *ws_path, *ws_protocol;
 };
 
 int bk_http_new(struct bk_http **out, const struct bk_http_config *cfg,

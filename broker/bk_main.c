@@ -21,6 +21,7 @@
 #include "bk_api.h"
 #include "bk_auth.h"
 #include "bk_config.h"
+#include "bk_gateway.h"
 #include "bk_http.h"
 #include "bk_limit.h"
 #include "bk_local.h"
@@ -189,6 +190,8 @@ int main(int argc, char **argv)
     struct bk_api *api = NULL;
     struct bk_http *http = NULL;
     struct bk_local *local = NULL;
+    struct bk_gateway gw = {0};
+    struct lws_protocols gw_protocols[BK_GATEWAY_NPROTOCOLS];
     struct bk_limit *user_fails = NULL, *addr_fails = NULL;
     struct bk_auth_config ac;
     struct bk_http_config hc;
@@ -238,7 +241,14 @@ int main(int argc, char **argv)
         .web_root = cfg.web_root,
         .max_body = (size_t)cfg.max_body,
         .keepalive_s = 60,
+        .ws_protocols = gw_protocols,
+        .ws_nprotocols = BK_GATEWAY_NPROTOCOLS,
+        .ws_path = "/ws",
+        .ws_protocol = BK_GATEWAY_PROTOCOL,
     };
+    gw.cfg = &cfg;
+    gw.store = store;
+    bk_gateway_protocols(&gw, gw_protocols);
     if (bk_http_new(&http, &hc, &hh, api, err, sizeof(err))) {
         fprintf(stderr, "deskpool-broker: %s\n", err);
         goto out;

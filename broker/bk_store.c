@@ -986,6 +986,26 @@ int bk_store_ticket_put(struct bk_store *s, const char *hash, const char *user,
     return bk_store_done(s, st);
 }
 
+int bk_store_ticket_peek(struct bk_store *s, const char *hash, char *user,
+                         size_t user_size, char *protocol, size_t protocol_size)
+{
+    sqlite3_stmt *st = bk_store_stmt(s, BK_SQL_TICKET_GET);
+    int r = -ENOENT;
+
+    if (!st)
+        return -EIO;
+    bk_store_bind_text(st, 1, hash);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        bk_store_copy(user, user_size, st, 0);
+        bk_store_copy(protocol, protocol_size, st, 2);
+        r = sqlite3_column_int(st, 4)                       ? -EALREADY
+            : bk_store_now() >= sqlite3_column_int64(st, 3) ? -ETIMEDOUT
+                                                            : 0;
+    }
+    sqlite3_reset(st);
+    return r;
+}
+
 int bk_store_ticket_redeem(struct bk_store *s, const char *hash,
                            const char *protocol, char *user, size_t user_size,
                            char *desktop, size_t desktop_size)

@@ -164,6 +164,12 @@ int bk_store_session_expire(struct bk_store *s, int idle, int max);
 int bk_store_ticket_put(struct bk_store *s, const char *hash, const char *user,
                         const char *desktop, const char *protocol,
                         int64_t expires);
+/* Looks at a ticket without using it: 0 with its user and protocol when
+ * it is live (unused, unexpired), else what bk_store_ticket_redeem would
+ * say. */
+int bk_store_ticket_peek(struct bk_store *s, const char *hash, char *user,
+                         size_t user_size, char *protocol,
+                         size_t protocol_size);
 /* Forgets tickets that expired before `before` (Unix seconds). */
 int bk_store_ticket_purge(struct bk_store *s, int64_t before);
 /* Redeems a ticket for protocol: -ENOENT unknown, -ETIMEDOUT expired,

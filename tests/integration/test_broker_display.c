@@ -18,6 +18,7 @@
 #include "tsdisplay.h"
 #include "tsguest.h"
 #include "tsvnc.h"
+#include "tsws.h"
 
 #define BOOT_MS 120000
 
@@ -101,6 +102,7 @@ static void setup(void)
     tsdisplay_start_broker(&dmn, broker.vm, local_sock);
     /* the broker asks this display for VNC passwords */
     snprintf(broker.display, sizeof(broker.display), "%s", dmn.ctl);
+    tsbroker_set(&broker, "display_gateway", dmn.gw);
     tsbroker_start(&broker);
     tsbroker_connect(&broker, &admin);
     tsbroker_connect(&broker, &alice);
@@ -291,6 +293,124 @@ START_TEST(idle_timeout_logs_off_an_idle_user)
 }
 END_TEST
 
+/* The broker's thread count (from /proc): gateways must not add any. */
+static int broker_threads(void)
+{
+    char path[64], line[256];
+    int n = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)broker.pid);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+/* A websocket to /ws with alice's browser ticket and cookie. */
+static int open_ws(struct tsws **w, const char *ticket, const char *cookie,
+                   const char *subprotocol)
+{
+    char path[128], hdr[400];
+
+    snprintf(path, sizeof(path), "/ws?ticket=%s", ticket);
+    snprintf(hdr, sizeof(hdr), "%s%s%s", cookie ? "Cookie: " : "",
+             cookie ? cookie : "", cookie ? "\r\n" : "");
+    return tsws_open(w, broker.port, path, hdr, subprotocol);
+}
+
+/* RFB through the websocket up to the ServerInit: the desktop's size. */
+static void rfb_through(struct tsws *w, int *width, int *height)
+{
+    unsigned char b[64], n;
+    const unsigned char none = 1, shared = 1;
+    size_t name;
+
+    ck_assert_int_eq(tsws_read(w, b, 12, 20000), 0);
+    ck_assert_int_eq(memcmp(b, "RFB 003.008\n", 12), 0);
+    ck_assert_int_eq(tsws_send(w, "RFB 003.008\n", 12), 0);
+    ck_assert_int_eq(tsws_read(w, &n, 1, 10000), 0);
+    ck_assert_int_ge(n, 1); /* security types offered */
+    ck_assert_int_eq(tsws_read(w, b, n, 10000), 0);
+    ck_assert_ptr_nonnull(memchr(b, 1, n)); /* None: the ticket did it */
+    ck_assert_int_eq(tsws_send(w, &none, 1), 0);
+    ck_assert_int_eq(tsws_read(w, b, 4, 10000), 0);
+    ck_assert_int_eq(b[0] | b[1] | b[2] | b[3], 0); /* SecurityResult ok */
+    ck_assert_int_eq(tsws_send(w, &shared, 1), 0);
+    ck_assert_int_eq(tsws_read(w, b, 24, 10000), 0); /* ServerInit */
+    *width = b[0] << 8 | b[1];
+    *height = b[2] << 8 | b[3];
+    name =
+        (size_t)b[20] << 24 | (size_t)b[21] << 16 | (size_t)b[22] << 8 | b[23];
+    ck_assert_uint_lt(name, sizeof(b));
+    ck_assert_int_eq(tsws_read(w, b, name, 10000), 0); /* desktop name */
+}
+
+START_TEST(websocket_gateway_reaches_the_desktop)
+{
+    struct tsbroker_session bob;
+    struct tsws *w = NULL, *more[3] = {NULL};
+    json_t *r = launch(&alice, "browser"), *rdp;
+    char ticket[64], id[80];
+    unsigned char req[10] = {3, 0, 0, 0, 0, 0, 0x04, 0, 0x03, 0};
+    unsigned char up[4];
+    int width = 0, height = 0, threads, i;
+
+    snprintf(ticket, sizeof(ticket), "%s", str(r, "ticket"));
+    snprintf(id, sizeof(id), "%s", str(json_object_get(r, "desktop"), "id"));
+    json_decref(r);
+    /* without a session, or with someone else's: refused at the upgrade */
+    ck_assert_int_ne(open_ws(&w, ticket, NULL, "binary"), 101);
+    tsbroker_connect(&broker, &bob);
+    ck_assert_int_eq(tsbroker_login(&broker, &bob, "bob", "bob-pw", NULL, 0),
+                     200);
+    ck_assert_int_ne(open_ws(&w, ticket, bob.cookie, "binary"), 101);
+    tsbroker_disconnect(&bob);
+
+    ck_assert_int_eq(open_ws(&w, ticket, alice.cookie, "binary"), 101);
+    rfb_through(w, &width, &height);
+    ck_assert_int_eq(width, TSGUEST_WIDTH);
+    ck_assert_int_eq(height, TSGUEST_HEIGHT);
+    /* pixels come back for a framebuffer update request */
+    ck_assert_int_eq(tsws_send(w, req, sizeof(req)), 0);
+    ck_assert_int_eq(tsws_read(w, up, 4, 20000), 0);
+    ck_assert_int_eq(up[0], 0); /* FramebufferUpdate */
+    wait_state(id, "CONNECTED");
+    /* the ticket is spent */
+    ck_assert_int_ne(open_ws(&more[0], ticket, alice.cookie, "binary"), 101);
+    /* an RDP ticket is no browser ticket */
+    rdp = launch(&alice, "rdp");
+    ck_assert_int_ne(
+        open_ws(&more[0], str(rdp, "ticket"), alice.cookie, "binary"), 101);
+    json_decref(rdp);
+    /* a websocket that names no protocol is not served */
+    r = launch(&alice, "browser");
+    ck_assert_int_ne(open_ws(&more[0], str(r, "ticket"), alice.cookie, NULL),
+                     101);
+    json_decref(r);
+
+    /* more gateways at once: no thread each */
+    threads = broker_threads();
+    for (i = 0; i < 3; i++) {
+        r = launch(&alice, "browser");
+        ck_assert_int_eq(
+            open_ws(&more[i], str(r, "ticket"), alice.cookie, "binary"), 101);
+        json_decref(r);
+        rfb_through(more[i], &width, &height);
+    }
+    ck_assert_int_eq(broker_threads(), threads);
+    for (i = 0; i < 3; i++)
+        tsws_close(more[i]);
+
+    /* the browser goes: the display session ends, the desktop waits */
+    tsws_close(w);
+    wait_state(id, "DISCONNECTED");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("broker_display");
@@ -299,6 +419,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, browser_ticket_opens_the_gateway_once);
+    tcase_add_test(tc, websocket_gateway_reaches_the_desktop);
     tcase_add_test(tc, vnc_launch_gives_a_one_time_password);
     tcase_add_test(tc, password_logins_through_the_local_api);
     tcase_add_test(tc, disconnect_timeout_frees_a_floating_desktop);
