@@ -1,11 +1,14 @@
 /*
- * bk_api.c - the broker's REST API (see bk_api.h and broker/README.md).
+ * bk_api.c - the broker's REST API (see bk_api.h and broker/README.md):
+ * logins, users' routes, launches, the router and parked requests; the
+ * admin routes and /metrics are in bk_admin.c (shared: bk_api_int.h).
  *
  * Layout: helpers (JSON bodies, sessions, CSRF), then one function per
  * route, then the router. Every handler answers exactly once, now or from
  * bk_api_wake()/bk_api_timeout() for parked requests.
  */
 #include "bk_api.h"
+#include "bk_api_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -21,49 +24,11 @@
 #include "dp_time.h"
 #include "dp_token.h"
 
-#define BK_COOKIE       "deskpool_session"
-#define BK_LAUNCH_SLOTS 15 /* launch latency histogram buckets */
+#define BK_COOKIE "deskpool_session"
 
-static const double bk_launch_buckets[BK_LAUNCH_SLOTS] = {
+const double bk_launch_buckets[BK_LAUNCH_SLOTS] = {
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25,
     0.5,   1,     2.5,   5,    10,   30,   60};
-
-struct bk_api {
-    const struct bk_config *cfg;
-    struct bk_store *store;
-    struct bk_auth *auth;
-    struct bk_mgr *mgr;
-    struct bk_http *http;
-    struct bk_limit *user_fails, *addr_fails;
-    /* metrics */
-    uint64_t logins_ok, logins_failed, logins_locked, launches;
-    uint64_t launch_hist[BK_LAUNCH_SLOTS + 1];
-    double launch_sum;
-    int parked_launches; /* retried when the manager reports changes */
-    unsigned ticks;
-};
-
-/* What a parked request waits for. */
-enum bk_wait { BK_WAIT_LOGIN, BK_WAIT_LAUNCH, BK_WAIT_COMMAND };
-
-struct bk_wait_data {
-    enum bk_wait kind;
-    struct bk_mgr *demand;      /* launch: counted as waiting in the manager */
-    int bearer;                 /* login: the client wants a bearer token */
-    char user[BK_USER_MAX + 1]; /* launch: who */
-    char pool[BK_NAME_MAX + 1];
-    char protocol[16];
-    char op[16]; /* command */
-    char desktop[BK_NAME_MAX + 1];
-    uint64_t started_ms;
-};
-
-/* Who is asking: from the session cookie or a bearer token. */
-struct bk_who {
-    struct bk_session s;
-    char hash[DP_TOKEN_HEX_LEN + 1];
-    int bearer;
-};
 
 static int64_t bk_now(void)
 {
@@ -96,8 +61,8 @@ void bk_api_set_http(struct bk_api *api, struct bk_http *http)
     api->http = http;
 }
 
-static void bk_api_event(struct bk_api *api, const char *kind, const char *user,
-                         const char *pool, const char *desktop, json_t *detail)
+void bk_api_event(struct bk_api *api, const char *kind, const char *user,
+                  const char *pool, const char *desktop, json_t *detail)
 {
     bk_store_event(api->store, kind, user, pool, desktop, detail);
 }
@@ -105,7 +70,7 @@ static void bk_api_event(struct bk_api *api, const char *kind, const char *user,
 /* --- request helpers ------------------------------------------------------ */
 
 /* The body as a JSON object, or NULL after answering 400. */
-static json_t *bk_api_body(struct bk_req *req)
+json_t *bk_api_body(struct bk_req *req)
 {
     json_error_t e;
     size_t len;
@@ -132,7 +97,7 @@ static json_t *bk_api_body(struct bk_req *req)
 }
 
 /* A string field of 1..max bytes, or NULL. */
-static const char *bk_api_str(const json_t *o, const char *key, size_t max)
+const char *bk_api_str(const json_t *o, const char *key, size_t max)
 {
     json_t *v = json_object_get(o, key);
     const char *s = json_string_value(v);
@@ -197,8 +162,7 @@ static int bk_api_token(struct bk_req *req, char token[DP_TOKEN_LEN + 1],
  * missing on a state-changing request made with the cookie) and returns
  * -1 when there is none to use. Free who->s.groups after.
  */
-static int bk_api_auth(struct bk_api *api, struct bk_req *req,
-                       struct bk_who *who)
+int bk_api_auth(struct bk_api *api, struct bk_req *req, struct bk_who *who)
 {
     char token[DP_TOKEN_LEN + 1], csrf[128];
     enum bk_method m = bk_req_method(req);
@@ -222,8 +186,7 @@ static int bk_api_auth(struct bk_api *api, struct bk_req *req,
     return 0;
 }
 
-static int bk_api_admin(struct bk_api *api, struct bk_req *req,
-                        struct bk_who *who)
+int bk_api_admin(struct bk_api *api, struct bk_req *req, struct bk_who *who)
 {
     if (bk_api_auth(api, req, who))
         return -1;
@@ -453,7 +416,7 @@ static void bk_api_me(struct bk_api *api, struct bk_req *req)
 
 /* --- pools and launches --------------------------------------------------- */
 
-static json_t *bk_api_desktop_json(const struct bk_desktop *d)
+json_t *bk_api_desktop_json(const struct bk_desktop *d)
 {
     return json_pack("{ss ss ss ss sI sI sI ss ss}", "id", d->id, "pool",
                      d->pool, "state", bk_state_name(d->state), "user", d->user,
@@ -721,8 +684,8 @@ static int bk_api_my_desktop(struct bk_api *api, struct bk_req *req,
 }
 
 /* {"desktops": [...]} of pool and/or user (NULL or "": any). */
-static json_t *bk_api_desktop_list(struct bk_api *api, const char *pool,
-                                   const char *user)
+json_t *bk_api_desktop_list(struct bk_api *api, const char *pool,
+                            const char *user)
 {
     struct bk_desktop *v = NULL;
     size_t n = 0, i;
@@ -747,9 +710,8 @@ static void bk_api_desktops(struct bk_api *api, struct bk_req *req)
 }
 
 /* Hands an operation to the pool manager and parks until it is done. */
-static void bk_api_command(struct bk_api *api, struct bk_req *req,
-                           const char *who, const struct bk_desktop *d,
-                           const char *op, int timeout_s)
+void bk_api_command(struct bk_api *api, struct bk_req *req, const char *who,
+                    const struct bk_desktop *d, const char *op, int timeout_s)
 {
     struct bk_wait_data *w = bk_api_wait(req, BK_WAIT_COMMAND);
 
@@ -764,8 +726,8 @@ static void bk_api_command(struct bk_api *api, struct bk_req *req,
 }
 
 /* Closes the desktop's display sessions (the desktop keeps running). */
-static void bk_api_disconnect(struct bk_api *api, struct bk_req *req,
-                              const char *who, const struct bk_desktop *d)
+void bk_api_disconnect(struct bk_api *api, struct bk_req *req, const char *who,
+                       const struct bk_desktop *d)
 {
     json_t *res = NULL;
     char err[256];
@@ -833,300 +795,6 @@ out:
     json_decref(who.s.groups);
 }
 
-/* --- admin ---------------------------------------------------------------- */
-
-static void bk_api_admin_pool_put(struct bk_api *api, struct bk_req *req,
-                                  const struct bk_who *who, const char *name,
-                                  int create, int patch)
-{
-    json_t *body = bk_api_body(req), *base = NULL, *settings;
-    char err[256];
-    int r;
-
-    if (!body)
-        return;
-    if (create)
-        name = bk_api_str(body, "name", BK_POOL_NAME_MAX);
-    if (!bk_pool_name_ok(name)) {
-        bk_req_error(req, 400, "invalid",
-                     "name: 1 to 32 of a-z, 0-9 and '-', not starting "
-                     "with '-'");
-        goto out;
-    }
-    if (patch) {
-        base = bk_store_pool_get(api->store, name);
-        if (!base) {
-            bk_req_error(req, 404, "no_pool", "no such pool");
-            goto out;
-        }
-    }
-    settings = bk_pool_validate(body, base, err, sizeof(err));
-    if (!settings) {
-        bk_req_error(req, 400, "invalid", err);
-        goto out;
-    }
-    r = bk_store_pool_put(api->store, name, settings, create);
-    json_decref(settings);
-    if (r == -EEXIST)
-        bk_req_error(req, 409, "exists", "a pool with this name exists");
-    else if (r == -ENOENT)
-        bk_req_error(req, 404, "no_pool", "no such pool");
-    else if (r)
-        bk_req_error(req, 500, "internal", "cannot store the pool");
-    else {
-        bk_api_event(api, create ? "pool-create" : "pool-update", who->s.user,
-                     name, NULL, json_incref(body));
-        bk_mgr_kick(api->mgr);
-        bk_req_reply_json(req, create ? 201 : 200,
-                          bk_store_pool_get(api->store, name), NULL);
-    }
-out:
-    json_decref(base);
-    json_decref(body);
-}
-
-static void bk_api_admin_pools(struct bk_api *api, struct bk_req *req,
-                               const char *name, const char *action)
-{
-    struct bk_who who;
-    enum bk_method m = bk_req_method(req);
-    json_t *p;
-
-    if (bk_api_admin(api, req, &who))
-        return;
-    if (!name && m == BK_GET)
-        bk_req_reply_json(
-            req, 200,
-            json_pack("{so}", "pools", bk_store_pool_list(api->store)), NULL);
-    else if (!name && m == BK_POST)
-        bk_api_admin_pool_put(api, req, &who, NULL, 1, 0);
-    else if (name && !action && m == BK_GET) {
-        p = bk_store_pool_get(api->store, name);
-        if (p)
-            bk_req_reply_json(req, 200, p, NULL);
-        else
-            bk_req_error(req, 404, "no_pool", "no such pool");
-    } else if (name && !action && (m == BK_PUT || m == BK_PATCH))
-        bk_api_admin_pool_put(api, req, &who, name, 0, m == BK_PATCH);
-    else if (name && !action && m == BK_DELETE) {
-        if (bk_store_pool_delete(api->store, name))
-            bk_req_error(req, 404, "no_pool", "no such pool");
-        else {
-            bk_api_event(api, "pool-delete", who.s.user, name, NULL, NULL);
-            bk_mgr_kick(api->mgr);
-            bk_req_reply_json(req, 202, json_pack("{ss}", "state", "deleting"),
-                              NULL);
-        }
-    } else if (name && action && !strcmp(action, "resume") && m == BK_POST) {
-        bk_store_pool_unrestrain(api->store, name);
-        bk_api_event(api, "pool-resume", who.s.user, name, NULL, NULL);
-        bk_mgr_kick(api->mgr);
-        bk_req_reply_json(req, 200, bk_store_pool_get(api->store, name), NULL);
-    } else
-        bk_req_error(req, 404, "not_found", "no such route");
-    json_decref(who.s.groups);
-}
-
-static int bk_api_desktop_op_ok(const char *op)
-{
-    static const char *const ops[] = {"power-on", "power-off", "reset",
-                                      "refresh",  "delete",    "logoff"};
-    size_t i;
-
-    for (i = 0; i < sizeof(ops) / sizeof(*ops); i++)
-        if (!strcmp(op, ops[i]))
-            return 1;
-    return 0;
-}
-
-static void bk_api_admin_desktops(struct bk_api *api, struct bk_req *req,
-                                  const char *id, const char *action)
-{
-    struct bk_who who;
-    struct bk_desktop d;
-    enum bk_method m = bk_req_method(req);
-    char pool[BK_NAME_MAX + 1] = "", user[BK_USER_MAX + 1] = "";
-
-    if (bk_api_admin(api, req, &who))
-        return;
-    if (!id && m == BK_GET) {
-        bk_req_query(req, "pool", pool, sizeof(pool));
-        bk_req_query(req, "user", user, sizeof(user));
-        bk_req_reply_json(req, 200, bk_api_desktop_list(api, pool, user), NULL);
-    } else if (!id || bk_store_desktop_get(api->store, id, &d) != 0) {
-        bk_req_error(req, 404, "no_desktop", "no such desktop");
-    } else if (!action && m == BK_GET) {
-        bk_req_reply_json(req, 200, bk_api_desktop_json(&d), NULL);
-    } else if (action && !strcmp(action, "screenshot") && m == BK_GET) {
-        bk_api_command(api, req, who.s.user, &d, "screenshot", 30);
-    } else if (action && !strcmp(action, "disconnect") && m == BK_POST) {
-        bk_api_disconnect(api, req, who.s.user, &d);
-    } else if (action && bk_api_desktop_op_ok(action) && m == BK_POST) {
-        bk_api_command(api, req, who.s.user, &d, action, 120);
-    } else {
-        bk_req_error(req, 404, "not_found", "no such route");
-    }
-    json_decref(who.s.groups);
-}
-
-/* Sessions: desktops in use, with who holds them. */
-static void bk_api_admin_sessions(struct bk_api *api, struct bk_req *req)
-{
-    struct bk_who who;
-    struct bk_desktop *v = NULL;
-    size_t n = 0, i;
-    json_t *a = json_array();
-
-    if (bk_api_admin(api, req, &who)) {
-        json_decref(a);
-        return;
-    }
-    if (bk_store_desktop_list(api->store, NULL, NULL, &v, &n) == 0)
-        for (i = 0; i < n; i++)
-            if (bk_state_in_use(v[i].state))
-                json_array_append_new(
-                    a, json_pack("{ss ss ss ss ss sI}", "desktop", v[i].id,
-                                 "pool", v[i].pool, "user", v[i].user, "state",
-                                 bk_state_name(v[i].state), "protocol",
-                                 v[i].protocol, "since",
-                                 (json_int_t)v[i].assigned_at));
-    free(v);
-    json_decref(who.s.groups);
-    bk_req_reply_json(req, 200, json_pack("{so}", "sessions", a), NULL);
-}
-
-static int64_t bk_api_query_int(struct bk_req *req, const char *name,
-                                int64_t def)
-{
-    char buf[32], *end;
-    long long v;
-
-    if (bk_req_query(req, name, buf, sizeof(buf)))
-        return def;
-    v = strtoll(buf, &end, 10);
-    return *end || end == buf ? def : v;
-}
-
-static void bk_api_admin_events(struct bk_api *api, struct bk_req *req)
-{
-    struct bk_who who;
-    char user[BK_USER_MAX + 1] = "", pool[BK_NAME_MAX + 1] = "";
-    int64_t limit;
-
-    if (bk_api_admin(api, req, &who))
-        return;
-    bk_req_query(req, "user", user, sizeof(user));
-    bk_req_query(req, "pool", pool, sizeof(pool));
-    limit = bk_api_query_int(req, "limit", 200);
-    if (limit < 1 || limit > 10000)
-        limit = 200;
-    bk_req_reply_json(
-        req, 200,
-        json_pack("{so}", "events",
-                  bk_store_events(api->store, bk_api_query_int(req, "since", 0),
-                                  bk_api_query_int(req, "until", 0), user, pool,
-                                  (int)limit)),
-        NULL);
-    json_decref(who.s.groups);
-}
-
-/* --- metrics -------------------------------------------------------------- */
-
-/* A client on this machine (lws may show IPv4 peers as v4-mapped). */
-static int bk_api_loopback(const char *addr)
-{
-    return !strncmp(addr, "127.", 4) || !strcmp(addr, "::1") ||
-           !strncmp(addr, "::ffff:127.", 11);
-}
-
-/* Desktop sessions (desktops in use) by state, over all pools. */
-static void bk_api_metrics_sessions(struct bk_api *api, FILE *f)
-{
-    static const enum bk_state states[] = {BK_ASSIGNED, BK_CONNECTED,
-                                           BK_DISCONNECTED};
-    struct bk_desktop *v = NULL;
-    size_t n = 0, i, k;
-
-    fprintf(f, "# HELP deskpool_sessions Desktops held by users, by state.\n"
-               "# TYPE deskpool_sessions gauge\n");
-    bk_store_desktop_list(api->store, NULL, NULL, &v, &n);
-    for (k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
-        int c = 0;
-
-        for (i = 0; i < n; i++)
-            c += v[i].state == states[k];
-        fprintf(f, "deskpool_sessions{state=\"%s\"} %d\n",
-                bk_state_name(states[k]), c);
-    }
-    free(v);
-}
-
-static void bk_api_metrics(struct bk_api *api, struct bk_req *req)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f;
-    json_t *pools, *p;
-    size_t i;
-    int s, c[BK_STATE_COUNT];
-    uint64_t cum = 0;
-
-    if (!bk_api_loopback(bk_req_addr(req))) {
-        struct bk_who who; /* remote scrapers need an admin token */
-
-        if (bk_api_admin(api, req, &who))
-            return;
-        json_decref(who.s.groups);
-    }
-    f = open_memstream(&text, &len);
-    if (!f) {
-        bk_req_error(req, 500, "internal", "out of memory");
-        return;
-    }
-    fprintf(f, "# HELP deskpool_desktops Desktops by pool and state.\n"
-               "# TYPE deskpool_desktops gauge\n");
-    pools = bk_store_pool_list(api->store);
-    json_array_foreach(pools, i, p)
-    {
-        bk_store_desktop_counts(api->store, bk_pool_str(p, "name"), c);
-        for (s = 0; s < BK_STATE_COUNT; s++)
-            fprintf(f, "deskpool_desktops{pool=\"%s\",state=\"%s\"} %d\n",
-                    bk_pool_str(p, "name"), bk_state_name(s), c[s]);
-    }
-    json_decref(pools);
-    bk_api_metrics_sessions(api, f);
-    fprintf(f,
-            "# HELP deskpool_logins_total Login attempts by result.\n"
-            "# TYPE deskpool_logins_total counter\n"
-            "deskpool_logins_total{result=\"ok\"} %llu\n"
-            "deskpool_logins_total{result=\"failed\"} %llu\n"
-            "deskpool_logins_total{result=\"locked\"} %llu\n"
-            "# HELP deskpool_logins_in_progress PAM conversations running.\n"
-            "# TYPE deskpool_logins_in_progress gauge\n"
-            "deskpool_logins_in_progress %d\n",
-            (unsigned long long)api->logins_ok,
-            (unsigned long long)api->logins_failed,
-            (unsigned long long)api->logins_locked, bk_auth_running(api->auth));
-    fprintf(f, "# HELP deskpool_launch_seconds Launch request to answer.\n"
-               "# TYPE deskpool_launch_seconds histogram\n");
-    for (s = 0; s <= BK_LAUNCH_SLOTS; s++) {
-        cum += api->launch_hist[s];
-        if (s < BK_LAUNCH_SLOTS)
-            fprintf(f, "deskpool_launch_seconds_bucket{le=\"%g\"} %llu\n",
-                    bk_launch_buckets[s], (unsigned long long)cum);
-        else
-            fprintf(f, "deskpool_launch_seconds_bucket{le=\"+Inf\"} %llu\n",
-                    (unsigned long long)cum);
-    }
-    fprintf(f,
-            "deskpool_launch_seconds_sum %g\n"
-            "deskpool_launch_seconds_count %llu\n",
-            api->launch_sum, (unsigned long long)api->launches);
-    fclose(f);
-    bk_req_reply(req, 200, "text/plain; version=0.0.4", text, len, NULL);
-    free(text);
-}
-
 /* --- routing -------------------------------------------------------------- */
 
 /* Splits "/api/v1/a/b/c" into up to 4 segments after the prefix. */
@@ -1160,7 +828,7 @@ void bk_api_request(void *arg, struct bk_req *req)
     int n;
 
     if (!strcmp(path, "/metrics") && m == BK_GET) {
-        bk_api_metrics(api, req);
+        bk_admin_metrics(api, req);
         return;
     }
     if (strncmp(path, "/api/v1/", 8) != 0 ||
@@ -1184,17 +852,16 @@ void bk_api_request(void *arg, struct bk_req *req)
     else if (n >= 2 && n <= 3 && !strcmp(seg[0], "desktops"))
         bk_api_desktop_route(api, req, seg[1], n == 3 ? seg[2] : NULL);
     else if (n >= 2 && !strcmp(seg[0], "admin") && !strcmp(seg[1], "pools"))
-        bk_api_admin_pools(api, req, n > 2 ? seg[2] : NULL,
-                           n > 3 ? seg[3] : NULL);
+        bk_admin_pools(api, req, n > 2 ? seg[2] : NULL, n > 3 ? seg[3] : NULL);
     else if (n >= 2 && !strcmp(seg[0], "admin") && !strcmp(seg[1], "desktops"))
-        bk_api_admin_desktops(api, req, n > 2 ? seg[2] : NULL,
-                              n > 3 ? seg[3] : NULL);
+        bk_admin_desktops(api, req, n > 2 ? seg[2] : NULL,
+                          n > 3 ? seg[3] : NULL);
     else if (n == 2 && !strcmp(seg[0], "admin") &&
              !strcmp(seg[1], "sessions") && m == BK_GET)
-        bk_api_admin_sessions(api, req);
+        bk_admin_sessions(api, req);
     else if (n == 2 && !strcmp(seg[0], "admin") && !strcmp(seg[1], "events") &&
              m == BK_GET)
-        bk_api_admin_events(api, req);
+        bk_admin_events(api, req);
     else
         bk_req_error(req, 404, "not_found", "no such route");
 }

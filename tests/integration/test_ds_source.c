@@ -519,6 +519,11 @@ static int peer_expect_request(int fd, int incremental, int w, int h)
     return 0;
 }
 
+/* The test tells the peer (one byte) when it has looked at the first
+ * frame: otherwise the peer's next, unasked messages may already be
+ * processed by then (a race the machine's load decides). */
+static int peer_go[2] = {-1, -1};
+
 /* The script; returns 0 or the number of the check that failed. */
 static int peer_script(int fd)
 {
@@ -552,6 +557,8 @@ static int peer_script(int fd)
     if (peer_frame(fd, PEER_W, PEER_H, 1) ||
         peer_expect_request(fd, 1, PEER_W, PEER_H))
         return 16;
+    if (read(peer_go[0], m, 1) != 1)
+        return 23;
 
     /* vnc_cursor_define() with RichCursor: pixels in the client's format,
      * then a 1-bit mask, rows padded to bytes. Unasked. */
@@ -645,6 +652,7 @@ START_TEST(dst_wire)
 
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/vnc.sock", dir);
+    ck_assert_int_eq(pipe(peer_go), 0);
     pid = peer_start(path, peer_script);
     ck_assert_int_eq(ds_source_open(&dst_src, path, 5000), 0);
     unlink(path);
@@ -658,6 +666,7 @@ START_TEST(dst_wire)
     ck_assert_int_eq(n, 1);
     ck_assert(r[0].x == 0 && r[0].y == 0 && r[0].w == PEER_W &&
               r[0].h == PEER_H);
+    ck_assert_int_eq(write(peer_go[1], "g", 1), 1);
 
     /* Cursor, resize and the new frame. */
     deadline = tsguest_now_ms() + DST_SETTLE_MS;
