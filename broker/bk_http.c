@@ -11,8 +11,6 @@
 
 #include <errno.h>
 #include <libwebsockets.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,10 +413,6 @@ static int bk_http_begin(struct bk_http *http, struct lws *wsi,
 
     if (pss->req) /* a previous one never completed: drop it */
         bk_req_free(pss->req);
-    /* Replies go out as headers then body: without this, Nagle holds the
-     * body until the client's delayed ACK (40 ms a request). */
-    setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_NODELAY, &(int){1},
-               sizeof(int));
     r = pss->req = bk_req_new(http, wsi);
     if (!r)
         return -1;
