@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "dp_token.h"
+#include "dp_unix.h"
 
 #define BK_GATEWAY_RAW "deskpool-gateway-display"
 
@@ -91,23 +91,16 @@ static int bk_gw_check(struct bk_gateway *g, struct lws *wsi,
 static int bk_gw_open(struct bk_gateway *g, struct lws *wsi,
                       struct bk_gw_conn *c)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     char pre[160];
     lws_sock_file_fd_type fd;
-    int s, n;
+    int s = dp_unix_connect(g->cfg->display_gateway), n;
 
-    if (strlen(g->cfg->display_gateway) >= sizeof(sa.sun_path))
-        return -1;
-    memcpy(sa.sun_path, g->cfg->display_gateway,
-           strlen(g->cfg->display_gateway) + 1);
-    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0)
         return -1;
     n = snprintf(pre, sizeof(pre), "TICKET %s %s\n", c->ticket,
                  c->peer[0] ? c->peer : "-");
-    /* a local socket: connect and a short write do not block */
-    if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-        write(s, pre, (size_t)n) != n ||
+    /* a local socket: a short write does not block */
+    if (write(s, pre, (size_t)n) != n ||
         fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK) != 0) {
         close(s);
         return -1;

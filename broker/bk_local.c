@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +21,7 @@
 #include "dp_msg.h"
 #include "dp_time.h"
 #include "dp_token.h"
+#include "dp_unix.h"
 
 struct bk_local_conn {
     struct bk_local *l;
@@ -405,33 +405,6 @@ static void *bk_local_accept_main(void *arg)
     return NULL;
 }
 
-static int bk_local_listen(const char *path, char *err, size_t err_size)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    mode_t old;
-    int fd, r;
-
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        snprintf(err, err_size, "%s: path too long", path);
-        return -ENAMETOOLONG;
-    }
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    unlink(path); /* a previous broker's socket */
-    old = umask(0177);
-    r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-    umask(old);
-    if (r || listen(fd, 64)) {
-        r = -errno;
-        snprintf(err, err_size, "%s: %s", path, strerror(-r));
-        close(fd);
-        return r;
-    }
-    return fd;
-}
-
 int bk_local_start(struct bk_local **out, const struct bk_local_parts *p,
                    char *err, size_t err_size)
 {
@@ -443,7 +416,10 @@ int bk_local_start(struct bk_local **out, const struct bk_local_parts *p,
     l->p = *p;
     l->stop_pipe[0] = l->stop_pipe[1] = -1;
     pthread_mutex_init(&l->lock, NULL);
-    l->lfd = bk_local_listen(p->cfg->local_socket, err, err_size);
+    l->lfd = dp_unix_listen(p->cfg->local_socket, 64, 0);
+    if (l->lfd < 0)
+        snprintf(err, err_size, "%s: %s", p->cfg->local_socket,
+                 strerror(-l->lfd));
     if (l->lfd < 0 || pipe2(l->stop_pipe, O_CLOEXEC)) {
         r = l->lfd < 0 ? l->lfd : -errno;
         bk_local_stop(l);

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "dp_msg.h"
 #include "dp_time.h"
+#include "dp_unix.h"
 
 struct dp_rpc_wait {
     json_t *reply; /* the reply with id 1 */
@@ -33,26 +33,6 @@ static void dp_rpc_line(void *arg, char *line, size_t len)
         json_decref(j); /* hello and other events */
 }
 
-static int dp_rpc_connect(const char *path)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int fd;
-
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        int e = errno;
-
-        close(fd);
-        return -e;
-    }
-    return fd;
-}
-
 int dp_rpc_request(const char *path, const char *op, json_t *args,
                    int timeout_ms, json_t **result, char *code,
                    size_t code_size, char *err, size_t err_size)
@@ -67,7 +47,7 @@ int dp_rpc_request(const char *path, const char *op, json_t *args,
     *result = NULL;
     if (!req)
         return -ENOMEM;
-    fd = dp_rpc_connect(path);
+    fd = dp_unix_connect(path);
     if (fd < 0) {
         snprintf(err, err_size, "%s: %s", path, strerror(-fd));
         free(req);

@@ -12,6 +12,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "dp_unix.h"
+
 struct ds_ctl_conn {
     struct ds_ctl *owner;
     int fd; /* -1: slot free */
@@ -61,12 +63,11 @@ static void ds_ctl_send(struct ds_ctl_conn *c, char *line)
 int ds_ctl_open(struct ds_ctl **out, const char *path, ds_ctl_request_fn fn,
                 void *arg, const char *hello_event, json_t *hello_data)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct ds_ctl *s;
-    int i, err;
+    int i, err = -ENOMEM;
 
     *out = NULL;
-    if (strlen(path) >= sizeof(sa.sun_path)) {
+    if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         json_decref(hello_data);
         return -ENAMETOOLONG;
     }
@@ -81,19 +82,17 @@ int ds_ctl_open(struct ds_ctl **out, const char *path, ds_ctl_request_fn fn,
     s->arg = arg;
     s->hello = dp_msg_event(hello_event, hello_data);
     snprintf(s->path, sizeof(s->path), "%s", path);
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    s->listen_fd =
-        socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (s->listen_fd < 0 || !s->hello)
+    s->listen_fd = -1;
+    if (!s->hello)
         goto fail;
-    unlink(path); /* a socket left by a killed daemon */
-    if (bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        chmod(path, 0600) < 0 || listen(s->listen_fd, 16) < 0)
+    s->listen_fd = dp_unix_listen(path, 16, SOCK_NONBLOCK);
+    if (s->listen_fd < 0) {
+        err = s->listen_fd;
         goto fail;
+    }
     *out = s;
     return 0;
 fail:
-    err = errno ? -errno : -ENOMEM;
     fprintf(stderr, "deskpool-display: control socket %s: %s\n", path,
             strerror(-err));
     if (s->listen_fd >= 0)

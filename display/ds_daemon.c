@@ -32,6 +32,7 @@
 
 #include "dp_rpc.h"
 #include "dp_time.h"
+#include "dp_unix.h"
 #include "ds_chan.h"
 #include "ds_cred.h"
 #include "ds_ctl.h"
@@ -146,27 +147,6 @@ static int ds_daemon_listen_tcp(struct ds_daemon *d)
                             : ((struct sockaddr_in *)&bound)->sin_port);
     ds_daemon_log("VNC clients on %s port %d", host, d->vnc_port);
     return 0;
-}
-
-static int ds_daemon_listen_unix(const char *path)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int fd, err;
-
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -errno;
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
-        err = -errno;
-        close(fd);
-        return err;
-    }
-    return fd;
 }
 
 /* ------------------------------------------------------------------------
@@ -352,20 +332,13 @@ static int ds_daemon_unhex(const char *hex, unsigned char *out, size_t n)
 /* A descriptor connected to desktop's vnc.sock, or -1. */
 static int ds_daemon_connect_desktop(struct ds_daemon *d, const char *desktop)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     int fd;
 
-    if (hv_vm_path(d->host, desktop, "vnc.sock", sa.sun_path,
-                   sizeof(sa.sun_path)) < 0)
+    if (hv_vm_path(d->host, desktop, "vnc.sock", path, sizeof(path)) < 0)
         return -1;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    fd = dp_unix_connect(path);
+    return fd < 0 ? -1 : fd;
 }
 
 static void ds_daemon_answer_refusal(struct ds_daemon *d,
@@ -813,7 +786,7 @@ int ds_daemon_open(struct ds_daemon **out, const struct ds_config *cfg,
     if (!r)
         r = ds_daemon_listen_tcp(d);
     if (!r) {
-        d->gateway_fd = ds_daemon_listen_unix(cfg->gateway_socket);
+        d->gateway_fd = dp_unix_listen(cfg->gateway_socket, 64, SOCK_NONBLOCK);
         if (d->gateway_fd < 0) {
             r = d->gateway_fd;
             ds_daemon_log("gateway socket %s: %s", cfg->gateway_socket,

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "dp_msg.h"
+#include "dp_unix.h"
 
 #include "ds_config.h"
 #include "ds_daemon.h"
@@ -98,7 +99,6 @@ static void ds_main_ctl_line(void *arg, char *line, size_t len)
 
 static int ds_main_ctl(int argc, char **argv, const char *path)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct ds_main_ctl st = {0};
     struct dp_lines lines;
     json_t *args = NULL;
@@ -117,12 +117,11 @@ static int ds_main_ctl(int argc, char **argv, const char *path)
     }
     st.follow = !strcmp(argv[0], "subscribe");
     req = dp_msg_request(1, argv[0], args);
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = dp_unix_connect(path);
     if (!req || fd < 0 || dp_lines_init(&lines) < 0 ||
-        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
         write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
-        fprintf(stderr, "deskpool-display: %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "deskpool-display: %s: %s\n", path,
+                strerror(fd < 0 ? -fd : errno));
         return 1;
     }
     free(req);
