@@ -24,8 +24,6 @@
 #include "dp_time.h"
 #include "dp_token.h"
 
-#define BK_COOKIE "deskpool_session"
-
 const double bk_launch_buckets[BK_LAUNCH_SLOTS] = {
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25,
     0.5,   1,     2.5,   5,    10,   30,   60};
@@ -133,7 +131,7 @@ static struct bk_wait_data *bk_api_wait(struct bk_req *req, enum bk_wait kind)
 static int bk_api_token(struct bk_req *req, char token[DP_TOKEN_LEN + 1],
                         int *bearer)
 {
-    char buf[4096], *p;
+    char buf[4096];
 
     if (bk_req_header(req, "authorization", buf, sizeof(buf)) == 0) {
         if (strncmp(buf, "Bearer ", 7) != 0 || !dp_token_shape_ok(buf + 7))
@@ -145,14 +143,28 @@ static int bk_api_token(struct bk_req *req, char token[DP_TOKEN_LEN + 1],
     *bearer = 0;
     if (bk_req_header(req, "cookie", buf, sizeof(buf)) != 0)
         return -ENOENT;
-    for (p = strtok(buf, ";"); p; p = strtok(NULL, ";")) {
+    return bk_api_session_cookie(buf, token);
+}
+
+int bk_api_session_cookie(const char *header, char token[DP_TOKEN_LEN + 1])
+{
+    const char *p = header;
+
+    while (p && *p) {
+        size_t len = strcspn(p, ";");
+
         while (*p == ' ')
-            p++;
-        if (!strncmp(p, BK_COOKIE "=", sizeof(BK_COOKIE)) &&
-            dp_token_shape_ok(p + sizeof(BK_COOKIE))) {
-            memcpy(token, p + sizeof(BK_COOKIE), DP_TOKEN_LEN + 1);
-            return 0;
+            p++, len--;
+        if (len == sizeof(BK_SESSION_COOKIE) + DP_TOKEN_LEN &&
+            !strncmp(p, BK_SESSION_COOKIE "=", sizeof(BK_SESSION_COOKIE))) {
+            memcpy(token, p + sizeof(BK_SESSION_COOKIE), DP_TOKEN_LEN);
+            token[DP_TOKEN_LEN] = '\0';
+            if (dp_token_shape_ok(token))
+                return 0;
         }
+        p = strchr(p, ';');
+        if (p)
+            p++;
     }
     return -ENOENT;
 }
@@ -331,7 +343,7 @@ static void bk_api_login_ok(struct bk_api *api, struct bk_req *req,
         return;
     }
     snprintf(cookie, sizeof(cookie),
-             "Set-Cookie: " BK_COOKIE
+             "Set-Cookie: " BK_SESSION_COOKIE
              "=%s; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=%d\r\n",
              token, api->cfg->session_max);
     bk_req_reply_json(req, 200, reply, cookie);
@@ -396,7 +408,7 @@ static void bk_api_logout(struct bk_api *api, struct bk_req *req)
     bk_api_event(api, "logout", who.s.user, NULL, NULL, NULL);
     json_decref(who.s.groups);
     bk_req_reply_json(req, 200, json_pack("{ss}", "state", "logged-out"),
-                      "Set-Cookie: " BK_COOKIE
+                      "Set-Cookie: " BK_SESSION_COOKIE
                       "=; Path=/; HttpOnly; Secure; SameSite=Strict; "
                       "Max-Age=0\r\n");
 }

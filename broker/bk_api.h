@@ -17,8 +17,16 @@
 #include "bk_limit.h"
 #include "bk_mgr.h"
 #include "bk_store.h"
+#include "dp_token.h"
+
+#define BK_SESSION_COOKIE "deskpool_session"
 
 struct bk_api;
+
+/* The session token in a Cookie header's text: the first
+ * BK_SESSION_COOKIE with a token's shape. 0, or -ENOENT. (The gateway
+ * checks sessions too.) */
+int bk_api_session_cookie(const char *header, char token[DP_TOKEN_LEN + 1]);
 
 struct bk_api_parts {
     const struct bk_config *cfg;

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bk_api.h"
 #include "dp_token.h"
 #include "dp_unix.h"
 
@@ -42,25 +43,18 @@ static struct bk_gateway *bk_gw_of(struct lws *wsi)
 static int bk_gw_user(struct bk_gateway *g, struct lws *wsi, char *user,
                       size_t size)
 {
-    char cookie[4096], hash[DP_TOKEN_HEX_LEN + 1], *p;
+    char cookie[4096], token[DP_TOKEN_LEN + 1], hash[DP_TOKEN_HEX_LEN + 1];
     struct bk_session s;
 
-    if (lws_hdr_copy(wsi, cookie, sizeof(cookie), WSI_TOKEN_HTTP_COOKIE) <= 0)
+    if (lws_hdr_copy(wsi, cookie, sizeof(cookie), WSI_TOKEN_HTTP_COOKIE) <= 0 ||
+        bk_api_session_cookie(cookie, token) ||
+        dp_token_hash_hex(token, hash) ||
+        bk_store_session_get(g->store, hash, g->cfg->session_idle,
+                             g->cfg->session_max, &s) != 0)
         return -1;
-    for (p = strtok(cookie, ";"); p; p = strtok(NULL, ";")) {
-        while (*p == ' ')
-            p++;
-        if (strncmp(p, "deskpool_session=", 17) != 0 ||
-            !dp_token_shape_ok(p + 17) || dp_token_hash_hex(p + 17, hash))
-            continue;
-        if (bk_store_session_get(g->store, hash, g->cfg->session_idle,
-                                 g->cfg->session_max, &s) != 0)
-            return -1;
-        snprintf(user, size, "%s", s.user);
-        json_decref(s.groups);
-        return 0;
-    }
-    return -1;
+    snprintf(user, size, "%s", s.user);
+    json_decref(s.groups);
+    return 0;
 }
 
 /* The upgrade's checks: a session, and a live browser ticket of its
