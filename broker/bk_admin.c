@@ -209,13 +209,6 @@ void bk_admin_events(struct bk_api *api, struct bk_req *req)
 
 /* --- metrics -------------------------------------------------------------- */
 
-/* A client on this machine (lws may show IPv4 peers as v4-mapped). */
-static int bk_admin_loopback(const char *addr)
-{
-    return !strncmp(addr, "127.", 4) || !strcmp(addr, "::1") ||
-           !strncmp(addr, "::ffff:127.", 11);
-}
-
 /* Desktop sessions (desktops in use) by state, over all pools. */
 static void bk_admin_metrics_sessions(struct bk_api *api, FILE *f)
 {
@@ -248,7 +241,7 @@ void bk_admin_metrics(struct bk_api *api, struct bk_req *req)
     int s, c[BK_STATE_COUNT];
     uint64_t cum = 0;
 
-    if (!bk_admin_loopback(bk_req_addr(req))) {
+    if (!bk_config_loopback(bk_req_addr(req))) {
         struct bk_who who; /* remote scrapers need an admin token */
 
         if (bk_api_admin(api, req, &who))

@@ -178,9 +178,10 @@ int bk_config_set(struct bk_config *c, const char *key, const char *value,
     return -EINVAL;
 }
 
-static int bk_config_loopback(const char *addr)
+int bk_config_loopback(const char *addr)
 {
-    return !strncmp(addr, "127.", 4) || !strcmp(addr, "::1");
+    return !strncmp(addr, "127.", 4) || !strcmp(addr, "::1") ||
+           !strncmp(addr, "::ffff:127.", 11);
 }
 
 int bk_config_check(const struct bk_config *c, char *err, size_t err_size)

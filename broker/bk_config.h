@@ -62,6 +62,10 @@ int bk_config_load(struct bk_config *c, const char *path, char *err,
 int bk_config_set(struct bk_config *c, const char *key, const char *value,
                   char *err, size_t err_size);
 
+/* A numeric address of this machine's loopback (127.x, ::1, or 127.x
+ * mapped into IPv6 as libwebsockets shows IPv4 peers). */
+int bk_config_loopback(const char *addr);
+
 /* Checks settings that depend on each other. 0 or -EINVAL. */
 int bk_config_check(const struct bk_config *c, char *err, size_t err_size);
 
