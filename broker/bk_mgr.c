@@ -534,7 +534,7 @@ static void bk_mgr_reconcile_pool(struct bk_mgr *m, const json_t *pool,
 {
     const char *name = bk_pool_str(pool, "name");
     int64_t gen = json_integer_value(json_object_get(pool, "image_gen"));
-    int live = 0, spare = 0, coming = 0, need, old_deleted = 0;
+    int live = 0, spare = 0, coming = 0, need, waiting, old_deleted = 0;
     size_t i;
 
     if (json_is_true(json_object_get(pool, "deleting")))
@@ -579,8 +579,9 @@ static void bk_mgr_reconcile_pool(struct bk_mgr *m, const json_t *pool,
     if (bk_pool_int(pool, "spare") - spare - coming > need)
         need = bk_pool_int(pool, "spare") - spare - coming;
     /* Launches waiting beyond the spares get desktops of their own. */
-    if (bk_mgr_waiting(m, name) - spare - coming > need)
-        need = bk_mgr_waiting(m, name) - spare - coming;
+    waiting = bk_mgr_waiting(m, name);
+    if (waiting - spare - coming > need)
+        need = waiting - spare - coming;
     if (need > bk_pool_int(pool, "max") - live)
         need = bk_pool_int(pool, "max") - live;
     while (need-- > 0 && *in_flight < m->cfg.provision_limit && !m->stop) {
