@@ -60,24 +60,7 @@ static char *refusal(const char *ticket)
 
 static void wait_state(const char *id, const char *state)
 {
-    long long deadline = tsguest_now_ms() + 60000;
-    char path[160];
-
-    snprintf(path, sizeof(path), "/api/v1/admin/desktops/%s", id);
-    for (;;) {
-        json_t *d = NULL;
-        int ok;
-
-        ck_assert_int_eq(tsbroker_call(&admin, "GET", path, NULL, &d), 200);
-        ok = !strcmp(str(d, "state"), state);
-        if (ok || tsguest_now_ms() > deadline) {
-            ck_assert_msg(ok, "%s is %s, not %s", id, str(d, "state"), state);
-            json_decref(d);
-            return;
-        }
-        json_decref(d);
-        tsguest_sleep_ms(200);
-    }
+    tsbroker_wait_state(&admin, id, state, NULL, 60000);
 }
 
 /* One request on the broker's local API (as deskpool-display makes). */

@@ -45,47 +45,9 @@ static void create_pool(const char *name, int min, int spare, int max,
     free(body);
 }
 
-/* The desktop (JSON) of GET /api/v1/admin/desktops/ID. */
-static json_t *desktop(const char *id)
-{
-    char path[160];
-    json_t *d = NULL;
-
-    snprintf(path, sizeof(path), "/api/v1/admin/desktops/%s", id);
-    if (tsbroker_call(&admin, "GET", path, NULL, &d) != 200) {
-        json_t *ev = NULL; /* what happened to it: the audit log */
-        char *text;
-
-        tsbroker_call(&admin, "GET", "/api/v1/admin/events?limit=20", NULL,
-                      &ev);
-        text = json_dumps(ev, JSON_INDENT(1));
-        fprintf(stderr, "%s is gone; last events:\n%s\n", id, text);
-        free(text);
-        json_decref(ev);
-        ck_abort_msg("%s: no such desktop", id);
-    }
-    return d;
-}
-
-/* Waits until desktop id is in state (and has user, if not NULL). */
 static void wait_desktop(const char *id, const char *state, const char *user)
 {
-    long long deadline = tsguest_now_ms() + BOOT_MS;
-
-    for (;;) {
-        json_t *d = desktop(id);
-        int ok = !strcmp(str(d, "state"), state) &&
-                 (!user || !strcmp(str(d, "user"), user));
-
-        if (ok || tsguest_now_ms() > deadline) {
-            ck_assert_msg(ok, "%s is %s (user '%s'), not %s", id,
-                          str(d, "state"), str(d, "user"), state);
-            json_decref(d);
-            return;
-        }
-        json_decref(d);
-        tsguest_sleep_ms(250);
-    }
+    tsbroker_wait_state(&admin, id, state, user, BOOT_MS);
 }
 
 /* Launches pool for a session; returns the reply (status in *status). */

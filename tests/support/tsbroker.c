@@ -452,3 +452,45 @@ int tsbroker_json_has(const json_t *j, const char *text)
     free(dump);
     return found;
 }
+
+/* The admin's view of desktop id; a gone one fails the test, showing the
+ * last audit events (what happened to it). */
+static json_t *tsbroker_desktop(struct tsbroker_session *admin, const char *id)
+{
+    char path[160], *text;
+    json_t *d = NULL, *ev = NULL;
+
+    snprintf(path, sizeof(path), "/api/v1/admin/desktops/%s", id);
+    if (tsbroker_call(admin, "GET", path, NULL, &d) == 200)
+        return d;
+    json_decref(d);
+    tsbroker_call(admin, "GET", "/api/v1/admin/events?limit=20", NULL, &ev);
+    text = json_dumps(ev, JSON_INDENT(1));
+    fprintf(stderr, "%s is gone; last events:\n%s\n", id, text);
+    free(text);
+    json_decref(ev);
+    ck_abort_msg("%s: no such desktop", id);
+    return NULL;
+}
+
+void tsbroker_wait_state(struct tsbroker_session *admin, const char *id,
+                         const char *state, const char *user, int timeout_ms)
+{
+    long long deadline = tsguest_now_ms() + timeout_ms;
+
+    for (;;) {
+        json_t *d = tsbroker_desktop(admin, id);
+        const char *st = json_string_value(json_object_get(d, "state"));
+        const char *u = json_string_value(json_object_get(d, "user"));
+        int ok = st && !strcmp(st, state) && (!user || (u && !strcmp(u, user)));
+
+        if (ok || tsguest_now_ms() > deadline) {
+            ck_assert_msg(ok, "%s is %s (user '%s'), not %s", id, st ? st : "?",
+                          u ? u : "", state);
+            json_decref(d);
+            return;
+        }
+        json_decref(d);
+        tsguest_sleep_ms(200);
+    }
+}

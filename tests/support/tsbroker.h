@@ -107,6 +107,15 @@ void tsbroker_pam_env(const struct tsbroker *b);
 char *tsbroker_pool_json(const char *name, int min, int spare, int max,
                          const char *extra);
 
+/*
+ * Polls GET /api/v1/admin/desktops/ID as admin until the desktop is in
+ * state (and, when user is not NULL, held by user), for at most
+ * timeout_ms; fails the test otherwise. A desktop that is gone fails it
+ * at once, with the last audit events on stderr.
+ */
+void tsbroker_wait_state(struct tsbroker_session *admin, const char *id,
+                         const char *state, const char *user, int timeout_ms);
+
 /* True when the JSON text of j contains text (e.g. an event kind). */
 int tsbroker_json_has(const json_t *j, const char *text);
 
