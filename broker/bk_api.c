@@ -557,7 +557,10 @@ static void bk_api_launch_reply(struct bk_api *api, struct bk_req *req,
                           "protocol", protocol, "ticket", ticket, "expires",
                           (json_int_t)expires);
         if (!strcmp(protocol, "browser")) {
-            snprintf(url, sizeof(url), "/desktop.html#ticket=%s", ticket);
+            /* the pool lets the viewer launch again to reconnect (a
+             * ticket is spent once used) */
+            snprintf(url, sizeof(url), "/desktop.html#ticket=%s&pool=%s",
+                     ticket, d->pool);
             json_object_set_new(reply, "url", json_string(url));
         } else {
             snprintf(url, sizeof(url), "/api/v1/desktops/%s/rdp", d->id);
