@@ -150,14 +150,18 @@ static int tsbroker_port(const struct tsbroker *b)
 void tsbroker_start(struct tsbroker *b)
 {
     const char *bin = getenv("DESKPOOL_BIN_DIR");
-    char exe[512], web[160], sets[8][300];
+    char exe[512], web[300], sets[8][400];
     char *argv[64];
     long long deadline;
     int i, n = 0;
 
     ck_assert_msg(bin != NULL, "DESKPOOL_BIN_DIR is not set");
     snprintf(exe, sizeof(exe), "%s/deskpool-broker", bin);
-    snprintf(web, sizeof(web), "%s/web", b->dir);
+    /* the portal when it is built (make web), else an empty folder */
+    if (getenv("DESKPOOL_WEB_DIR") && *getenv("DESKPOOL_WEB_DIR"))
+        snprintf(web, sizeof(web), "%s", getenv("DESKPOOL_WEB_DIR"));
+    else
+        snprintf(web, sizeof(web), "%s/web", b->dir);
     mkdir(web, 0700);
     snprintf(sets[0], sizeof(sets[0]), "state_dir=%s", b->state);
     snprintf(sets[1], sizeof(sets[1]), "vm_dir=%s", b->vm);

@@ -115,3 +115,30 @@ export function every(ms, fn) {
         clearTimeout(timer);
     };
 }
+
+/*
+ * Asks a yes/no question in a modal <dialog> (keyboard: Enter on the
+ * focused button, Escape cancels). Resolves to true for yes.
+ */
+export function confirmDialog(title, text, yesLabel = 'OK') {
+    return new Promise((resolve) => {
+        const yes = el('button', { type: 'button', class: 'primary' }, yesLabel);
+        const no = el('button', { type: 'button' }, 'Cancel');
+        const d = el('dialog', { class: 'confirm', 'aria-label': title },
+            el('h2', {}, title), el('p', {}, text), el('div', { class: 'actions' }, yes, no));
+        const done = (v) => {
+            d.close();
+            d.remove();
+            resolve(v);
+        };
+        yes.addEventListener('click', () => done(true));
+        no.addEventListener('click', () => done(false));
+        d.addEventListener('cancel', (e) => {
+            e.preventDefault();
+            done(false);
+        });
+        document.body.append(d);
+        d.showModal();
+        no.focus();
+    });
+}
