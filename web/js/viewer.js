@@ -196,13 +196,33 @@ function toggleClipboard(show = $('clipboard-panel').hidden) {
         viewer.rfb.focus();
 }
 
-function sendClipboard() {
-    if (!viewer.rfb) {
-        toast('Not connected.', 'error');
+/*
+ * The panel talks to the desktop's clipboard through the broker and the
+ * desktop's agent (the same path RDP's clipboard takes), so it works
+ * whatever the guest's VNC side does with cut text.
+ */
+async function sendClipboard() {
+    const text = $('clipboard-text').value;
+    if (!text) {
+        toast('Nothing to send: the text box is empty.', 'error');
         return;
     }
-    viewer.rfb.clipboardPasteFrom($('clipboard-text').value);
-    toast('Sent to the desktop\'s clipboard.');
+    try {
+        await api('POST', `/desktops/${encodeURIComponent(viewer.desktop)}/clipboard`, { text });
+        toast('Sent to the desktop\'s clipboard.');
+    } catch (e) {
+        toast(e.message, 'error');
+    }
+}
+
+async function fetchClipboard() {
+    try {
+        const r = await api('GET', `/desktops/${encodeURIComponent(viewer.desktop)}/clipboard`);
+        $('clipboard-text').value = r.text;
+        toast('Copied from the desktop\'s clipboard.');
+    } catch (e) {
+        toast(e.message, 'error');
+    }
 }
 
 async function toggleFullscreen() {
@@ -245,6 +265,7 @@ function wire() {
     $('clipboard').addEventListener('click', () => toggleClipboard());
     $('clipboard-close').addEventListener('click', () => toggleClipboard(false));
     $('clipboard-send').addEventListener('click', sendClipboard);
+    $('clipboard-fetch').addEventListener('click', fetchClipboard);
     $('scale').addEventListener('click', toggleScale);
     $('scale').setAttribute('aria-pressed', scalePreference() ? 'true' : 'false');
     $('fullscreen').addEventListener('click', toggleFullscreen);
