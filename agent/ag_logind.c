@@ -289,8 +289,12 @@ static int lgd_set_resolution(struct ag_desk *d, int w, int h, int *got_w,
 static int lgd_message(struct ag_desk *d, const char *text, char *err, size_t n)
 {
     struct lgd *l = (struct lgd *)d;
-    int rc = lgd_x_session(l, err, n);
+    int rc;
     char *const argv[] = {"notify-send", "Deskpool", (char *)text, NULL};
+
+    if (!text[0]) /* a notification goes away by itself */
+        return 0;
+    rc = lgd_x_session(l, err, n);
     return rc < 0 ? rc : lgd_run(argv, l->user, l->display, NULL, NULL, err, n);
 }
 

@@ -210,7 +210,8 @@ static int op_message(struct ag_ops *a, json_t *args, struct ag_reply *r)
     const char *text;
     int rc;
 
-    if (dp_msg_string(args, "text", 1, 256, 1, &text, r->message,
+    /* "" takes the message away (e.g. a helpdesk stopped watching) */
+    if (dp_msg_string(args, "text", 0, 256, 1, &text, r->message,
                       sizeof(r->message)) < 0)
         return ag_bad(r, "bad-request", -EINVAL);
     rc = a->desk->ops->message(a->desk, text, r->message, sizeof(r->message));

@@ -1,7 +1,8 @@
 /*
  * bk_admin.c - the REST API's admin routes and /metrics (see
- * broker/README.md, "REST API"): pools, desktops, sessions, the audit log
- * and Prometheus metrics. Every route checks for an admin session first.
+ * broker/README.md, "REST API"): pools, desktops, sessions, helpdesk
+ * views, the audit log, the dashboard's stats and Prometheus metrics.
+ * Every route checks for an admin session first.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "bk_api_int.h"
 #include "bk_pool.h"
+#include "bk_stats.h"
 
 static void bk_admin_pool_put(struct bk_api *api, struct bk_req *req,
                               const struct bk_who *who, const char *name,
@@ -115,6 +117,87 @@ static int bk_admin_desktop_op_ok(const char *op)
     return 0;
 }
 
+static json_t *bk_admin_pool_of(json_t *pools, const char *name)
+{
+    json_t *p;
+    size_t i;
+
+    json_array_foreach(pools, i, p)
+    {
+        if (!strcmp(bk_pool_str(p, "name"), name))
+            return p;
+    }
+    return NULL;
+}
+
+/* What an admin sees of a desktop: what its user sees, the VM's shape
+ * from its pool (pools: the list, or NULL to look it up), and its QEMU's
+ * memory and CPU use from the last sampling pass (absent when it was not
+ * running then). */
+static json_t *bk_admin_desktop_json(struct bk_api *api,
+                                     const struct bk_desktop *d, json_t *pools)
+{
+    json_t *o = bk_api_desktop_json(d), *own = NULL, *p;
+    struct bk_stats_usage u;
+
+    if (pools)
+        p = bk_admin_pool_of(pools, d->pool);
+    else
+        p = own = bk_store_pool_get(api->store, d->pool);
+    if (o && p) {
+        json_object_set_new(o, "vcpus", json_integer(bk_pool_int(p, "vcpus")));
+        json_object_set_new(o, "memory_mb",
+                            json_integer(bk_pool_int(p, "memory_mb")));
+    }
+    if (o && bk_stats_usage(bk_mgr_stats(api->mgr), d->id, &u) == 0) {
+        json_object_set_new(o, "rss_mb", json_integer(u.rss_mb));
+        if (u.cpu_percent >= 0)
+            json_object_set_new(o, "cpu_percent", json_real(u.cpu_percent));
+    }
+    json_decref(own);
+    return o;
+}
+
+static json_t *bk_admin_desktop_list(struct bk_api *api, const char *pool,
+                                     const char *user)
+{
+    struct bk_desktop *v = NULL;
+    size_t n = 0, i;
+    json_t *a = json_array(), *pools = bk_store_pool_list(api->store);
+
+    if (pools && bk_store_desktop_list(api->store, pool, user, &v, &n) == 0)
+        for (i = 0; i < n; i++)
+            json_array_append_new(a, bk_admin_desktop_json(api, &v[i], pools));
+    free(v);
+    json_decref(pools);
+    return json_pack("{so}", "desktops", a);
+}
+
+/* A one-time ticket that lets the admin's browser watch the desktop
+ * (view-only) through the gateway; the desktop's state stays. */
+static void bk_admin_view(struct bk_api *api, struct bk_req *req,
+                          const struct bk_who *who, const struct bk_desktop *d)
+{
+    char ticket[DP_TOKEN_LEN + 1], url[256];
+    int64_t expires;
+
+    if (d->state == BK_PROVISIONING || d->state == BK_REFRESHING ||
+        d->state == BK_DELETING || d->state == BK_MAINTENANCE) {
+        bk_req_error(req, 409, "not_running", "the desktop is not running");
+        return;
+    }
+    if (bk_api_ticket(api, who->s.user, d->id, "view", ticket, &expires)) {
+        bk_req_error(req, 500, "internal", "cannot issue a ticket");
+        return;
+    }
+    snprintf(url, sizeof(url), "/desktop.html#ticket=%s&view=1&desktop=%s",
+             ticket, d->id);
+    bk_req_reply_json(req, 200,
+                      json_pack("{ss sI ss}", "ticket", ticket, "expires",
+                                (json_int_t)expires, "url", url),
+                      NULL);
+}
+
 void bk_admin_desktops(struct bk_api *api, struct bk_req *req, const char *id,
                        const char *action)
 {
@@ -128,11 +211,14 @@ void bk_admin_desktops(struct bk_api *api, struct bk_req *req, const char *id,
     if (!id && m == BK_GET) {
         bk_req_query(req, "pool", pool, sizeof(pool));
         bk_req_query(req, "user", user, sizeof(user));
-        bk_req_reply_json(req, 200, bk_api_desktop_list(api, pool, user), NULL);
+        bk_req_reply_json(req, 200, bk_admin_desktop_list(api, pool, user),
+                          NULL);
     } else if (!id || bk_store_desktop_get(api->store, id, &d) != 0) {
         bk_req_error(req, 404, "no_desktop", "no such desktop");
     } else if (!action && m == BK_GET) {
-        bk_req_reply_json(req, 200, bk_api_desktop_json(&d), NULL);
+        bk_req_reply_json(req, 200, bk_admin_desktop_json(api, &d, NULL), NULL);
+    } else if (action && !strcmp(action, "view") && m == BK_POST) {
+        bk_admin_view(api, req, &who, &d);
     } else if (action && !strcmp(action, "screenshot") && m == BK_GET) {
         bk_api_command(api, req, who.s.user, &d, "screenshot", 30);
     } else if (action && !strcmp(action, "disconnect") && m == BK_POST) {
@@ -161,11 +247,12 @@ void bk_admin_sessions(struct bk_api *api, struct bk_req *req)
         for (i = 0; i < n; i++)
             if (bk_state_in_use(v[i].state))
                 json_array_append_new(
-                    a, json_pack("{ss ss ss ss ss sI}", "desktop", v[i].id,
+                    a, json_pack("{ss ss ss ss ss sI ss}", "desktop", v[i].id,
                                  "pool", v[i].pool, "user", v[i].user, "state",
                                  bk_state_name(v[i].state), "protocol",
                                  v[i].protocol, "since",
-                                 (json_int_t)v[i].assigned_at));
+                                 (json_int_t)v[i].assigned_at, "client",
+                                 v[i].client));
     free(v);
     json_decref(who.s.groups);
     bk_req_reply_json(req, 200, json_pack("{so}", "sessions", a), NULL);
@@ -205,6 +292,70 @@ void bk_admin_events(struct bk_api *api, struct bk_req *req)
                                   pool, (int)limit)),
         NULL);
     json_decref(who.s.groups);
+}
+
+/* --- the dashboard ------------------------------------------------------- */
+
+static json_t *bk_admin_sample_json(const struct bk_stats_sample *s)
+{
+    return json_pack("{sI si si si si}", "t", (json_int_t)s->t, "sessions",
+                     s->sessions, "in_use", s->in_use, "ready", s->ready,
+                     "provisioning", s->provisioning);
+}
+
+/* Each pool now, counted from the store (not the ring). */
+static json_t *bk_admin_stats_pools(struct bk_api *api)
+{
+    json_t *pools = bk_store_pool_list(api->store), *out = json_array(), *p;
+    int c[BK_STATE_COUNT], s;
+    size_t i;
+
+    json_array_foreach(pools, i, p)
+    {
+        struct bk_stats_sample n = {0};
+
+        bk_store_desktop_counts(api->store, bk_pool_str(p, "name"), c);
+        for (s = 0; s < BK_STATE_COUNT; s++)
+            bk_stats_count(&n, (enum bk_state)s, c[s]);
+        json_array_append_new(
+            out, json_pack("{ss si si si si si}", "name",
+                           bk_pool_str(p, "name"), "max", bk_pool_int(p, "max"),
+                           "desktops", n.desktops, "in_use", n.in_use, "ready",
+                           n.ready, "provisioning", n.provisioning));
+    }
+    json_decref(pools);
+    return out;
+}
+
+void bk_admin_stats(struct bk_api *api, struct bk_req *req)
+{
+    struct bk_stats *st = bk_mgr_stats(api->mgr);
+    size_t cap = bk_stats_capacity(st), n, i;
+    struct bk_stats_sample *v = malloc(cap * sizeof(*v));
+    int64_t now = bk_stats_unix_ms();
+    struct bk_who who;
+    json_t *samples;
+
+    if (!v) {
+        bk_req_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    if (bk_api_admin(api, req, &who)) {
+        free(v);
+        return;
+    }
+    n = bk_stats_samples(st, bk_admin_query_int(req, "since", 0), now, v, cap);
+    samples = json_array();
+    for (i = 0; i < n; i++)
+        json_array_append_new(samples, bk_admin_sample_json(&v[i]));
+    free(v);
+    json_decref(who.s.groups);
+    bk_req_reply_json(req, 200,
+                      json_pack("{si sI so so}", "interval",
+                                bk_stats_interval(st), "now", (json_int_t)now,
+                                "samples", samples, "pools",
+                                bk_admin_stats_pools(api)),
+                      NULL);
 }
 
 /* --- metrics -------------------------------------------------------------- */

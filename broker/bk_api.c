@@ -430,12 +430,12 @@ static void bk_api_me(struct bk_api *api, struct bk_req *req)
 
 json_t *bk_api_desktop_json(const struct bk_desktop *d)
 {
-    return json_pack("{ss ss ss ss sI sI sI ss ss}", "id", d->id, "pool",
+    return json_pack("{ss ss ss ss sI sI sI ss ss ss}", "id", d->id, "pool",
                      d->pool, "state", bk_state_name(d->state), "user", d->user,
                      "image_gen", (json_int_t)d->image_gen, "created",
                      (json_int_t)d->created, "state_since",
                      (json_int_t)d->state_since, "error", d->error, "protocol",
-                     d->protocol);
+                     d->protocol, "client", d->client);
 }
 
 /* What a user sees of a pool: availability, never its image or users. */
@@ -452,8 +452,9 @@ static json_t *bk_api_pool_public(struct bk_api *api, json_t *pool,
     bk_store_desktop_counts(api->store, name, c);
     if (json_is_true(json_object_get(pool, "maintenance")))
         state = "maintenance";
-    else if (json_is_true(json_object_get(pool, "restrained")))
-        state = "unavailable";
+    else if (json_is_true(json_object_get(pool, "restrained")) ||
+             json_integer_value(json_object_get(pool, "max")) == 0)
+        state = "unavailable"; /* max 0: no desktop will ever come */
     else if (!c[BK_READY])
         state = "provisioning";
     o = json_pack("{ss ss ss ss si}", "name", name, "description",
@@ -499,9 +500,9 @@ static int bk_api_protocol_ok(const char *p)
 }
 
 /* A one-time ticket for (user, desktop, protocol) into t. */
-static int bk_api_ticket(struct bk_api *api, const char *user,
-                         const char *desktop, const char *protocol,
-                         char t[DP_TOKEN_LEN + 1], int64_t *expires)
+int bk_api_ticket(struct bk_api *api, const char *user, const char *desktop,
+                  const char *protocol, char t[DP_TOKEN_LEN + 1],
+                  int64_t *expires)
 {
     char hash[DP_TOKEN_HEX_LEN + 1];
 
@@ -736,7 +737,10 @@ void bk_api_command(struct bk_api *api, struct bk_req *req, const char *who,
     }
     snprintf(w->op, sizeof(w->op), "%s", op);
     snprintf(w->desktop, sizeof(w->desktop), "%s", d->id);
-    bk_api_event(api, op, who, d->pool, d->id, NULL);
+    /* screenshots change nothing, and the console's thumbnails would flood
+     * the audit log */
+    if (strcmp(op, "screenshot") != 0)
+        bk_api_event(api, op, who, d->pool, d->id, NULL);
     bk_req_park(req, timeout_s * 1000);
 }
 
@@ -785,6 +789,48 @@ static void bk_api_rdp_file(struct bk_api *api, struct bk_req *req,
     bk_req_reply(req, 200, "application/x-rdp", file, (size_t)n, headers);
 }
 
+/*
+ * The desktop's clipboard through its agent, for the browser's clipboard
+ * panel: GET reads it, POST {"text": ...} sets it. Answered when the
+ * agent answers (the manager asks it without waiting).
+ */
+static void bk_api_clipboard(struct bk_api *api, struct bk_req *req,
+                             const struct bk_desktop *d)
+{
+    struct bk_wait_data *w;
+    json_t *body = NULL;
+    const char *text = NULL;
+    int r;
+
+    if (!bk_state_in_use(d->state)) {
+        bk_req_error(req, 409, "not_in_use", "the desktop has no session");
+        return;
+    }
+    if (bk_req_method(req) == BK_POST) {
+        body = bk_api_body(req);
+        if (!body)
+            return;
+        text = bk_api_str(body, "text", BK_MGR_CLIPBOARD_MAX);
+        if (!text) {
+            bk_req_error(req, 400, "bad_request",
+                         "text: a string of 1 to 32768 bytes");
+            json_decref(body);
+            return;
+        }
+    }
+    w = bk_api_wait(req, BK_WAIT_COMMAND);
+    r = w ? bk_mgr_clipboard(api->mgr, d->id, text, bk_req_id(req)) : -ENOMEM;
+    json_decref(body);
+    if (r) {
+        bk_req_error(req, 500, "internal", "cannot queue the operation");
+        return;
+    }
+    snprintf(w->op, sizeof(w->op), "%s",
+             bk_req_method(req) == BK_POST ? "clipboard-set" : "clipboard-get");
+    snprintf(w->desktop, sizeof(w->desktop), "%s", d->id);
+    bk_req_park(req, 10000);
+}
+
 static void bk_api_desktop_route(struct bk_api *api, struct bk_req *req,
                                  const char *id, const char *action)
 {
@@ -804,6 +850,9 @@ static void bk_api_desktop_route(struct bk_api *api, struct bk_req *req,
         bk_api_command(api, req, who.s.user, &d, "logoff", 60);
     else if (action && !strcmp(action, "disconnect") && m == BK_POST)
         bk_api_disconnect(api, req, who.s.user, &d);
+    else if (action && !strcmp(action, "clipboard") &&
+             (m == BK_GET || m == BK_POST))
+        bk_api_clipboard(api, req, &d);
     else
         bk_req_error(req, 404, "not_found", "no such route");
 out:
@@ -877,6 +926,9 @@ void bk_api_request(void *arg, struct bk_req *req)
     else if (n == 2 && !strcmp(seg[0], "admin") && !strcmp(seg[1], "events") &&
              m == BK_GET)
         bk_admin_events(api, req);
+    else if (n == 2 && !strcmp(seg[0], "admin") && !strcmp(seg[1], "stats") &&
+             m == BK_GET)
+        bk_admin_stats(api, req);
     else
         bk_req_error(req, 404, "not_found", "no such route");
 }
@@ -891,6 +943,10 @@ static void bk_api_command_done(struct bk_req *req,
     if (res->status) {
         bk_req_error(req, res->status == -ENOENT ? 404 : 409, "failed",
                      res->message);
+    } else if (!strcmp(w->op, "clipboard-get")) {
+        bk_req_reply_json(req, 200,
+                          json_pack("{ss}", "text", res->text ? res->text : ""),
+                          NULL);
     } else if (!strcmp(w->op, "screenshot")) {
         FILE *f = fopen(res->path, "rb");
         char *png = NULL;
@@ -924,6 +980,7 @@ static void bk_api_mgr_results(struct bk_api *api)
             bk_api_command_done(req, &res);
         if (res.path[0])
             unlink(res.path);
+        free(res.text);
     }
 }
 

@@ -69,6 +69,11 @@ const char *bk_api_str(const json_t *o, const char *key, size_t max);
 int bk_api_auth(struct bk_api *api, struct bk_req *req, struct bk_who *who);
 int bk_api_admin(struct bk_api *api, struct bk_req *req, struct bk_who *who);
 json_t *bk_api_desktop_json(const struct bk_desktop *d);
+/* A one-time ticket for (user, desktop, protocol) into t, valid
+ * ticket_ttl seconds (*expires: Unix seconds). 0 or a negative errno. */
+int bk_api_ticket(struct bk_api *api, const char *user, const char *desktop,
+                  const char *protocol, char t[DP_TOKEN_LEN + 1],
+                  int64_t *expires);
 /* {"desktops": [...]} of pool and/or user (NULL or "": any). */
 json_t *bk_api_desktop_list(struct bk_api *api, const char *pool,
                             const char *user);
@@ -89,6 +94,9 @@ void bk_admin_desktops(struct bk_api *api, struct bk_req *req, const char *id,
                        const char *action);
 void bk_admin_sessions(struct bk_api *api, struct bk_req *req);
 void bk_admin_events(struct bk_api *api, struct bk_req *req);
+/* GET /api/v1/admin/stats[?since=MS]: the dashboard's history and the
+ * pools now. */
+void bk_admin_stats(struct bk_api *api, struct bk_req *req);
 /* GET /metrics: loopback clients, or an admin's session. */
 void bk_admin_metrics(struct bk_api *api, struct bk_req *req);
 

@@ -66,6 +66,7 @@ static const struct bk_config_key bk_config_keys[] = {
     BK_I(launch_wait, 0, 600),
     BK_I(provision_limit, 1, 64),
     BK_I(reconcile_interval, 1, 3600),
+    BK_I(stats_interval, 1, 3600),
 };
 
 void bk_config_defaults(struct bk_config *c)
@@ -98,6 +99,7 @@ void bk_config_defaults(struct bk_config *c)
     c->launch_wait = 30;
     c->provision_limit = 2;
     c->reconcile_interval = 5;
+    c->stats_interval = 10;
 }
 
 static int bk_config_string(const struct bk_config_key *k, char *dst,

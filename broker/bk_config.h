@@ -47,6 +47,7 @@ struct bk_config {
     int launch_wait;        /* seconds a launch waits for a desktop; 30 */
     int provision_limit;    /* desktops provisioned at once; 2 */
     int reconcile_interval; /* seconds between reconcile passes; 5 */
+    int stats_interval;     /* seconds between dashboard samples; 10 */
 };
 
 void bk_config_defaults(struct bk_config *c);

@@ -39,9 +39,9 @@ static struct bk_gateway *bk_gw_of(struct lws *wsi)
     return p ? p->user : NULL;
 }
 
-/* The session's user from the cookie, 0 or -1. */
+/* The session's user (and whether an admin) from the cookie, 0 or -1. */
 static int bk_gw_user(struct bk_gateway *g, struct lws *wsi, char *user,
-                      size_t size)
+                      size_t size, int *admin)
 {
     char cookie[4096], token[DP_TOKEN_LEN + 1], hash[DP_TOKEN_HEX_LEN + 1];
     struct bk_session s;
@@ -53,24 +53,30 @@ static int bk_gw_user(struct bk_gateway *g, struct lws *wsi, char *user,
                              g->cfg->session_max, &s) != 0)
         return -1;
     snprintf(user, size, "%s", s.user);
+    *admin = s.admin;
     json_decref(s.groups);
     return 0;
 }
 
 /* The upgrade's checks: a session, and a live browser ticket of its
- * user. Returns 0 (allowed; ticket copied into c) or -1. */
+ * user, or a helpdesk view ticket of its user who is still an admin.
+ * Returns 0 (allowed; ticket copied into c) or -1. */
 static int bk_gw_check(struct bk_gateway *g, struct lws *wsi,
                        struct bk_gw_conn *c)
 {
     char user[BK_USER_MAX + 1], owner[BK_USER_MAX + 1], proto[16], buf[128],
         hash[DP_TOKEN_HEX_LEN + 1];
     const char *t = lws_get_urlarg_by_name(wsi, "ticket=", buf, sizeof(buf));
+    int admin = 0;
 
-    if (!t || !dp_token_shape_ok(t) || bk_gw_user(g, wsi, user, sizeof(user)) ||
+    if (!t || !dp_token_shape_ok(t) ||
+        bk_gw_user(g, wsi, user, sizeof(user), &admin) ||
         dp_token_hash_hex(t, hash) ||
         bk_store_ticket_peek(g->store, hash, owner, sizeof(owner), proto,
                              sizeof(proto)) ||
-        strcmp(owner, user) != 0 || strcmp(proto, "browser") != 0) {
+        strcmp(owner, user) != 0 ||
+        (strcmp(proto, "browser") != 0 &&
+         (strcmp(proto, "view") != 0 || !admin))) {
         g->refused++;
         return -1;
     }

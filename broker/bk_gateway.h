@@ -4,7 +4,9 @@
  *
  * At the upgrade the broker checks that the caller has a session (the
  * cookie) and that the ticket is a live browser ticket of that session's
- * user; anything else is refused before the 101. Then it connects to the
+ * user, or a helpdesk "view" ticket of that user while an admin (the
+ * display then serves the desktop view-only); anything else is refused
+ * before the 101. Then it connects to the
  * display's gateway socket, sends the preamble "TICKET <t> <client>\n"
  * (the display redeems the ticket, once, through the local API) and moves
  * bytes both ways as binary websocket frames.

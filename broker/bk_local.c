@@ -63,9 +63,9 @@ static int bk_local_redeem(struct bk_local_conn *c, json_t *args,
 {
     const char *ticket, *proto;
     char hash[DP_TOKEN_HEX_LEN + 1], user[BK_USER_MAX + 1],
-        desktop[BK_NAME_MAX + 1], detail[128];
+        desktop[BK_NAME_MAX + 1], detail[128], kind[16] = "";
     struct bk_desktop d;
-    int r;
+    int r, view = 0;
 
     if (dp_msg_string(args, "ticket", 1, 64, 1, &ticket, detail,
                       sizeof(detail)) ||
@@ -74,6 +74,15 @@ static int bk_local_redeem(struct bk_local_conn *c, json_t *args,
         return bk_local_fail(rep, "bad-request", detail);
     if (!dp_token_shape_ok(ticket) || dp_token_hash_hex(ticket, hash))
         return bk_local_fail(rep, "unknown", "unknown ticket");
+    /* The gateway serves helpdesk views as it serves browsers: a "view"
+     * ticket is redeemed where a browser ticket is asked for. */
+    if (!strcmp(proto, "browser")) /* (a spent one too: it says so below) */
+        bk_store_ticket_peek(c->store, hash, user, sizeof(user), kind,
+                             sizeof(kind));
+    if (!strcmp(kind, "view")) {
+        view = 1;
+        proto = "view";
+    }
     r = bk_store_ticket_redeem(c->store, hash, proto, user, sizeof(user),
                                desktop, sizeof(desktop));
     if (r == -ENOENT)
@@ -85,14 +94,18 @@ static int bk_local_redeem(struct bk_local_conn *c, json_t *args,
     if (r == -EPROTO)
         return bk_local_fail(rep, "protocol",
                              "ticket issued for another protocol");
-    if (r || bk_store_desktop_get(c->store, desktop, &d) ||
-        strcmp(d.user, user) != 0)
+    if (r || bk_store_desktop_get(c->store, desktop, &d))
+        return bk_local_fail(rep, "unknown", "the ticket's desktop is gone");
+    /* a helpdesk may view any desktop; users only their own */
+    if (!view && strcmp(d.user, user) != 0)
         return bk_local_fail(rep, "unknown",
                              "the ticket's desktop is no longer the user's");
     bk_store_event(c->store, "redeem", user, d.pool, desktop,
                    json_pack("{ss}", "protocol", proto));
     rep->result = json_pack("{ss ss ss}", "user", user, "desktop", desktop,
                             "pool", d.pool);
+    if (view)
+        json_object_set_new(rep->result, "view_only", json_true());
     return 0;
 }
 
@@ -201,13 +214,30 @@ static int bk_local_login(struct bk_local_conn *c, json_t *args,
     return 0;
 }
 
+/* A helpdesk view began or ended: the desktop's state and client stay
+ * its user's; its user is told through the agent's banner. */
+static int bk_local_view(struct bk_local_conn *c, const char *ev,
+                         const struct bk_desktop *d, const char *viewer,
+                         const char *client, struct bk_local_reply *rep)
+{
+    int start = !strcmp(ev, "connected");
+
+    bk_store_event(c->store, "helpdesk_view", viewer, d->pool, d->id,
+                   json_pack("{ss ss ss}", "phase", start ? "start" : "end",
+                             "owner", d->user, "client", client));
+    bk_mgr_view(c->l->p.mgr, d->id, viewer, start ? 1 : -1);
+    rep->result = json_object();
+    return 0;
+}
+
 static int bk_local_session(struct bk_local_conn *c, json_t *args,
                             struct bk_local_reply *rep)
 {
-    const char *ev, *desktop, *user, *proto;
+    const char *ev, *desktop, *user, *proto, *client = "";
     char detail[128];
     struct bk_desktop d;
     enum bk_state to;
+    int r = 0;
 
     if (dp_msg_string(args, "event", 1, 16, 1, &ev, detail, sizeof(detail)) ||
         dp_msg_string(args, "desktop", 1, BK_NAME_MAX, 1, &desktop, detail,
@@ -215,21 +245,39 @@ static int bk_local_session(struct bk_local_conn *c, json_t *args,
         dp_msg_string(args, "user", 1, BK_USER_MAX, 1, &user, detail,
                       sizeof(detail)) ||
         dp_msg_string(args, "protocol", 1, 16, 1, &proto, detail,
-                      sizeof(detail)))
+                      sizeof(detail)) ||
+        (json_object_get(args, "client") &&
+         dp_msg_string(args, "client", 0, BK_CLIENT_MAX, 1, &client, detail,
+                       sizeof(detail))))
         return bk_local_fail(rep, "bad-request", detail);
     if (strcmp(ev, "connected") && strcmp(ev, "disconnected"))
         return bk_local_fail(rep, "bad-request",
                              "event: connected or disconnected");
+    if (json_is_true(json_object_get(args, "view"))) {
+        if (bk_store_desktop_get(c->store, desktop, &d))
+            return bk_local_fail(rep, "unknown", "no such desktop");
+        return bk_local_view(c, ev, &d, user, client, rep);
+    }
     if (bk_store_desktop_get(c->store, desktop, &d) ||
         strcmp(d.user, user) != 0)
         return bk_local_fail(rep, "unknown", "not this user's desktop");
     to = !strcmp(ev, "connected") ? BK_CONNECTED : BK_DISCONNECTED;
-    if (bk_state_in_use(d.state) && d.state != to)
-        bk_store_desktop_set_state(c->store, desktop, (int)d.state, to, NULL);
+    /* the state and the client address change together */
+    if (bk_state_in_use(d.state) && bk_store_begin(c->store) == 0) {
+        if (d.state != to)
+            r = bk_store_desktop_set_state(c->store, desktop, (int)d.state, to,
+                                           NULL);
+        if (!r)
+            r = bk_store_desktop_set_client(c->store, desktop, client,
+                                            to == BK_CONNECTED);
+        if (r)
+            bk_store_rollback(c->store);
+        else
+            bk_store_commit(c->store);
+    }
     bk_store_event(c->store, ev, user, d.pool, desktop,
-                   json_pack("{ss sO* sO*}", "protocol", proto, "client",
-                             json_object_get(args, "client"), "bytes",
-                             json_object_get(args, "bytes")));
+                   json_pack("{ss ss sO*}", "protocol", proto, "client", client,
+                             "bytes", json_object_get(args, "bytes")));
     rep->result = json_object();
     return 0;
 }

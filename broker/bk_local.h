@@ -4,17 +4,23 @@
  * user) speaking JSON lines as agent/PROTOCOL.md frames them.
  *
  * Requests (args -> result):
- *   redeem  {ticket, protocol}   -> {user, desktop, pool}
+ *   redeem  {ticket, protocol}   -> {user, desktop, pool[, view_only]}
  *           a one-time ticket from a launch: single use, bound to the
  *           protocol; errors "unknown", "expired", "used", "protocol".
+ *           A helpdesk's "view" ticket is redeemed as "browser" and
+ *           answers view_only: true (user: the admin; any desktop).
  *   login   {user, password, protocol[, pool][, client]}
  *           -> {user, desktop, pool}: PAM (password only), then the
  *           user's desktop as a launch would give it (waiting up to
  *           launch_wait for one); errors "denied" (with PAM's reason),
  *           "locked" (rate limit), "no-pool", "unavailable".
  *   session {event: "connected"|"disconnected", desktop, user, protocol
- *           [, client][, bytes]} -> {}: the desktop's state follows
- *           (CONNECTED / DISCONNECTED) and the audit log records it.
+ *           [, client][, bytes][, view]} -> {}: the desktop's state and
+ *           client address follow (CONNECTED / DISCONNECTED) and the
+ *           audit log records it. With view: true, a helpdesk view (user:
+ *           the viewer) began or ended: the state stays, the event is
+ *           "helpdesk_view" and the desktop's user sees a banner
+ *           (bk_mgr_view()).
  *
  * One thread per connection (display daemons hold a few, briefly), at
  * most BK_LOCAL_MAX_CONNS; each has its own store connection. A line over

@@ -50,6 +50,7 @@ struct bk_mgr_cmd {
     struct bk_mgr_cmd *next;
     char desktop[BK_NAME_MAX + 1];
     char op[16];
+    char *text; /* clipboard-set: what to set (owned) */
     uint64_t tag;
 };
 
@@ -71,6 +72,18 @@ struct bk_mgr_want {
     int waiting;
 };
 
+/* Helpdesk views of a desktop (under the lock): the banner its agent
+ * should show, and whether the agent still has to be told. */
+struct bk_mgr_viewing {
+    struct bk_mgr_viewing *next;
+    char desktop[BK_NAME_MAX + 1];
+    char viewer[BK_USER_MAX + 1]; /* the latest to start viewing */
+    int count;                    /* views running */
+    int dirty;   /* the agent has not been sent the current text */
+    int sending; /* a message request is on its way */
+    uint64_t retry_ms, dirty_since_ms;
+};
+
 struct bk_mgr {
     struct bk_config cfg;
     struct bk_store *store;
@@ -87,7 +100,10 @@ struct bk_mgr {
     struct bk_mgr_desk *desks;
     struct bk_mgr_backoff *backoffs;
     struct bk_mgr_want *wants;
+    struct bk_mgr_viewing *views;
     uint64_t next_pass_ms;
+    struct bk_stats *stats;
+    uint64_t next_stats_ms;
 };
 
 static void bk_mgr_log(const char *fmt, ...)
@@ -141,6 +157,7 @@ static void bk_mgr_desk_drop(struct bk_mgr *m, const char *id)
 }
 
 static void bk_mgr_agent_event(void *arg, const char *name, json_t *data);
+static void bk_mgr_view_resend(struct bk_mgr *m, const char *desktop);
 static int bk_mgr_logoff(struct bk_mgr *m, struct bk_desktop *d, char *err,
                          size_t err_size);
 
@@ -214,6 +231,8 @@ static void bk_mgr_agent_event(void *arg, const char *name, json_t *data)
     struct bk_desktop d;
 
     (void)data;
+    if (!strcmp(name, "ready"))
+        bk_mgr_view_resend(m, rt->id); /* a rebooted guest forgot it */
     if (bk_store_desktop_get(m->store, rt->id, &d) != 0)
         return;
     if (!strcmp(name, "ready") && bk_state_in_use(d.state)) {
@@ -686,13 +705,18 @@ static void bk_mgr_adopt(struct bk_mgr *m)
 
 /* --- commands ------------------------------------------------------------ */
 
-static void bk_mgr_result(struct bk_mgr *m, uint64_t tag, int status,
-                          const char *message, const char *path)
+static void bk_mgr_result_text(struct bk_mgr *m, uint64_t tag, int status,
+                               const char *message, const char *path,
+                               const char *text)
 {
     struct bk_mgr_res_node *n = calloc(1, sizeof(*n)), **pp;
 
     if (!n)
         return;
+    if (text && !(n->r.text = strdup(text))) {
+        free(n);
+        return;
+    }
     n->r.tag = tag;
     n->r.status = status;
     snprintf(n->r.message, sizeof(n->r.message), "%s", message ? message : "");
@@ -703,6 +727,63 @@ static void bk_mgr_result(struct bk_mgr *m, uint64_t tag, int status,
     *pp = n;
     pthread_mutex_unlock(&m->lock);
     bk_mgr_changed(m);
+}
+
+static void bk_mgr_result(struct bk_mgr *m, uint64_t tag, int status,
+                          const char *message, const char *path)
+{
+    bk_mgr_result_text(m, tag, status, message, path, NULL);
+}
+
+/* A clipboard request in flight: whom to answer. */
+struct bk_mgr_clip {
+    struct bk_mgr *m;
+    uint64_t tag;
+};
+
+static void bk_mgr_clipboard_reply(void *arg, int status, json_t *result,
+                                   const char *code, const char *message)
+{
+    struct bk_mgr_clip *c = arg;
+    char err[300];
+
+    snprintf(err, sizeof(err), "the desktop's agent: %s%s%s", code ? code : "",
+             code && message ? ": " : "", message ? message : "");
+    bk_mgr_result_text(c->m, c->tag, status, status ? err : NULL, NULL,
+                       json_string_value(json_object_get(result, "text")));
+    free(c);
+}
+
+/* Asks the agent without waiting: the manager thread must not stall on a
+ * guest (the reply arrives through the agent's poll). 1: the result
+ * comes later. */
+static int bk_mgr_clipboard_run(struct bk_mgr *m, const struct bk_mgr_cmd *c,
+                                char *err, size_t err_size)
+{
+    struct bk_mgr_desk *rt = bk_mgr_desk_find(m, c->desktop);
+    struct bk_mgr_clip *clip;
+    struct hv_agent_state st = {0};
+    json_t *args = NULL;
+
+    if (rt && rt->agent)
+        hv_agent_state(rt->agent, &st);
+    if (!rt || !rt->agent || !st.connected) {
+        snprintf(err, err_size, "the desktop's agent is not connected");
+        return -ENOTCONN;
+    }
+    clip = calloc(1, sizeof(*clip));
+    if (!clip)
+        return -ENOMEM;
+    *clip = (struct bk_mgr_clip){.m = m, .tag = c->tag};
+    if (c->text)
+        args = json_pack("{ss}", "text", c->text);
+    if (hv_agent_request(rt->agent, c->op, args, 5000, bk_mgr_clipboard_reply,
+                         clip) != 0) {
+        free(clip);
+        snprintf(err, err_size, "cannot ask the desktop's agent");
+        return -EIO;
+    }
+    return 1;
 }
 
 static int bk_mgr_logoff(struct bk_mgr *m, struct bk_desktop *d, char *err,
@@ -741,6 +822,8 @@ static int bk_mgr_run_command(struct bk_mgr *m, const struct bk_mgr_cmd *c,
     }
     if (!strcmp(c->op, "logoff"))
         return bk_mgr_logoff(m, &d, err, err_size);
+    if (!strcmp(c->op, "clipboard-set") || !strcmp(c->op, "clipboard-get"))
+        return bk_mgr_clipboard_run(m, c, err, err_size);
     if (!strcmp(c->op, "delete"))
         return bk_mgr_delete(m, &d);
     if (!strcmp(c->op, "reset"))
@@ -802,9 +885,235 @@ static void bk_mgr_commands(struct bk_mgr *m)
         if (!c)
             return;
         r = bk_mgr_run_command(m, c, err, sizeof(err), path, sizeof(path));
-        bk_mgr_result(m, c->tag, r, err, path);
+        if (r != 1) /* 1: answered later (an agent request) */
+            bk_mgr_result(m, c->tag, r, err, path);
+        free(c->text);
         free(c);
     }
+}
+
+/* --- dashboard samples --------------------------------------------------- */
+
+/* A desktop's QEMU now, with its CPU use since the last pass. 0 or -ESRCH
+ * (not running). */
+static int bk_mgr_usage(struct bk_mgr *m, const char *id,
+                        struct bk_stats_usage *u)
+{
+    struct bk_stats_usage prev;
+    struct hv_vm_usage vu;
+
+    if (hv_vm_read_usage(m->host, id, &vu))
+        return -ESRCH;
+    memset(u, 0, sizeof(*u));
+    snprintf(u->id, sizeof(u->id), "%s", id);
+    u->pid = vu.pid;
+    u->cpu_ms = vu.cpu_ms;
+    u->t_ms = dp_time_now_ms();
+    u->rss_mb = (int64_t)(vu.rss_bytes >> 20);
+    u->cpu_percent = bk_stats_cpu_percent(
+        bk_stats_usage(m->stats, id, &prev) == 0 ? &prev : NULL, u->pid,
+        u->cpu_ms, u->t_ms);
+    return 0;
+}
+
+/* One sample for the dashboard: desktops by state from this thread's
+ * store connection, each QEMU's usage from /proc. */
+static void bk_mgr_sample(struct bk_mgr *m)
+{
+    struct bk_stats_sample s = {0};
+    struct bk_stats_usage *u;
+    struct bk_desktop *v = NULL;
+    size_t n = 0, nu = 0, i;
+
+    if (bk_store_desktop_list(m->store, NULL, NULL, &v, &n))
+        return;
+    u = calloc(n ? n : 1, sizeof(*u));
+    for (i = 0; i < n; i++) {
+        bk_stats_count(&s, v[i].state, 1);
+        if (u && bk_mgr_usage(m, v[i].id, &u[nu]) == 0)
+            nu++;
+    }
+    s.t = bk_stats_unix_ms();
+    bk_stats_add(m->stats, &s);
+    if (u)
+        bk_stats_put_usage(m->stats, u, nu);
+    free(u);
+    free(v);
+}
+
+/* Samples when one is due; the schedule keeps its beat unless a long VM
+ * operation held the thread past a whole interval. */
+static void bk_mgr_sample_due(struct bk_mgr *m)
+{
+    uint64_t now = dp_time_now_ms(),
+             step = (uint64_t)m->cfg.stats_interval * 1000;
+
+    if (now < m->next_stats_ms)
+        return;
+    bk_mgr_sample(m);
+    m->next_stats_ms += step;
+    if (m->next_stats_ms <= now)
+        m->next_stats_ms = now + step;
+}
+
+struct bk_stats *bk_mgr_stats(struct bk_mgr *m)
+{
+    return m->stats;
+}
+
+/* --- helpdesk views ------------------------------------------------------- */
+
+#define BK_MGR_VIEW_TEXT  "Your screen is being viewed by helpdesk (%s)"
+#define BK_MGR_VIEW_RETRY 1000  /* ms between attempts to tell the agent */
+#define BK_MGR_VIEW_GIVE  60000 /* ms a banner is tried to be cleared */
+
+/* A message request in flight: which desktop's banner. */
+struct bk_mgr_view_req {
+    struct bk_mgr *m;
+    char desktop[BK_NAME_MAX + 1];
+};
+
+static struct bk_mgr_viewing *bk_mgr_view_find(struct bk_mgr *m,
+                                               const char *desktop)
+{
+    struct bk_mgr_viewing *v;
+
+    for (v = m->views; v; v = v->next)
+        if (!strcmp(v->desktop, desktop))
+            return v;
+    return NULL;
+}
+
+void bk_mgr_view(struct bk_mgr *m, const char *desktop, const char *viewer,
+                 int delta)
+{
+    struct bk_mgr_viewing *v;
+
+    pthread_mutex_lock(&m->lock);
+    v = bk_mgr_view_find(m, desktop);
+    if (!v && (v = calloc(1, sizeof(*v)))) {
+        snprintf(v->desktop, sizeof(v->desktop), "%s", desktop);
+        v->next = m->views;
+        m->views = v;
+    }
+    if (v) {
+        /* an end without its start (the broker restarted) still clears */
+        v->count = v->count + delta < 0 ? 0 : v->count + delta;
+        if (delta > 0)
+            snprintf(v->viewer, sizeof(v->viewer), "%s", viewer);
+        v->dirty = 1;
+        v->retry_ms = 0;
+        v->dirty_since_ms = dp_time_now_ms();
+    }
+    pthread_mutex_unlock(&m->lock);
+    bk_mgr_kick(m);
+}
+
+/* The guest came up again: it shows no banner now. (Manager thread.) */
+static void bk_mgr_view_resend(struct bk_mgr *m, const char *desktop)
+{
+    struct bk_mgr_viewing *v;
+
+    pthread_mutex_lock(&m->lock);
+    v = bk_mgr_view_find(m, desktop);
+    if (v && v->count > 0 && !v->dirty) {
+        v->dirty = 1;
+        v->retry_ms = 0;
+        v->dirty_since_ms = dp_time_now_ms();
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void bk_mgr_view_reply(void *arg, int status, json_t *result,
+                              const char *code, const char *message)
+{
+    struct bk_mgr_view_req *req = arg;
+    struct bk_mgr_viewing *v;
+
+    (void)result;
+    if (status)
+        bk_mgr_log("%s: helpdesk banner: %s%s%s", req->desktop,
+                   code ? code : "", code && code[0] ? ": " : "",
+                   message ? message : strerror(-status));
+    pthread_mutex_lock(&req->m->lock);
+    v = bk_mgr_view_find(req->m, req->desktop);
+    if (v) {
+        v->sending = 0;
+        if (status && !v->dirty) { /* try again */
+            v->dirty = 1;
+            v->retry_ms = dp_time_now_ms() + BK_MGR_VIEW_RETRY;
+        }
+    }
+    pthread_mutex_unlock(&req->m->lock);
+    free(req);
+}
+
+/* Sends v's banner text to its desktop's agent (lock held; the reply
+ * comes through the agent's poll, without it). */
+static void bk_mgr_view_send(struct bk_mgr *m, struct bk_mgr_viewing *v,
+                             uint64_t now)
+{
+    struct bk_mgr_desk *rt = bk_mgr_desk_find(m, v->desktop);
+    struct hv_agent_state st = {0};
+    struct bk_mgr_view_req *req;
+    char text[BK_USER_MAX + 64] = ""; /* "": clears the banner */
+
+    if (rt && rt->agent)
+        hv_agent_state(rt->agent, &st);
+    v->retry_ms = now + BK_MGR_VIEW_RETRY;
+    if (!st.connected || !st.hello || !(req = calloc(1, sizeof(*req))))
+        return; /* no guest listening yet */
+    req->m = m;
+    snprintf(req->desktop, sizeof(req->desktop), "%s", v->desktop);
+    if (v->count > 0)
+        snprintf(text, sizeof(text), BK_MGR_VIEW_TEXT, v->viewer);
+    if (hv_agent_request(rt->agent, "message", json_pack("{ss}", "text", text),
+                         5000, bk_mgr_view_reply, req) != 0) {
+        free(req);
+        return;
+    }
+    v->dirty = 0;
+    v->sending = 1;
+}
+
+/* Tells agents what changed; forgets desktops nobody views any more. */
+static void bk_mgr_views(struct bk_mgr *m)
+{
+    struct bk_mgr_viewing *v, **pp;
+    uint64_t now = dp_time_now_ms();
+
+    pthread_mutex_lock(&m->lock);
+    for (pp = &m->views; (v = *pp);) {
+        /* cleared, or a banner of a desktop gone for good */
+        if (!v->count && !v->sending &&
+            (!v->dirty || now - v->dirty_since_ms > BK_MGR_VIEW_GIVE)) {
+            *pp = v->next;
+            free(v);
+            continue;
+        }
+        if (v->dirty && !v->sending && now >= v->retry_ms)
+            bk_mgr_view_send(m, v, now);
+        pp = &v->next;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Milliseconds until a view needs the loop again, or -1. (A request on
+ * its way wakes the loop through the agent's descriptor.) */
+static int bk_mgr_views_due(struct bk_mgr *m, uint64_t now)
+{
+    struct bk_mgr_viewing *v;
+    int due = -1;
+
+    pthread_mutex_lock(&m->lock);
+    for (v = m->views; v; v = v->next) {
+        int t = v->retry_ms > now ? (int)(v->retry_ms - now) : 0;
+
+        if (v->dirty && !v->sending && (due < 0 || t < due))
+            due = t;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return due;
 }
 
 /* --- the thread ---------------------------------------------------------- */
@@ -813,10 +1122,14 @@ static void bk_mgr_poll(struct bk_mgr *m)
 {
     struct pollfd pfd[BK_MGR_MAX_POLL];
     struct bk_mgr_desk *rt[BK_MGR_MAX_POLL], *d;
-    uint64_t now = dp_time_now_ms();
-    int n = 1, i,
-        timeout = (int)(m->next_pass_ms > now ? m->next_pass_ms - now : 0);
+    uint64_t now = dp_time_now_ms(), next = m->next_pass_ms;
+    int n = 1, i, views = bk_mgr_views_due(m, now), timeout;
 
+    if (m->next_stats_ms < next)
+        next = m->next_stats_ms;
+    timeout = (int)(next > now ? next - now : 0);
+    if (views >= 0 && views < timeout)
+        timeout = views;
     pfd[0] = (struct pollfd){.fd = m->efd, .events = POLLIN};
     for (d = m->desks; d && n < BK_MGR_MAX_POLL; d = d->next) {
         int t;
@@ -848,16 +1161,19 @@ static void *bk_mgr_main(void *arg)
     struct bk_mgr *m = arg;
 
     bk_mgr_adopt(m);
+    bk_mgr_sample_due(m); /* a fresh history starts now */
     while (!m->stop) {
         bk_mgr_poll(m);
         if (m->stop)
             break;
         bk_mgr_commands(m);
+        bk_mgr_views(m);
         if (dp_time_now_ms() >= m->next_pass_ms) {
             bk_mgr_reconcile(m);
             m->next_pass_ms =
                 dp_time_now_ms() + (uint64_t)m->cfg.reconcile_interval * 1000;
         }
+        bk_mgr_sample_due(m);
     }
     return NULL;
 }
@@ -880,7 +1196,11 @@ int bk_mgr_start(struct bk_mgr **out, const struct bk_config *cfg,
     hc.state_dir = m->cfg.vm_dir;
     hc.qemu_user = m->cfg.qemu_user[0] ? m->cfg.qemu_user : NULL;
     hc.quiet = 1;
-    r = bk_store_open(&m->store, db_path, err, err_size);
+    r = bk_stats_new(&m->stats, m->cfg.stats_interval);
+    if (r)
+        snprintf(err, err_size, "stats_interval: cannot keep its samples");
+    if (!r)
+        r = bk_store_open(&m->store, db_path, err, err_size);
     if (!r)
         r = hv_host_open(&m->host, &hc, err, err_size);
     if (!r && m->efd < 0)
@@ -922,12 +1242,14 @@ void bk_mgr_stop(struct bk_mgr *m)
         struct bk_mgr_cmd *c = m->cmds;
 
         m->cmds = c->next;
+        free(c->text);
         free(c);
     }
     while ((r = m->results)) {
         m->results = r->next;
         if (r->r.path[0])
             unlink(r->r.path);
+        free(r->r.text);
         free(r);
     }
     while ((b = m->backoffs)) {
@@ -940,6 +1262,13 @@ void bk_mgr_stop(struct bk_mgr *m)
         m->wants = w->next;
         free(w);
     }
+    while (m->views) { /* after the desks: their replies look views up */
+        struct bk_mgr_viewing *v = m->views;
+
+        m->views = v->next;
+        free(v);
+    }
+    bk_stats_free(m->stats);
     hv_host_close(m->host);
     bk_store_close(m->store);
     if (m->efd >= 0)
@@ -948,10 +1277,23 @@ void bk_mgr_stop(struct bk_mgr *m)
     free(m);
 }
 
+/* Appends a command (commands run in order) and wakes the thread. */
+static void bk_mgr_queue(struct bk_mgr *m, struct bk_mgr_cmd *c)
+{
+    struct bk_mgr_cmd **pp;
+
+    pthread_mutex_lock(&m->lock);
+    for (pp = &m->cmds; *pp; pp = &(*pp)->next)
+        ;
+    *pp = c;
+    pthread_mutex_unlock(&m->lock);
+    bk_mgr_kick(m);
+}
+
 int bk_mgr_command(struct bk_mgr *m, const char *desktop, const char *op,
                    uint64_t tag)
 {
-    struct bk_mgr_cmd *c, **pp;
+    struct bk_mgr_cmd *c;
 
     if (strlen(op) >= sizeof(c->op))
         return -EINVAL;
@@ -961,12 +1303,27 @@ int bk_mgr_command(struct bk_mgr *m, const char *desktop, const char *op,
     snprintf(c->desktop, sizeof(c->desktop), "%s", desktop);
     snprintf(c->op, sizeof(c->op), "%s", op);
     c->tag = tag;
-    pthread_mutex_lock(&m->lock);
-    for (pp = &m->cmds; *pp; pp = &(*pp)->next)
-        ;
-    *pp = c;
-    pthread_mutex_unlock(&m->lock);
-    bk_mgr_kick(m);
+    bk_mgr_queue(m, c);
+    return 0;
+}
+
+int bk_mgr_clipboard(struct bk_mgr *m, const char *desktop, const char *text,
+                     uint64_t tag)
+{
+    struct bk_mgr_cmd *c;
+
+    if (text && strlen(text) > BK_MGR_CLIPBOARD_MAX)
+        return -E2BIG;
+    c = calloc(1, sizeof(*c));
+    if (!c || (text && !(c->text = strdup(text)))) {
+        free(c);
+        return -ENOMEM;
+    }
+    snprintf(c->desktop, sizeof(c->desktop), "%s", desktop);
+    snprintf(c->op, sizeof(c->op), "%s",
+             text ? "clipboard-set" : "clipboard-get");
+    c->tag = tag;
+    bk_mgr_queue(m, c);
     return 0;
 }
 

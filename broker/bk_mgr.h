@@ -19,6 +19,12 @@
  *   - an ASSIGNED desktop is told who it belongs to (prepare-session);
  *   - pools being deleted lose their desktops, then their row.
  *
+ * Every stats_interval seconds (and once at start) it samples the
+ * desktops' states and each QEMU's CPU and memory use into a bk_stats
+ * (bk_mgr_stats()), which the HTTP thread reads. While a helpdesk view of
+ * a desktop runs (bk_mgr_view()), its user is told so through the agent's
+ * `message` banner.
+ *
  * On start it adopts what runs (hv_host_adopt) and repairs the store: a
  * desktop caught PROVISIONING by a crash is deleted and made again, a VM
  * the store does not know is deleted, a desktop whose VM stopped is booted
@@ -37,6 +43,7 @@
 #include <stdint.h>
 
 #include "bk_config.h"
+#include "bk_stats.h"
 
 #define BK_MGR_BOOT_TIMEOUT_S 180 /* BOOTING without the agent's ready */
 #define BK_MGR_RESTRAIN_AFTER 5   /* provisioning failures in a row */
@@ -68,14 +75,40 @@ void bk_mgr_demand(struct bk_mgr *m, const char *pool, int delta);
 int bk_mgr_command(struct bk_mgr *m, const char *desktop, const char *op,
                    uint64_t tag);
 
+/*
+ * The desktop's clipboard through its agent: "clipboard-set" with text
+ * (copied; at most BK_MGR_CLIPBOARD_MAX bytes of UTF-8) or "clipboard-get"
+ * (text NULL), whose result carries the text. The agent's answer comes
+ * back as for bk_mgr_command(); -ENOTCONN in the result when the desktop
+ * has no agent. Thread-safe. 0, -EINVAL, -E2BIG, -ENOMEM.
+ */
+#define BK_MGR_CLIPBOARD_MAX 32768
+int bk_mgr_clipboard(struct bk_mgr *m, const char *desktop, const char *text,
+                     uint64_t tag);
+
 struct bk_mgr_result {
     uint64_t tag;
     int status;        /* 0 or negative errno */
     char message[256]; /* why it failed */
     char path[128];    /* screenshot: a PNG file the caller removes */
+    char *text;        /* clipboard-get: the text; the taker frees it */
 };
 
 /* Takes the next command result; 1 if one was taken. Thread-safe. */
 int bk_mgr_next_result(struct bk_mgr *m, struct bk_mgr_result *r);
+
+/* The dashboard's samples and usage table (owned by the manager, valid
+ * until bk_mgr_stop; its functions are thread-safe). */
+struct bk_stats *bk_mgr_stats(struct bk_mgr *m);
+
+/*
+ * A helpdesk view of desktop by viewer began (delta +1) or ended (-1).
+ * While any runs, the desktop shows the banner "Your screen is being
+ * viewed by helpdesk (VIEWER)" (agent `message`; sent again if the guest
+ * was not listening); when the last one ends the banner is cleared.
+ * Thread-safe; the agent is told from the manager's thread.
+ */
+void bk_mgr_view(struct bk_mgr *m, const char *desktop, const char *viewer,
+                 int delta);
 
 #endif

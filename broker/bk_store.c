@@ -111,6 +111,8 @@ static const char *const bk_store_migrations[] = {
     "CREATE INDEX events_time ON events(time);",
     /* 2: purging expired tickets must not scan them all */
     "CREATE INDEX tickets_expires ON tickets(expires);",
+    /* 3: who is looking at a desktop in use (deskpool-display's client) */
+    "ALTER TABLE desktops ADD COLUMN client TEXT NOT NULL DEFAULT '';",
 };
 
 static int bk_store_exec(struct bk_store *s, const char *sql)
@@ -509,7 +511,7 @@ int bk_store_pool_unrestrain(struct bk_store *s, const char *name)
 
 #define BK_DESKTOP_COLS                                                        \
     "id, pool, state, user, image_gen, created, state_since, assigned_at,"     \
-    " error, protocol"
+    " error, protocol, client"
 
 static const char BK_SQL_DESKTOP_INSERT[] =
     "INSERT INTO desktops(id, pool, state, image_gen, created, state_since)"
@@ -542,6 +544,7 @@ static void bk_store_desktop_row(sqlite3_stmt *st, struct bk_desktop *d)
     d->assigned_at = sqlite3_column_int64(st, 7);
     bk_store_copy(d->error, sizeof(d->error), st, 8);
     bk_store_copy(d->protocol, sizeof(d->protocol), st, 9);
+    bk_store_copy(d->client, sizeof(d->client), st, 10);
 }
 
 int bk_store_desktop_insert(struct bk_store *s, const char *id,
@@ -579,9 +582,11 @@ int bk_store_desktop_get(struct bk_store *s, const char *id,
 }
 
 /* Leaving the in-use states (?7 = 1) frees a floating desktop from its
- * user; a dedicated pool's desktop stays theirs. */
+ * user; a dedicated pool's desktop stays theirs. Nobody is connected
+ * then. */
 static const char BK_SQL_DESKTOP_STATE[] =
     "UPDATE desktops SET state = ?1, error = ?2, state_since = ?3,"
+    " client = CASE WHEN ?7 THEN '' ELSE client END,"
     " user = CASE WHEN ?7 AND (SELECT json_extract(settings, '$.type')"
     "   FROM pools WHERE name = desktops.pool) IS NOT 'dedicated'"
     "   THEN '' ELSE user END,"
@@ -617,8 +622,30 @@ int bk_store_desktop_set_state(struct bk_store *s, const char *id, int from,
 }
 
 static const char BK_SQL_DESKTOP_UNASSIGN[] =
-    "UPDATE desktops SET user = '', assigned_at = 0, protocol = ''"
-    " WHERE id = ?";
+    "UPDATE desktops SET user = '', assigned_at = 0, protocol = '',"
+    " client = '' WHERE id = ?";
+static const char BK_SQL_DESKTOP_CLIENT_SET[] =
+    "UPDATE desktops SET client = ? WHERE id = ?";
+static const char BK_SQL_DESKTOP_CLIENT_END[] =
+    "UPDATE desktops SET client = '' WHERE client = ? AND id = ?";
+
+int bk_store_desktop_set_client(struct bk_store *s, const char *id,
+                                const char *client, int connected)
+{
+    sqlite3_stmt *st = bk_store_stmt(s, connected ? BK_SQL_DESKTOP_CLIENT_SET
+                                                  : BK_SQL_DESKTOP_CLIENT_END);
+    struct bk_desktop d;
+    int r;
+
+    if (!st)
+        return -EIO;
+    bk_store_bind_text(st, 1, client);
+    bk_store_bind_text(st, 2, id);
+    r = bk_store_done(s, st);
+    if (!r && !sqlite3_changes(s->db) && bk_store_desktop_get(s, id, &d))
+        r = -ENOENT;
+    return r;
+}
 static const char BK_SQL_DESKTOP_GEN[] =
     "UPDATE desktops SET image_gen = ? WHERE id = ?";
 static const char BK_SQL_DESKTOP_REMOVE[] = "DELETE FROM desktops WHERE id = ?";
@@ -725,7 +752,7 @@ static const char BK_SQL_ASSIGN_SPARE[] =
     " AND state = 'READY' ORDER BY image_gen DESC, state_since LIMIT 1";
 static const char BK_SQL_ASSIGN_TAKE[] =
     "UPDATE desktops SET user = ?, state = 'ASSIGNED', state_since = ?,"
-    " assigned_at = ?, protocol = ? WHERE id = ?";
+    " assigned_at = ?, protocol = ?, client = '' WHERE id = ?";
 static const char BK_SQL_ASSIGN_PROTOCOL[] =
     "UPDATE desktops SET protocol = ? WHERE id = ?";
 static const char BK_SQL_POOL_USABLE[] =
@@ -820,6 +847,7 @@ static int bk_store_assign_locked(struct bk_store *s, const char *pool,
         d->state = BK_ASSIGNED;
         snprintf(d->user, sizeof(d->user), "%s", user);
         snprintf(d->protocol, sizeof(d->protocol), "%s", protocol);
+        d->client[0] = '\0';
     }
     return r;
 }

@@ -11,7 +11,8 @@
  * last few.
  *
  * Tables: pools (settings as validated JSON, see bk_pool.h), desktops
- * (state machine of design.md, assignment = user column), sessions (login
+ * (state machine of design.md, assignment = user column, the connected
+ * client's address), sessions (login
  * tokens, hashed), tickets (one-time, hashed), events (audit log).
  *
  * Errors: functions return 0 or a negative errno: -ENOENT (no such row),
@@ -25,9 +26,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BK_NAME_MAX  63 /* pool names, desktop ids */
-#define BK_USER_MAX  64 /* user names */
-#define BK_ERROR_MAX 255
+#define BK_NAME_MAX   63 /* pool names, desktop ids */
+#define BK_USER_MAX   64 /* user names */
+#define BK_ERROR_MAX  255
+#define BK_CLIENT_MAX 72 /* a client's address as the display saw it */
 
 /* Desktop states (design.md). The names are what the API shows. */
 enum bk_state {
@@ -60,7 +62,10 @@ struct bk_desktop {
     int64_t created, state_since, assigned_at; /* Unix seconds */
     char error[BK_ERROR_MAX + 1];
     char protocol[16]; /* of the last launch */
-    int fresh;         /* bk_store_assign: assigned just now (not a row) */
+    /* address of the display client of the current session; "" when no
+     * session is connected */
+    char client[BK_CLIENT_MAX + 1];
+    int fresh; /* bk_store_assign: assigned just now (not a row) */
 };
 
 struct bk_store;
@@ -108,9 +113,15 @@ int bk_store_desktop_get(struct bk_store *s, const char *id,
                          struct bk_desktop *d);
 /* Moves a desktop to state; error is kept for BK_ERROR (else cleared).
  * With from >= 0, only if it is in state from (-EBUSY otherwise). Leaving
- * the in-use states of a floating pool clears the user. */
+ * the in-use states of a floating pool clears the user; leaving them in
+ * any pool clears the client address. */
 int bk_store_desktop_set_state(struct bk_store *s, const char *id, int from,
                                enum bk_state to, const char *error);
+/* Records the client address of the session that connected to a desktop
+ * in use (connected = 1), or forgets it when that client's session ended
+ * (connected = 0; another client's address stays). -ENOENT if absent. */
+int bk_store_desktop_set_client(struct bk_store *s, const char *id,
+                                const char *client, int connected);
 /* Clears the desktop's user (a refresh of a floating desktop). */
 int bk_store_desktop_unassign(struct bk_store *s, const char *id);
 /* Sets the image generation (after a refresh or rebuild from a new

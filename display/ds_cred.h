@@ -53,6 +53,9 @@ struct ds_cred_grant {
     enum ds_cred_kind kind;
     char desktop[DS_CRED_NAME_MAX + 1];
     char user[DS_CRED_NAME_MAX + 1];
+    /* a helpdesk's view (only the broker grants one): the client sees the
+     * desktop and sends it nothing */
+    int view_only;
 };
 
 struct ds_cred_store;

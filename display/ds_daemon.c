@@ -51,6 +51,7 @@ struct ds_daemon_session {
     enum ds_session_via via;
     char peer[DS_DAEMON_PEER_MAX];
     int authed;       /* a credential was accepted */
+    int view_only;    /* a helpdesk view: the client's input is dropped */
     int refusal_told; /* a refused event went out already */
     char desktop[DS_CRED_NAME_MAX + 1];
     char user[DS_CRED_NAME_MAX + 1];
@@ -175,12 +176,13 @@ static struct ds_daemon_session *ds_daemon_by_pid(struct ds_daemon *d,
 
 static json_t *ds_daemon_session_json(const struct ds_daemon_session *s)
 {
-    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I}", "session",
-                     (json_int_t)s->id, "desktop", s->desktop, "user", s->user,
-                     "via", ds_session_via_name(s->via), "peer", s->peer, "pid",
-                     (int)s->pid, "since", (json_int_t)s->since_ms,
-                     "bytes_sent", (json_int_t)s->bytes_sent, "frames",
-                     (json_int_t)s->frames);
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:b}",
+                     "session", (json_int_t)s->id, "desktop", s->desktop,
+                     "user", s->user, "via", ds_session_via_name(s->via),
+                     "peer", s->peer, "pid", (int)s->pid, "since",
+                     (json_int_t)s->since_ms, "bytes_sent",
+                     (json_int_t)s->bytes_sent, "frames", (json_int_t)s->frames,
+                     "view_only", s->view_only);
 }
 
 static void ds_daemon_refused(struct ds_daemon *d, struct ds_daemon_session *s,
@@ -369,6 +371,7 @@ static int ds_daemon_broker_ticket(struct ds_daemon *d, const char *ticket,
                  json_string_value(json_object_get(res, "desktop")) ?: "");
         snprintf(g->user, sizeof(g->user), "%s",
                  json_string_value(json_object_get(res, "user")) ?: "");
+        g->view_only = json_is_true(json_object_get(res, "view_only"));
         json_decref(res);
         return ds_cred_name_ok(g->desktop) ? DS_CRED_OK : DS_CRED_UNKNOWN;
     }
@@ -389,17 +392,19 @@ static void ds_daemon_broker_session(struct ds_daemon *d,
                                      const char *event)
 {
     char err[256];
-    json_t *res = NULL;
+    json_t *res = NULL, *args;
 
     if (!d->cfg.broker_socket[0])
         return;
-    if (dp_rpc_request(
-            d->cfg.broker_socket, "session",
-            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "event", event,
-                      "desktop", s->desktop, "user", s->user, "protocol",
-                      s->via == DS_SESSION_GATEWAY ? "browser" : "vnc",
-                      "client", s->peer, "bytes", (json_int_t)s->bytes_sent),
-            DS_DAEMON_BROKER_MS, &res, NULL, 0, err, sizeof(err)) == 0)
+    args = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "event", event,
+                     "desktop", s->desktop, "user", s->user, "protocol",
+                     s->via == DS_SESSION_GATEWAY ? "browser" : "vnc", "client",
+                     s->peer, "bytes", (json_int_t)s->bytes_sent);
+    if (s->view_only) /* not the user's session: a helpdesk watching */
+        json_object_set_new(args, "view", json_true());
+    if (dp_rpc_request(d->cfg.broker_socket, "session", args,
+                       DS_DAEMON_BROKER_MS, &res, NULL, 0, err,
+                       sizeof(err)) == 0)
         json_decref(res);
     else
         ds_daemon_log("broker: session %s: %s", event, err);
@@ -411,7 +416,7 @@ static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
                            const json_t *msg, int vnc)
 {
     unsigned char chal[DS_CRED_CHALLENGE], resp[DS_CRED_CHALLENGE];
-    struct ds_cred_grant grant;
+    struct ds_cred_grant grant = {0};
     enum ds_cred_refusal r;
     char why[256];
     const char *via_peer = json_string_value(json_object_get(msg, "via_peer"));
@@ -448,28 +453,30 @@ static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
             d, s, ds_cred_reason(r, vnc ? DS_CRED_VNC : DS_CRED_GATEWAY));
     snprintf(s->desktop, sizeof(s->desktop), "%s", grant.desktop);
     snprintf(s->user, sizeof(s->user), "%s", grant.user);
+    s->view_only = grant.view_only;
     fd = ds_daemon_connect_desktop(d, grant.desktop);
     if (fd < 0)
         return ds_daemon_answer_refusal(d, s, "desktop not running");
     if (ds_chan_send(s->chan_fd,
-                     json_pack("{s:b, s:I, s:s, s:s}", "ok", 1, "session",
+                     json_pack("{s:b, s:I, s:s, s:s, s:b}", "ok", 1, "session",
                                (json_int_t)s->id, "desktop", s->desktop, "user",
-                               s->user),
+                               s->user, "view_only", s->view_only),
                      fd) < 0) {
         close(fd);
         return;
     }
     close(fd);
     s->authed = 1;
-    ds_daemon_log("session %lld: %s on %s via %s from %s (pid %d)", s->id,
+    ds_daemon_log("session %lld: %s on %s via %s from %s (pid %d)%s", s->id,
                   s->user, s->desktop, ds_session_via_name(s->via), s->peer,
-                  (int)s->pid);
+                  (int)s->pid, s->view_only ? ", view only" : "");
     ds_daemon_broker_session(d, s, "connected");
     ds_ctl_event(d->ctl, "connected",
-                 json_pack("{s:I, s:s, s:s, s:s, s:s, s:i}", "session",
+                 json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:b}", "session",
                            (json_int_t)s->id, "desktop", s->desktop, "user",
                            s->user, "via", ds_session_via_name(s->via), "peer",
-                           s->peer, "pid", (int)s->pid));
+                           s->peer, "pid", (int)s->pid, "view_only",
+                           s->view_only));
 }
 
 static void ds_daemon_stats(struct ds_daemon *d, struct ds_daemon_session *s,

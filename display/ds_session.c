@@ -68,6 +68,7 @@ struct ds_session {
     char user[DS_CRED_NAME_MAX + 1];
     char refused[128]; /* why authentication failed, for the log */
     char peer[80];     /* the client's address (the gateway tells it) */
+    int view_only;     /* a helpdesk view: nothing the client sends goes in */
 
     /* Statistics; bytes from libvncserver's int counter, by deltas. */
     uint64_t bytes_sent, frames;
@@ -186,6 +187,7 @@ static int ds_session_authenticate(struct ds_session *s, json_t *req)
         goto fail;
     }
     s->session_id = json_integer_value(json_object_get(ans, "session"));
+    s->view_only = json_is_true(json_object_get(ans, "view_only"));
     snprintf(s->desktop, sizeof(s->desktop), "%s", desktop);
     snprintf(s->user, sizeof(s->user), "%s", user);
     json_decref(ans);
@@ -316,11 +318,13 @@ static struct ds_session *ds_session_of(rfbClientPtr cl)
     return cl->screen->screenData;
 }
 
+/* libvncserver drops a viewOnly client's keys, pointer and cut text
+ * itself; the hooks check again, as the extension message must. */
 static void ds_session_on_key(rfbBool down, rfbKeySym keysym, rfbClientPtr cl)
 {
     struct ds_session *s = ds_session_of(cl);
 
-    if (s->src && keysym)
+    if (s->src && keysym && !cl->viewOnly)
         ds_source_key_sym(s->src, (uint32_t)keysym, down ? 1 : 0);
 }
 
@@ -328,7 +332,7 @@ static void ds_session_on_pointer(int buttons, int x, int y, rfbClientPtr cl)
 {
     struct ds_session *s = ds_session_of(cl);
 
-    if (s->src)
+    if (s->src && !cl->viewOnly)
         ds_source_pointer(s->src, x, y, (unsigned)buttons & 0xff);
 }
 
@@ -405,7 +409,7 @@ static rfbBool ds_session_ext_message(rfbClientPtr cl, void *data,
     down = (b[1] << 8 | b[2]) != 0;
     keysym = ds_session_be32(b + 3);
     qnum = ds_session_be32(b + 7);
-    if (!s->src)
+    if (!s->src || cl->viewOnly)
         return TRUE;
     if (qnum >= 1 && qnum <= 0xff)
         ds_source_key_scancode(s->src, qnum, down);
@@ -474,6 +478,7 @@ static rfbBool ds_session_check_password(rfbClientPtr cl, const char *resp,
     fd = ds_session_authenticate(s, req);
     if (fd < 0)
         return FALSE;
+    cl->viewOnly = s->view_only ? TRUE : FALSE;
     return ds_session_open_source(s, fd) == 0;
 }
 
@@ -908,6 +913,7 @@ int ds_session_run(const struct ds_session_args *args)
         free(s.fb);
         return 1;
     }
+    s.cl->viewOnly = s.view_only ? TRUE : FALSE;
     s.next_stats_ms = dp_time_now_ms() + args->stats_interval * 1000LL;
     reason = ds_session_serve(&s);
     refused = !s.src;

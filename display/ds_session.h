@@ -11,14 +11,16 @@
  *      challenge and response go to the daemon ("auth-vnc"). Gateway
  *      socket: the ticket preamble line "TICKET <ticket>[ <peer>]\n"
  *      (display/README.md) goes to the daemon ("auth-ticket"). The
- *      daemon answers {"ok":true,"session","desktop","user"} with a
- *      descriptor connected to the desktop's vnc.sock, or
+ *      daemon answers {"ok":true,"session","desktop","user","view_only"}
+ *      with a descriptor connected to the desktop's vnc.sock, or
  *      {"ok":false,"reason"}; a refused client is told the reason (RFB
  *      authentication failure, or an RFB 3.8 handshake with no security
  *      types and the reason for the gateway) and the session ends;
  *   2. reads the desktop through a ds_source on that descriptor and serves
  *      it with libvncserver (one screen, one client), forwarding keys
- *      (keysyms and QEMU extended key events) and the pointer to QEMU;
+ *      (keysyms and QEMU extended key events) and the pointer to QEMU,
+ *      unless the grant was view_only (a helpdesk's view: the client's
+ *      input is dropped);
  *   3. sends {"op":"stats","bytes_sent","frames"} every stats interval
  *      while they grow, and {"op":"end","reason",...} when it ends.
  *

@@ -679,6 +679,23 @@ int hv_vm_status(struct hv_host *h, const char *id, struct hv_vm_status *st,
     return 0;
 }
 
+int hv_vm_read_usage(struct hv_host *h, const char *id, struct hv_vm_usage *u)
+{
+    struct hv_proc_usage pu;
+
+    memset(u, 0, sizeof(*u));
+    if (!hv_id_valid(id))
+        return -EINVAL;
+    u->pid = hv_vm_pid(h, id);
+    if (!u->pid || hv_proc_usage(u->pid, &pu) < 0) {
+        u->pid = 0;
+        return -ESRCH;
+    }
+    u->cpu_ms = pu.cpu_ms;
+    u->rss_bytes = pu.rss_bytes;
+    return 0;
+}
+
 static int hv_cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);

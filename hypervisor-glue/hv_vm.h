@@ -107,6 +107,18 @@ struct hv_vm_status {
 int hv_vm_status(struct hv_host *h, const char *id, struct hv_vm_status *st,
                  char *err, size_t err_size);
 
+/* What a VM's QEMU process uses, read from /proc alone: no QMP round trip,
+ * so a periodic pass over every VM stays cheap. */
+struct hv_vm_usage {
+    pid_t pid;
+    uint64_t cpu_ms;    /* user + system CPU time since QEMU started */
+    uint64_t rss_bytes; /* resident memory */
+};
+
+/* Fills *u. Returns 0, -ESRCH when no QEMU runs for the VM, or -EINVAL
+ * for a malformed id. */
+int hv_vm_read_usage(struct hv_host *h, const char *id, struct hv_vm_usage *u);
+
 int hv_vm_get_spec(struct hv_host *h, const char *id, struct hv_spec *spec,
                    char *err, size_t err_size);
 

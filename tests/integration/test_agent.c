@@ -570,6 +570,17 @@ END_TEST
 /* ------------------------------------------------------------------------
  * desktop 3. message: a banner the user reads */
 
+/* No banner pixel is left where the banner was. */
+static int at_no_banner(const struct tsscreen *img, const void *arg, char *why,
+                        size_t why_size)
+{
+    const struct td_layout *l = arg;
+    int n = tsscreen_count_color(img, TD_COLOR_BANNER, &l->banner, 1);
+
+    snprintf(why, why_size, "%d banner pixels left", n);
+    return n == 0;
+}
+
 START_TEST(agent_message)
 {
     static const char text[] = "Maintenance at 5pm";
@@ -587,6 +598,9 @@ START_TEST(agent_message)
                            .fg = TD_COLOR_BANNER_TEXT,
                            .bg = TD_COLOR_BANNER};
     at_poll(at_shows_label, &lb, "message");
+    /* an empty message takes it away */
+    at_ok(ag, "message", json_pack("{s:s}", "text", ""));
+    at_poll(at_no_banner, &l, "message-cleared");
 }
 END_TEST
 
@@ -787,7 +801,7 @@ static const struct {
      "{\"hostname\":\"desk-1\",\"machine_id\":\"0123456789ABCDEF\"}",
      "bad-request"},
     {"set-resolution", "{\"width\":100,\"height\":100}", "bad-request"},
-    {"message", "{\"text\":\"\"}", "bad-request"},
+    {"message", "{\"text\":\"a\\u0007\"}", "bad-request"},
 };
 
 /* Sends one of at_bad; says what was wrong with the answer into why

@@ -227,12 +227,17 @@ START_TEST(admin_routes_need_an_admin)
         {"GET", "/api/v1/admin/desktops/p1-abc"},
         {"POST", "/api/v1/admin/desktops/p1-abc/reset"},
         {"GET", "/api/v1/admin/desktops/p1-abc/screenshot"},
+        {"POST", "/api/v1/admin/desktops/p1-abc/view"},
         {"GET", "/api/v1/admin/sessions"},
         {"GET", "/api/v1/admin/events"},
+        {"GET", "/api/v1/admin/stats"},
+        {"GET", "/api/v1/admin/stats?since=0"},
     };
     struct tsbroker_session user, admin, anon;
     size_t i;
-    char *pool = tsbroker_pool_json("p1", 0, 0, 1, NULL);
+    char *pool = tsbroker_pool_json("p1", 0, 0, 1, NULL), path[96];
+    json_t *r = NULL, *samples, *first, *p;
+    json_int_t t0;
 
     tsbroker_connect(&broker, &user);
     tsbroker_connect(&broker, &admin);
@@ -256,6 +261,33 @@ START_TEST(admin_routes_need_an_admin)
     ck_assert_int_eq(
         tsbroker_call(&admin, "GET", "/api/v1/admin/pools/p1", NULL, NULL),
         200);
+    /* the admin's dashboard: a history that starts with the broker (one
+     * sample at start, the default interval), and the pool now */
+    ck_assert_int_eq(
+        tsbroker_call(&admin, "GET", "/api/v1/admin/stats", NULL, &r), 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "interval")), 10);
+    ck_assert_int_gt(json_integer_value(json_object_get(r, "now")), 0);
+    samples = json_object_get(r, "samples");
+    ck_assert_uint_ge(json_array_size(samples), 1);
+    first = json_array_get(samples, 0);
+    ck_assert_int_le(json_integer_value(json_object_get(first, "t")),
+                     json_integer_value(json_object_get(r, "now")));
+    ck_assert_int_eq(json_integer_value(json_object_get(first, "sessions")), 0);
+    ck_assert_ptr_nonnull(json_object_get(first, "provisioning"));
+    p = json_array_get(json_object_get(r, "pools"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(p, "name")), "p1");
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "max")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "desktops")), 0);
+    t0 = json_integer_value(json_object_get(first, "t"));
+    snprintf(path, sizeof(path), "/api/v1/admin/stats?since=%lld",
+             (long long)t0);
+    json_decref(r);
+    ck_assert_int_eq(tsbroker_call(&admin, "GET", path, NULL, &r), 200);
+    json_array_foreach(json_object_get(r, "samples"), i, p)
+    {
+        ck_assert_int_gt(json_integer_value(json_object_get(p, "t")), t0);
+    }
+    json_decref(r);
     free(pool);
     tsbroker_disconnect(&user);
     tsbroker_disconnect(&admin);

@@ -5,22 +5,30 @@
  * gives a password a VNC client logs in with, the desktop's state follows
  * the display's sessions, and RDP-style logins (user name and password
  * through the local API) get the user's desktop, with wrong passwords
- * refused and rate limited.
+ * refused and rate limited. The admin's console sees the client's
+ * address, the dashboard's history counts the session, and a helpdesk
+ * views a desktop without touching it while its user is told so.
  */
 #include <check.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "td_font.h"
+#include "td_layout.h"
 #include "tsbroker.h"
 #include "tsdisplay.h"
 #include "tsguest.h"
+#include "tsscreen.h"
 #include "tsvnc.h"
 #include "tsws.h"
 
 #define BOOT_MS 120000
+#define SEE_MS  20000 /* for something to show on a client's screen */
+#define BANNER  "Your screen is being viewed by helpdesk (admin)"
 
 static struct tsbroker broker;
 static struct tsdisplay dmn;
@@ -81,6 +89,7 @@ static void setup(void)
 
     tsbroker_init(&broker, 0);
     tsbroker_set(&broker, "ticket_ttl", "5");
+    tsbroker_set(&broker, "stats_interval", "1"); /* the dashboard's */
     snprintf(local_sock, sizeof(local_sock), "%s/broker.sock", broker.dir);
     tsdisplay_start_broker(&dmn, broker.vm, local_sock);
     /* the broker asks this display for VNC passwords */
@@ -109,6 +118,179 @@ static void teardown(void)
     tsbroker_remove_vms(&broker);
 }
 
+/* --- what a client shows ------------------------------------------------ */
+
+static struct tsscreen client_view(struct tsvnc *c)
+{
+    int w, h;
+    const uint32_t *px = tsvnc_pixels(c, &w, &h);
+
+    return tsscreen_view(px, w, h, w * 4);
+}
+
+/* Does the text box's first row hold exactly text? */
+static int shows_text(struct tsvnc *c, const char *text)
+{
+    struct tsscreen s = client_view(c);
+    struct td_layout l;
+    int col, n = (int)strlen(text);
+
+    td_layout_compute(&l, s.width, s.height);
+    for (col = 0; col <= n && col < l.text_cols; col++) {
+        struct tsscreen_diff d = {0};
+        int x, y;
+
+        td_layout_text_cell(&l, col, 0, &x, &y);
+        tsscreen_diff_glyph(&d, &s, x, y,
+                            (unsigned char)(col < n ? text[col] : ' '),
+                            TD_COLOR_TEXT, TD_COLOR_TEXTBOX);
+        if (d.count)
+            return 0;
+    }
+    return 1;
+}
+
+/* Does the message banner show text (NULL: is there no banner)? */
+static int shows_banner(struct tsvnc *c, const char *text)
+{
+    struct tsscreen s = client_view(c);
+    struct tsscreen_diff d;
+    struct td_layout l;
+
+    td_layout_compute(&l, s.width, s.height);
+    if (!text)
+        return tsscreen_count_color(&s, TD_COLOR_BANNER, &l.banner, 1) == 0;
+    tsscreen_diff_init(&d, &s);
+    tsscreen_diff_text(&d, &s, l.banner.x + TD_TEXT_PAD,
+                       l.banner.y + TD_TEXT_PAD, text, TD_COLOR_BANNER_TEXT,
+                       TD_COLOR_BANNER);
+    return d.count == 0;
+}
+
+static void wait_screen(struct tsvnc *c,
+                        int (*shows)(struct tsvnc *, const char *),
+                        const char *text, const char *what)
+{
+    long long until = tsguest_now_ms() + SEE_MS;
+
+    while (!shows(c, text) && tsguest_now_ms() < until)
+        ck_assert_int_ge(tsvnc_pump(c, 100), 0);
+    if (!shows(c, text)) {
+        struct tsscreen s = client_view(c);
+
+        tsscreen_keep(&s, "broker_display", what);
+        ck_abort_msg("the client never showed %s \"%s\"", what,
+                     text ? text : "(none)");
+    }
+}
+
+/* The session of desktop id in GET /api/v1/admin/sessions (a new
+ * reference), or NULL. */
+static json_t *admin_session(const char *id)
+{
+    json_t *r = NULL, *s, *found = NULL;
+    size_t i;
+
+    ck_assert_int_eq(
+        tsbroker_call(&admin, "GET", "/api/v1/admin/sessions", NULL, &r), 200);
+    json_array_foreach(json_object_get(r, "sessions"), i, s)
+    {
+        if (!strcmp(str(s, "desktop"), id))
+            found = json_incref(s);
+    }
+    json_decref(r);
+    return found;
+}
+
+static json_t *admin_desktop(const char *id)
+{
+    char path[160];
+    json_t *r = NULL;
+
+    snprintf(path, sizeof(path), "/api/v1/admin/desktops/%s", id);
+    ck_assert_int_eq(tsbroker_call(&admin, "GET", path, NULL, &r), 200);
+    return r;
+}
+
+/* Where the admin console sees who is connected from where. */
+static void client_address_is_shown(const char *id, const char *client)
+{
+    char path[160];
+    json_t *s = admin_session(id), *d = admin_desktop(id);
+
+    ck_assert_msg(s != NULL, "%s is not among the sessions", id);
+    ck_assert_str_eq(str(s, "user"), "alice");
+    ck_assert_str_eq(str(s, "client"), client);
+    ck_assert_int_gt(json_integer_value(json_object_get(s, "since")), 0);
+    ck_assert_str_eq(str(d, "client"), client);
+    json_decref(s);
+    json_decref(d);
+    /* the user sees it on her own desktop too */
+    d = NULL;
+    snprintf(path, sizeof(path), "/api/v1/desktops/%s", id);
+    ck_assert_int_eq(tsbroker_call(&alice, "GET", path, NULL, &d), 200);
+    ck_assert_str_eq(str(d, "client"), client);
+    json_decref(d);
+}
+
+static json_int_t num(json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+/* The dashboard's history: it began empty, with the broker, and comes to
+ * count one session (samples every second here); the pool now. */
+static void dashboard_counts_the_session(void)
+{
+    long long until = tsguest_now_ms() + 20000;
+    json_t *r = NULL, *s = NULL, *p;
+    json_int_t last = 0;
+    char path[96];
+    size_t i;
+
+    for (;;) {
+        json_decref(r);
+        r = NULL;
+        ck_assert_int_eq(
+            tsbroker_call(&admin, "GET", "/api/v1/admin/stats", NULL, &r), 200);
+        s = json_array_get(json_object_get(r, "samples"),
+                           json_array_size(json_object_get(r, "samples")) - 1);
+        if ((num(s, "sessions") == 1 && num(s, "in_use") == 1) ||
+            tsguest_now_ms() > until)
+            break;
+        tsguest_sleep_ms(250);
+    }
+    ck_assert_int_eq(num(r, "interval"), 1);
+    ck_assert_msg(num(s, "sessions") == 1 && num(s, "in_use") == 1,
+                  "no sample counts the session: sessions %d, in use %d",
+                  (int)num(s, "sessions"), (int)num(s, "in_use"));
+    ck_assert_int_le(num(s, "t"), num(r, "now"));
+    json_array_foreach(json_object_get(r, "samples"), i, s)
+    {
+        ck_assert_int_gt(num(s, "t"), last); /* oldest first */
+        last = num(s, "t");
+    }
+    s = json_array_get(json_object_get(r, "samples"), 0);
+    ck_assert_int_eq(num(s, "ready") + num(s, "in_use") + num(s, "sessions"),
+                     0);
+    p = json_array_get(json_object_get(r, "pools"), 0);
+    ck_assert_str_eq(str(p, "name"), "desk");
+    ck_assert_int_eq(num(p, "max"), 2);
+    ck_assert_int_eq(num(p, "in_use"), 1);
+    ck_assert_int_ge(num(p, "desktops"), 1);
+    json_decref(r);
+    /* since: only what came after */
+    snprintf(path, sizeof(path), "/api/v1/admin/stats?since=%lld",
+             (long long)last);
+    r = NULL;
+    ck_assert_int_eq(tsbroker_call(&admin, "GET", path, NULL, &r), 200);
+    json_array_foreach(json_object_get(r, "samples"), i, s)
+    {
+        ck_assert_int_gt(num(s, "t"), last);
+    }
+    json_decref(r);
+}
+
 START_TEST(browser_ticket_opens_the_gateway_once)
 {
     json_t *r = launch(&alice, "browser"), *rdp;
@@ -127,6 +309,9 @@ START_TEST(browser_ticket_opens_the_gateway_once)
     ck_assert_int_eq(w, TSGUEST_WIDTH);
     ck_assert_int_eq(h, TSGUEST_HEIGHT);
     wait_state(id, "CONNECTED");
+    /* the admin console: where the user is, and the dashboard's count */
+    client_address_is_shown(id, "10.1.2.3");
+    dashboard_counts_the_session();
     /* a replay is refused, and says why */
     why = refusal(ticket);
     ck_assert_ptr_nonnull(why);
@@ -134,6 +319,11 @@ START_TEST(browser_ticket_opens_the_gateway_once)
     free(why);
     tsvnc_close(vnc);
     wait_state(id, "DISCONNECTED");
+    /* nobody is connected now */
+    r = admin_session(id);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(str(r, "client"), "");
+    json_decref(r);
 
     /* an RDP ticket is no browser ticket */
     rdp = launch(&alice, "rdp");
@@ -332,6 +522,230 @@ static void rfb_through(struct tsws *w, int *width, int *height)
     ck_assert_int_eq(tsws_read(w, b, name, 10000), 0); /* desktop name */
 }
 
+/* RFB client messages through a websocket (big-endian fields). */
+static void ws_key(struct tsws *w, uint32_t keysym, int down)
+{
+    unsigned char m[8] = {4, (unsigned char)down};
+    int i;
+
+    for (i = 0; i < 4; i++)
+        m[4 + i] = (unsigned char)(keysym >> (24 - 8 * i));
+    ck_assert_int_eq(tsws_send(w, m, sizeof(m)), 0);
+}
+
+static void ws_pointer(struct tsws *w, int x, int y, unsigned buttons)
+{
+    unsigned char m[6] = {5,
+                          (unsigned char)buttons,
+                          (unsigned char)(x >> 8),
+                          (unsigned char)x,
+                          (unsigned char)(y >> 8),
+                          (unsigned char)y};
+
+    ck_assert_int_eq(tsws_send(w, m, sizeof(m)), 0);
+}
+
+/* A view-only client typed and clicked Log off: none of it may reach the
+ * desktop. Its user's client shows only her own text, her session goes
+ * on, and she can still type. */
+static void nothing_reached_the_desktop(struct tsvnc *user, const char *id,
+                                        const char *text, const char *more)
+{
+    struct tsscreen s;
+    struct td_layout l;
+    char both[32];
+    json_t *d;
+    int px, py;
+
+    ck_assert_msg(tsvnc_pump(user, 2000) >= 0,
+                  "the user's session ended: did the viewer log her off?");
+    ck_assert_msg(shows_text(user, text), "the viewer's keys were typed");
+    s = client_view(user);
+    td_layout_compute(&l, s.width, s.height);
+    ck_assert_msg(tsscreen_find_pointer(&s, &px, &py) != 0 ||
+                      abs(px - (l.logoff.x + l.logoff.w / 2)) > 2 ||
+                      abs(py - (l.logoff.y + l.logoff.h / 2)) > 2,
+                  "the viewer moved the pointer");
+    d = admin_desktop(id);
+    ck_assert_str_eq(str(d, "state"), "CONNECTED");
+    ck_assert_str_eq(str(d, "user"), "alice");
+    json_decref(d);
+    ck_assert_int_eq(tsvnc_type(user, more), 0);
+    snprintf(both, sizeof(both), "%s%s", text, more);
+    wait_screen(user, shows_text, both, "the user's text");
+}
+
+/* A view ticket for desktop id, asked by an admin session. */
+static char *view_ticket(struct tsbroker_session *s, const char *id)
+{
+    char path[160], url[200], *t;
+    json_t *r = NULL;
+
+    snprintf(path, sizeof(path), "/api/v1/admin/desktops/%s/view", id);
+    ck_assert_int_eq(tsbroker_call(s, "POST", path, NULL, &r), 200);
+    t = strdup(str(r, "ticket"));
+    ck_assert_uint_eq(strlen(t), 43);
+    snprintf(url, sizeof(url), "/desktop.html#ticket=%s&view=1&desktop=%s", t,
+             id);
+    ck_assert_str_eq(str(r, "url"), url);
+    ck_assert_int_gt(num(r, "expires"), (json_int_t)time(NULL));
+    json_decref(r);
+    return t;
+}
+
+/* The audit log has n helpdesk_view events of phase for desktop id. */
+static int view_events(const char *id, const char *phase)
+{
+    json_t *r = NULL, *e;
+    size_t i;
+    int n = 0;
+
+    ck_assert_int_eq(tsbroker_call(&admin, "GET",
+                                   "/api/v1/admin/events?pool=desk", NULL, &r),
+                     200);
+    json_array_foreach(json_object_get(r, "events"), i, e)
+    {
+        json_t *detail = json_object_get(e, "detail");
+
+        if (!strcmp(str(e, "kind"), "helpdesk_view") &&
+            !strcmp(str(e, "desktop"), id) &&
+            !strcmp(str(detail, "phase"), phase)) {
+            ck_assert_str_eq(str(e, "user"), "admin");
+            ck_assert_str_eq(str(detail, "owner"), "alice");
+            n++;
+        }
+    }
+    json_decref(r);
+    return n;
+}
+
+/*
+ * A helpdesk watches alice's desktop: an admin's view ticket opens the
+ * gateway for the admin's own browser session only; the view shows the
+ * screen, takes no input, and alice sees a banner while it lasts (two
+ * views at once: until both ended). Her session is untouched throughout.
+ */
+static void helpdesk_views_without_touching(const char *id)
+{
+    struct tsbroker_session helpdesk, bob;
+    struct tsvnc *user = NULL, *viewer = NULL;
+    struct tsws *v = NULL;
+    struct td_layout l;
+    unsigned char req[10] = {3, 0, 0, 0, 0, 0, 0, 1, 0, 1}, up[20];
+    char *ticket, *ticket2, *ticket3, line[256];
+    json_t *r;
+    long long until;
+    int width = 0, height = 0;
+
+    /* alice watches her screen with a VNC client, and types */
+    r = launch(&alice, "browser");
+    ck_assert_msg(tsvnc_connect_gateway(&user, dmn.gw, str(r, "ticket"),
+                                        "10.1.2.4", NULL) == 0,
+                  "gateway: %s", tsvnc_last_connect_error());
+    json_decref(r);
+    ck_assert_int_eq(tsvnc_type(user, "ab"), 0);
+    wait_screen(user, shows_text, "ab", "the user's text");
+    wait_screen(user, shows_banner, NULL, "no banner");
+
+    /* an admin in a browser asks for a view; users may not */
+    tsbroker_connect(&broker, &helpdesk);
+    ck_assert_int_eq(
+        tsbroker_login(&broker, &helpdesk, "admin", "admin-pw", NULL, 0), 200);
+    ticket = view_ticket(&helpdesk, id);
+    snprintf(line, sizeof(line), "/api/v1/admin/desktops/%s/view", id);
+    ck_assert_int_eq(tsbroker_call(&alice, "POST", line, NULL, NULL), 403);
+    /* the ticket opens the gateway for the admin's session only */
+    ck_assert_int_ne(open_ws(&v, ticket, alice.cookie, "binary"), 101);
+    tsbroker_connect(&broker, &bob);
+    ck_assert_int_eq(tsbroker_login(&broker, &bob, "bob", "bob-pw", NULL, 0),
+                     200);
+    ck_assert_int_ne(open_ws(&v, ticket, bob.cookie, "binary"), 101);
+    tsbroker_disconnect(&bob);
+    ck_assert_int_ne(open_ws(&v, ticket, NULL, "binary"), 101);
+    ck_assert_int_eq(open_ws(&v, ticket, helpdesk.cookie, "binary"), 101);
+    rfb_through(v, &width, &height);
+    ck_assert_int_eq(width, TSGUEST_WIDTH);
+    ck_assert_int_eq(height, TSGUEST_HEIGHT);
+    /* the helpdesk sees the screen: a pixel (raw) for a 1x1 request */
+    ck_assert_int_eq(tsws_send(v, req, sizeof(req)), 0);
+    ck_assert_int_eq(tsws_read(v, up, 20, 20000), 0);
+    ck_assert_int_eq(up[0], 0);  /* FramebufferUpdate */
+    ck_assert_int_eq(up[3], 1);  /* one rectangle */
+    ck_assert_int_eq(up[15], 0); /* raw */
+    /* alice is told */
+    wait_screen(user, shows_banner, BANNER, "the banner");
+    ck_assert_int_eq(view_events(id, "start"), 1);
+    /* the helpdesk's keys and clicks (Log off!) go nowhere */
+    td_layout_compute(&l, TSGUEST_WIDTH, TSGUEST_HEIGHT);
+    ws_key(v, 'x', 1);
+    ws_key(v, 'x', 0);
+    ws_pointer(v, l.logoff.x + l.logoff.w / 2, l.logoff.y + l.logoff.h / 2, 0);
+    ws_pointer(v, l.logoff.x + l.logoff.w / 2, l.logoff.y + l.logoff.h / 2, 1);
+    ws_pointer(v, l.logoff.x + l.logoff.w / 2, l.logoff.y + l.logoff.h / 2, 0);
+    nothing_reached_the_desktop(user, id, "ab", "c");
+
+    /* a second view at once, with a VNC client straight to the display
+     * (what the gateway does): it sees alice's screen and the banner,
+     * and its keysyms, QEMU extended key events and pointer go nowhere */
+    ticket2 = view_ticket(&helpdesk, id);
+    ck_assert_msg(
+        tsvnc_connect_gateway(&viewer, dmn.gw, ticket2, "10.7.7.7", NULL) == 0,
+        "view: %s", tsvnc_last_connect_error());
+    wait_screen(viewer, shows_text, "abc", "the user's text to the viewer");
+    wait_screen(viewer, shows_banner, BANNER, "the banner to the viewer");
+    ck_assert_int_eq(tsvnc_type(viewer, "zz"), 0);
+    until = tsguest_now_ms() + SEE_MS; /* acknowledged with an update */
+    while (!tsvnc_has_ext_keys(viewer) && tsguest_now_ms() < until)
+        ck_assert_int_ge(tsvnc_pump(viewer, 100), 0);
+    ck_assert_msg(tsvnc_has_ext_keys(viewer),
+                  "the display did not acknowledge QEMU extended keys");
+    ck_assert_int_eq(tsvnc_key_scancode(viewer, 'q', 0x10, 1), 0);
+    ck_assert_int_eq(tsvnc_key_scancode(viewer, 'q', 0x10, 0), 0);
+    ck_assert_int_eq(tsvnc_pointer(viewer, l.logoff.x + l.logoff.w / 2,
+                                   l.logoff.y + l.logoff.h / 2, 1),
+                     0);
+    ck_assert_int_eq(tsvnc_pointer(viewer, l.logoff.x + l.logoff.w / 2,
+                                   l.logoff.y + l.logoff.h / 2, 0),
+                     0);
+    nothing_reached_the_desktop(user, id, "abc", "d");
+    /* the first view ends: the second still runs, the banner stays */
+    tsws_close(v);
+    until = tsguest_now_ms() + SEE_MS;
+    while (view_events(id, "end") < 1 && tsguest_now_ms() < until)
+        ck_assert_int_ge(tsvnc_pump(user, 200), 0);
+    ck_assert_int_eq(view_events(id, "end"), 1);
+    ck_assert_int_ge(tsvnc_pump(user, 1500), 0);
+    ck_assert_msg(shows_banner(user, BANNER), "the banner went too early");
+    /* the last view ends: the banner goes; alice's session stays */
+    tsvnc_close(viewer);
+    wait_screen(user, shows_banner, NULL, "no banner");
+    ck_assert_int_eq(view_events(id, "end"), 2);
+    r = admin_desktop(id);
+    ck_assert_str_eq(str(r, "state"), "CONNECTED");
+    ck_assert_str_eq(str(r, "client"), "10.1.2.4");
+    json_decref(r);
+
+    /* deskpool-display hears "view only" when it redeems a view ticket */
+    ticket3 = view_ticket(&helpdesk, id);
+    snprintf(line, sizeof(line),
+             "{\"id\":1,\"op\":\"redeem\",\"args\":{\"ticket\":\"%s\","
+             "\"protocol\":\"browser\"}}",
+             ticket3);
+    r = local(line);
+    ck_assert_msg(json_is_true(json_object_get(r, "ok")), "%s",
+                  str(r, "message"));
+    ck_assert(json_is_true(
+        json_object_get(json_object_get(r, "result"), "view_only")));
+    ck_assert_str_eq(str(json_object_get(r, "result"), "user"), "admin");
+    ck_assert_str_eq(str(json_object_get(r, "result"), "desktop"), id);
+    json_decref(r);
+    tsvnc_close(user);
+    tsbroker_disconnect(&helpdesk);
+    free(ticket);
+    free(ticket2);
+    free(ticket3);
+}
+
 START_TEST(websocket_gateway_reaches_the_desktop)
 {
     struct tsbroker_session bob;
@@ -391,6 +805,8 @@ START_TEST(websocket_gateway_reaches_the_desktop)
     /* the browser goes: the display session ends, the desktop waits */
     tsws_close(w);
     wait_state(id, "DISCONNECTED");
+
+    helpdesk_views_without_touching(id);
 }
 END_TEST
 

@@ -110,6 +110,7 @@ static int count_desktops(const char *pool, const char *state)
 static void setup(void)
 {
     tsbroker_init(&broker, 0);
+    tsbroker_set(&broker, "stats_interval", "1"); /* the dashboard's */
     tsbroker_start(&broker);
     tsbroker_connect(&broker, &admin);
     tsbroker_connect(&broker, &alice);
@@ -181,6 +182,93 @@ START_TEST(pool_converges_and_users_stay_apart)
 }
 END_TEST
 
+/* The admin's view of a running desktop: the VM's shape from its pool,
+ * its QEMU's memory and CPU from the manager's sampling passes (CPU use
+ * needs two of them, one stats_interval apart). */
+static void running_desktop_shows_its_use(const char *id)
+{
+    char path[200];
+    long long until = tsguest_now_ms() + 20000;
+    json_t *r = NULL, *d;
+
+    snprintf(path, sizeof(path), "/api/v1/admin/desktops/%s", id);
+    for (;;) {
+        json_decref(r);
+        r = NULL;
+        ck_assert_int_eq(tsbroker_call(&admin, "GET", path, NULL, &r), 200);
+        if (json_object_get(r, "cpu_percent") || tsguest_now_ms() > until)
+            break;
+        tsguest_sleep_ms(200);
+    }
+    ck_assert_msg(json_is_number(json_object_get(r, "cpu_percent")),
+                  "no cpu_percent for a running desktop");
+    ck_assert_double_ge(json_number_value(json_object_get(r, "cpu_percent")),
+                        0);
+    ck_assert_int_gt(json_integer_value(json_object_get(r, "rss_mb")), 0);
+    /* a QEMU does not hold more than its guest's memory and a bit */
+    ck_assert_int_lt(json_integer_value(json_object_get(r, "rss_mb")),
+                     TSGUEST_MEMORY_MB + 1024);
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "vcpus")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "memory_mb")),
+                     TSGUEST_MEMORY_MB);
+    ck_assert_str_eq(str(r, "client"), "");
+    json_decref(r);
+    /* the list says the same */
+    ck_assert_int_eq(tsbroker_call(&admin, "GET",
+                                   "/api/v1/admin/desktops?pool=obs", NULL, &r),
+                     200);
+    d = json_array_get(json_object_get(r, "desktops"), 0);
+    ck_assert_str_eq(str(d, "id"), id);
+    ck_assert_int_gt(json_integer_value(json_object_get(d, "rss_mb")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "memory_mb")),
+                     TSGUEST_MEMORY_MB);
+    json_decref(r);
+}
+
+/* The dashboard's history comes to show the pool's ready desktop (the
+ * next sample after it became READY), and the pool now shows its size. */
+static void dashboard_shows_the_ready_desktop(void)
+{
+    json_t *r = NULL, *s, *p;
+    long long t, until = tsguest_now_ms() + 20000;
+    size_t i;
+    int seen = 0;
+
+    while (!seen && tsguest_now_ms() < until) {
+        json_decref(r);
+        r = NULL;
+        ck_assert_int_eq(
+            tsbroker_call(&admin, "GET", "/api/v1/admin/stats", NULL, &r), 200);
+        ck_assert_int_eq(json_integer_value(json_object_get(r, "interval")), 1);
+        t = 0;
+        json_array_foreach(json_object_get(r, "samples"), i, s)
+        {
+            ck_assert_int_gt(json_integer_value(json_object_get(s, "t")), t);
+            t = json_integer_value(json_object_get(s, "t")); /* oldest 1st */
+            seen |= json_integer_value(json_object_get(s, "ready")) == 1 &&
+                    json_integer_value(json_object_get(s, "in_use")) == 0;
+        }
+        if (!seen)
+            tsguest_sleep_ms(250);
+    }
+    if (!seen) {
+        char *text = json_dumps(r, JSON_COMPACT);
+
+        ck_abort_msg("no sample shows the ready desktop: %s", text);
+    }
+    /* the history started before the desktop was ready */
+    s = json_array_get(json_object_get(r, "samples"), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(s, "ready")), 0);
+    p = json_array_get(json_object_get(r, "pools"), 0);
+    ck_assert_str_eq(str(p, "name"), "obs");
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "max")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "desktops")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "ready")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "in_use")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "provisioning")), 0);
+    json_decref(r);
+}
+
 START_TEST(admin_sees_screens_and_metrics)
 {
     struct bk_response resp;
@@ -203,6 +291,8 @@ START_TEST(admin_sees_screens_and_metrics)
     ck_assert_uint_gt(resp.len, 1000);
     ck_assert_int_eq(memcmp(resp.body, "\x89PNG\r\n\x1a\n", 8), 0);
     bk_response_free(&resp);
+    running_desktop_shows_its_use(id);
+    dashboard_shows_the_ready_desktop();
     /* Prometheus text: desktops by state, logins, launches */
     tsbroker_connect(&broker, &anon); /* loopback needs no session */
     ck_assert_int_eq(

@@ -17,6 +17,15 @@
  *    comes back, the viewer reconnects by itself; the portal shows the
  *    desktop connected, and the password "VNC details" shows logs a VNC
  *    client in, once;
+ *  - then, on the same desktop (tests/web/session.mjs): "Download .rdp"
+ *    gives an RDP file whose one-time ticket the broker redeems once for
+ *    the user's desktop; the viewer's clipboard panel sets the guest's
+ *    clipboard, which Ctrl+V pastes into its text box, and reads it back;
+ *    an admin's "View screen" on the console's Desktops page opens a
+ *    read-only viewer while the user's screen shows the helpdesk banner,
+ *    the view's keys do not reach the guest, and the banner goes when the
+ *    view's tab closes; the viewer's "Log off" ends the session (the
+ *    desktop is refreshed for nobody, the audit log says who);
  *  - the admin console: every page, a pool made with its form (a
  *    validation error first), its desktop ready on the Desktops page.
  *
@@ -35,6 +44,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dp_token.h"
 #include "td_layout.h"
 #include "tsbroker.h"
 #include "tsdisplay.h"
@@ -49,6 +59,7 @@
  * the C side's, a little longer so the script says why it is late. */
 #define LOGIN_MS   90000
 #define DESKTOP_MS 240000
+#define SESSION_MS 240000
 #define ADMIN_MS   300000
 #define GRACE_MS   30000
 
@@ -60,6 +71,12 @@
 #define BLOCK 8
 
 #define TEXT "hello web"
+/* What the clipboard panel sends; the viewer types a space, then pastes
+ * it after TEXT. */
+#define PASTE  "pasted-42"
+#define BANNER "Your screen is being viewed by helpdesk (admin)"
+/* How long the guest's text box is watched for keys that must not come. */
+#define QUIET_MS 2000
 
 static struct tsbroker broker;
 static struct tsdisplay dmn;
@@ -342,35 +359,46 @@ static void same_screen(const char *canvas_ppm, struct tsppm *guest,
     tsppm_free(canvas);
 }
 
-/* Waits until the guest's text box shows TEXT (and a blank cell after
- * it); *shot is the screen that did. */
+/* Does the guest's screen (a new screendump in *shot) show text in its
+ * text box's first row, and a blank cell after it? 0, or why not. */
+static int guest_text_differs(struct hv_host *h, const char *id,
+                              const char *text, struct tsppm **shot, char *why,
+                              size_t size)
+{
+    char want[128], what[160];
+    struct tsscreen_diff d;
+    struct tsscreen s;
+    struct td_layout l;
+    int x, y;
+
+    snprintf(want, sizeof(want), "%s ", text);
+    snprintf(what, sizeof(what), "the guest's text box reading \"%s\"", text);
+    td_layout_compute(&l, TSGUEST_WIDTH, TSGUEST_HEIGHT);
+    td_layout_text_cell(&l, 0, 0, &x, &y);
+    ck_assert_int_eq(tsguest_screen(h, id, shot), 0);
+    s = tsscreen_from_ppm(*shot);
+    tsscreen_diff_init(&d, &s);
+    tsscreen_diff_text(&d, &s, x, y, want, TD_COLOR_TEXT, TD_COLOR_TEXTBOX);
+    return tsscreen_diff_why(&d, what, why, size);
+}
+
+/* Waits until the guest's text box shows text (and a blank cell after
+ * it); *shot is the screen that did. what names the screen kept on
+ * failure. */
 static void guest_shows_text(struct hv_host *h, const char *id,
+                             const char *text, const char *what,
                              struct tsppm **shot)
 {
     long long deadline = tsguest_now_ms() + 60000;
-    struct td_layout l;
     char why[256] = "";
-    int x, y;
 
-    td_layout_compute(&l, TSGUEST_WIDTH, TSGUEST_HEIGHT);
-    td_layout_text_cell(&l, 0, 0, &x, &y);
-    for (;;) {
-        struct tsscreen_diff d;
-        struct tsscreen s;
-
-        ck_assert_int_eq(tsguest_screen(h, id, shot), 0);
-        s = tsscreen_from_ppm(*shot);
-        tsscreen_diff_init(&d, &s);
-        tsscreen_diff_text(&d, &s, x, y, TEXT " ", TD_COLOR_TEXT,
-                           TD_COLOR_TEXTBOX);
-        if (!tsscreen_diff_why(&d, "typed text in the guest", why, sizeof(why)))
-            return;
-        if (tsguest_now_ms() > deadline)
-            break;
+    while (guest_text_differs(h, id, text, shot, why, sizeof(why))) {
+        if (tsguest_now_ms() > deadline) {
+            tsguest_keep_screen(h, id, "test_web", what);
+            ck_abort_msg("%s", why);
+        }
         tsguest_sleep_ms(500);
     }
-    tsguest_keep_screen(h, id, "test_web", "typed");
-    ck_abort_msg("%s", why);
 }
 
 /* A VNC client logs in once with what the "VNC details" dialog showed. */
@@ -429,6 +457,289 @@ static void artifact_path(char *buf, size_t size, const char *name)
     unlink(buf); /* the script's new one, never an old run's */
 }
 
+/* Waits until the guest's message banner shows text, or, with text NULL,
+ * until no banner shows. */
+static void guest_shows_banner(struct hv_host *h, const char *id,
+                               const char *text)
+{
+    long long deadline = tsguest_now_ms() + 60000;
+    struct tsppm *shot = NULL;
+    struct td_layout l;
+    char why[256];
+
+    td_layout_compute(&l, TSGUEST_WIDTH, TSGUEST_HEIGHT);
+    for (;;) {
+        struct tsscreen_diff d;
+        struct tsscreen s;
+        int n;
+
+        ck_assert_int_eq(tsguest_screen(h, id, &shot), 0);
+        s = tsscreen_from_ppm(shot);
+        if (text) {
+            tsscreen_diff_init(&d, &s);
+            tsscreen_diff_text(&d, &s, l.banner.x + TD_TEXT_PAD,
+                               l.banner.y + TD_TEXT_PAD, text,
+                               TD_COLOR_BANNER_TEXT, TD_COLOR_BANNER);
+            n = tsscreen_diff_why(&d, "the guest's banner", why, sizeof(why));
+        } else {
+            n = tsscreen_count_color(&s, TD_COLOR_BANNER, &l.banner, 1);
+            snprintf(why, sizeof(why),
+                     "the guest still shows a banner (%d pixels of its "
+                     "colour)",
+                     n);
+        }
+        if (n == 0)
+            break;
+        if (tsguest_now_ms() > deadline) {
+            tsguest_keep_screen(h, id, "test_web",
+                                text ? "banner" : "banner-gone");
+            tsppm_free(shot);
+            ck_abort_msg("%s", why);
+        }
+        tsguest_sleep_ms(500);
+    }
+    tsppm_free(shot);
+}
+
+/* The guest's text box goes on reading text for QUIET_MS: keys that were
+ * typed where they must not reach the guest (a helpdesk's view) did
+ * not. */
+static void guest_keeps_text(struct hv_host *h, const char *id,
+                             const char *text)
+{
+    long long end = tsguest_now_ms() + QUIET_MS;
+    struct tsppm *shot = NULL;
+    char why[256];
+
+    do {
+        if (guest_text_differs(h, id, text, &shot, why, sizeof(why))) {
+            tsguest_keep_screen(h, id, "test_web", "helpdesk-typed");
+            tsppm_free(shot);
+            ck_abort_msg("the helpdesk's keys reached the desktop: %s", why);
+        }
+        tsguest_sleep_ms(250);
+    } while (tsguest_now_ms() < end);
+    tsppm_free(shot);
+}
+
+/* A ticket brought to deskpool-display: its redeem request on the
+ * broker's local API, as the display makes it. The reply. */
+static json_t *redeem(const char *ticket, const char *protocol)
+{
+    json_t *req = json_pack("{si ss s{ss ss}}", "id", 1, "op", "redeem", "args",
+                            "ticket", ticket, "protocol", protocol);
+    char sock[PATH_MAX], *line = json_dumps(req, JSON_COMPACT);
+    json_t *r;
+    int fd;
+
+    ck_assert_ptr_nonnull(line);
+    snprintf(sock, sizeof(sock), "%s/broker.sock", broker.dir);
+    fd = tsdisplay_unix_connect(sock, 5000);
+    ck_assert_int_ge(fd, 0);
+    r = tsdisplay_request(fd, line);
+    close(fd);
+    free(line);
+    json_decref(req);
+    return r;
+}
+
+/*
+ * The .rdp file the portal downloaded (path; the browser named it name):
+ * it sends an RDP client to the host with a one-time ticket as the user
+ * name (see bk_api_rdp_file). The ticket is live: the broker redeems it
+ * for alice's desktop, as when deskpool-display gets it from the client,
+ * once.
+ */
+static void rdp_file_works(const char *path, const char *name, const char *id)
+{
+    static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                 "abcdefghijklmnopqrstuvwxyz0123456789-_";
+    static const char user_line[] = "\r\nusername:s:ticket:";
+    char text[2048], ticket[DP_TOKEN_LEN + 1];
+    const char *host, *t;
+    size_t n, len;
+    FILE *f = fopen(path, "rb");
+    json_t *r;
+
+    ck_assert_msg(f != NULL, "no .rdp file at %s", path);
+    n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    len = strlen(name);
+    ck_assert_msg(len > 4 && !strcmp(name + len - 4, ".rdp"),
+                  "the download is called \"%s\"", name);
+    /* first the host, on RDP's port */
+    ck_assert_msg(!strncmp(text, "full address:s:", 15),
+                  "the .rdp file begins \"%.40s\"", text);
+    host = text + 15;
+    len = strcspn(host, "\r\n");
+    ck_assert_msg(len > 5 && !strncmp(host + len - 5, ":3389\r\n", 7),
+                  "full address:s:%.*s", (int)len, host);
+    /* the ticket as the user name */
+    t = strstr(text, user_line);
+    ck_assert_msg(t != NULL, "no username:s:ticket: line in %s", path);
+    t += strlen(user_line);
+    len = strcspn(t, "\r\n");
+    ck_assert_msg(len == DP_TOKEN_LEN && strspn(t, b64url) == len &&
+                      !strncmp(t + len, "\r\n", 2),
+                  "the ticket in the .rdp file: \"%.*s\"", (int)len, t);
+    memcpy(ticket, t, len);
+    ticket[len] = '\0';
+
+    r = redeem(ticket, "rdp");
+    ck_assert_msg(json_is_true(json_object_get(r, "ok")),
+                  "the .rdp file's ticket: %s", str(r, "message"));
+    ck_assert_str_eq(str(json_object_get(r, "result"), "user"), "alice");
+    ck_assert_str_eq(str(json_object_get(r, "result"), "desktop"), id);
+    json_decref(r);
+    r = redeem(ticket, "rdp");
+    ck_assert_msg(!json_is_true(json_object_get(r, "ok")),
+                  "the .rdp file's ticket works twice");
+    ck_assert_str_eq(str(r, "error"), "used");
+    ck_assert_msg(strstr(str(r, "message"), "already used"), "%s",
+                  str(r, "message"));
+    json_decref(r);
+}
+
+/* How many audit events of kind the user made on desktop id (with
+ * phase: those whose detail says that phase). */
+static int audit_events(const char *kind, const char *user, const char *id,
+                        const char *phase)
+{
+    json_t *r = NULL, *e;
+    size_t i;
+    int n = 0;
+
+    ck_assert_int_eq(tsbroker_call(&admin, "GET",
+                                   "/api/v1/admin/events?pool=desk&limit=1000",
+                                   NULL, &r),
+                     200);
+    json_array_foreach(json_object_get(r, "events"), i, e)
+    {
+        if (!strcmp(str(e, "kind"), kind) && !strcmp(str(e, "user"), user) &&
+            !strcmp(str(e, "desktop"), id) &&
+            (!phase ||
+             !strcmp(str(json_object_get(e, "detail"), "phase"), phase)))
+            n++;
+    }
+    json_decref(r);
+    return n;
+}
+
+/* What the view-only viewer (the helpdesk's tab) showed. */
+static void view_was_read_only(const json_t *view, const char *id)
+{
+    const char *hidden[] = {"Ctrl-Alt-Del", "Clipboard", "Log off"};
+    const char *shown[] = {"Scale to window", "Fullscreen", "Disconnect"};
+    const json_t *buttons = json_object_get(view, "buttons");
+    char want[160];
+
+    ck_assert_str_eq(str(view, "path"), "/desktop.html");
+    /* the one-time ticket is gone from the address bar */
+    snprintf(want, sizeof(want), "#view=1&desktop=%s", id);
+    ck_assert_str_eq(str(view, "hash"), want);
+    ck_assert_str_eq(str(view, "badge"), "View only");
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_msg(json_integer_value(json_object_get(buttons, hidden[i])) ==
+                          0,
+                      "the helpdesk view shows \"%s\"", hidden[i]);
+        ck_assert_msg(json_integer_value(json_object_get(buttons, shown[i])) ==
+                          1,
+                      "the helpdesk view has no \"%s\"", shown[i]);
+    }
+}
+
+/*
+ * The rest of alice's day with desktop id in the browser
+ * (tests/web/session.mjs), and what the guest and the broker show at
+ * each of the script's steps.
+ */
+static void session_goes_on(const char *id)
+{
+    char rdp[PATH_MAX];
+    struct hv_host *h = NULL;
+    struct tsppm *shot = NULL;
+    struct td_layout l;
+    const char *env[32];
+    struct tsweb *w;
+    json_t *r, *info, *logoff;
+    int n = 0, x, y;
+
+    artifact_path(rdp, sizeof(rdp), "session-desktop.rdp");
+    td_layout_compute(&l, TSGUEST_WIDTH, TSGUEST_HEIGHT);
+    td_layout_text_cell(&l, 0, 0, &x, &y);
+    env[n++] = kv("DESKPOOL_URL", "%s", broker.url);
+    env[n++] = "DESKPOOL_USER=alice";
+    env[n++] = "DESKPOOL_PASSWORD=alice-pw";
+    env[n++] = "DESKPOOL_ADMIN_USER=admin";
+    env[n++] = "DESKPOOL_ADMIN_PASSWORD=admin-pw";
+    env[n++] = "DESKPOOL_POOL=desk";
+    env[n++] = kv("DESKPOOL_DESKTOP", "%s", id);
+    env[n++] = "DESKPOOL_TEXT=" TEXT;
+    env[n++] = "DESKPOOL_PASTE=" PASTE;
+    env[n++] = kv("DESKPOOL_RDP_FILE", "%s", rdp);
+    env[n++] = kv("DESKPOOL_PROBE", "1,1,%06x", TD_COLOR_TOPBAR);
+    /* the banner's right end: its colour, no text */
+    env[n++] = kv("DESKPOOL_BANNER", "%d,%d,%06x", l.banner.x + l.banner.w - 8,
+                  l.banner.y + l.banner.h / 2, TD_COLOR_BANNER);
+    /* as in the first part: in the text box, away from its first row */
+    env[n++] = kv("DESKPOOL_CLICK", "%d,%d", l.textbox.x + l.textbox.w - 40,
+                  l.textbox.y + l.textbox.h / 3);
+    env[n++] = kv("DESKPOOL_TEXT_CELL", "%d,%d", x, y);
+    env[n++] = kv("DESKPOOL_CELL", "%d,%d", TD_FONT_W, TD_FONT_H);
+    env[n++] = kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", SESSION_MS);
+    env[n] = NULL;
+    ck_assert_int_eq(tsguest_host_open(&h, broker.vm), 0);
+    w = tsweb_start("session", env);
+
+    info = tsweb_step(w, "rdp", SESSION_MS);
+    rdp_file_works(rdp, str(info, "name"), id);
+    json_decref(info);
+    tsweb_step_done(w, "rdp", NULL);
+
+    /* the clipboard panel's text, pasted in the guest */
+    json_decref(tsweb_step(w, "pasted", SESSION_MS));
+    guest_shows_text(h, id, TEXT " " PASTE, "pasted", &shot);
+    tsweb_step_done(w, "pasted", NULL);
+
+    /* a helpdesk watches: alice is told, the view's keys go nowhere, her
+     * session stays hers */
+    json_decref(tsweb_step(w, "viewing", SESSION_MS));
+    guest_shows_banner(h, id, BANNER);
+    guest_keeps_text(h, id, TEXT " " PASTE);
+    tsbroker_wait_state(&admin, id, "CONNECTED", "alice", 10000);
+    ck_assert_int_eq(audit_events("helpdesk_view", "admin", id, "start"), 1);
+    tsweb_step_done(w, "viewing", NULL);
+    /* the view's tab closed: the banner goes */
+    json_decref(tsweb_step(w, "view-closed", SESSION_MS));
+    guest_shows_banner(h, id, NULL);
+    ck_assert_int_eq(audit_events("helpdesk_view", "admin", id, "end"), 1);
+    tsweb_step_done(w, "view-closed", NULL);
+
+    r = tsweb_finish(w, SESSION_MS + GRACE_MS);
+    ck_assert_str_eq(str(r, "clipboardBack"), PASTE);
+    view_was_read_only(json_object_get(r, "view"), id);
+    ck_assert_str_eq(str(r, "userStateDuringView"), "connected");
+    logoff = json_object_get(r, "logoff");
+    ck_assert_str_eq(str(logoff, "dialog"), "Log off?");
+    ck_assert_str_eq(str(logoff, "state"), "disconnected");
+    {
+        char *said = json_dumps(json_object_get(logoff, "said"), JSON_COMPACT);
+
+        ck_assert_msg(!strcmp(str(logoff, "text"), "You are logged off."),
+                      "after \"Log off\" the viewer says \"%s\" (it said %s)",
+                      str(logoff, "text"), said ? said : "?");
+        free(said);
+    }
+    json_decref(r);
+
+    /* logged off: the floating desktop is refreshed and nobody's */
+    tsbroker_wait_state(&admin, id, "READY", "", BOOT_MS);
+    ck_assert_int_eq(audit_events("logoff", "alice", id, NULL), 1);
+    tsppm_free(shot);
+    hv_host_close(h);
+}
+
 START_TEST(browser_desktop_shows_the_guest_and_types)
 {
     char canvas1[PATH_MAX], canvas2[PATH_MAX], ack[PATH_MAX], id[80];
@@ -484,7 +795,7 @@ START_TEST(browser_desktop_shows_the_guest_and_types)
 
     r = tsweb_finish(w, DESKTOP_MS + GRACE_MS);
     /* what was typed in the page reached the guest... */
-    guest_shows_text(h, id, &shot);
+    guest_shows_text(h, id, TEXT, "typed", &shot);
     /* ...and came back to the browser */
     same_screen(canvas2, shot, "the typed text in the browser");
     {
@@ -517,6 +828,8 @@ START_TEST(browser_desktop_shows_the_guest_and_types)
     ck_assert_str_eq(str(r, "cardBadge"), "connected");
     vnc_details_work(json_object_get(r, "vnc"));
     json_decref(r);
+
+    session_goes_on(id);
 }
 END_TEST
 
@@ -616,7 +929,10 @@ int main(void)
     suite_add_tcase(s, otp);
 
     tcase_add_checked_fixture(desktop, setup_desktop, teardown);
-    tcase_set_timeout(desktop, (BOOT_MS + 2 * DESKTOP_MS) / 1000 + 60);
+    /* two boots: the desktop's, and its refresh after the logoff */
+    tcase_set_timeout(
+        desktop,
+        (2 * BOOT_MS + 2 * DESKTOP_MS + SESSION_MS + 3 * GRACE_MS) / 1000 + 60);
     tcase_add_test(desktop, browser_desktop_shows_the_guest_and_types);
     suite_add_tcase(s, desktop);
 

@@ -38,8 +38,9 @@ struct tsweb {
     pid_t pid;
     int exited, status;
     char name[64];
-    char out[PATH_MAX]; /* its stdout: the RESULT line */
-    char err[PATH_MAX]; /* its stderr: what it did */
+    char out[PATH_MAX];   /* its stdout: the RESULT line */
+    char err[PATH_MAX];   /* its stderr: what it did */
+    char steps[PATH_MAX]; /* its step files (DESKPOOL_STEPS) */
 };
 
 /* This process's folder under the test root (a forked test case has its
@@ -155,8 +156,9 @@ static int tsweb_same_key(const char *e, const char *key)
     return !strncmp(e, key, n) && e[n] == '=';
 }
 
-/* environ, then env, then TMPDIR; later entries replace earlier ones. */
-static char **tsweb_env(const char *const *env, const char *tmpdir)
+/* environ, then env, then own (tsweb's: TMPDIR, DESKPOOL_STEPS); later
+ * entries replace earlier ones. */
+static char **tsweb_env(const char *const *env, const char *const own[2])
 {
     size_t n = 0, extra = 0, i, j, k = 0;
     char **out;
@@ -165,10 +167,11 @@ static char **tsweb_env(const char *const *env, const char *tmpdir)
         n++;
     while (env && env[extra])
         extra++;
-    out = calloc(n + extra + 2, sizeof(*out));
+    out = calloc(n + extra + 3, sizeof(*out));
     ck_assert_ptr_nonnull(out);
     for (i = 0; i < n; i++) {
-        int replaced = tsweb_same_key(environ[i], tmpdir);
+        int replaced = tsweb_same_key(environ[i], own[0]) ||
+                       tsweb_same_key(environ[i], own[1]);
 
         for (j = 0; j < extra && !replaced; j++)
             replaced = tsweb_same_key(environ[i], env[j]);
@@ -177,7 +180,8 @@ static char **tsweb_env(const char *const *env, const char *tmpdir)
     }
     for (j = 0; j < extra; j++)
         out[k++] = (char *)env[j];
-    out[k++] = (char *)tmpdir;
+    out[k++] = (char *)own[0];
+    out[k++] = (char *)own[1];
     out[k] = NULL;
     return out;
 }
@@ -187,7 +191,8 @@ struct tsweb *tsweb_start(const char *name, const char *const *env)
     static int serial;
     struct tsweb *w = calloc(1, sizeof(*w));
     char script[PATH_MAX], dir[PATH_MAX], tmpdir[PATH_MAX + 8],
-        marker[PATH_MAX + 32];
+        steps[PATH_MAX + 16], marker[PATH_MAX + 32];
+    const char *own[2] = {tmpdir, steps};
     char *argv[4], **envp;
     posix_spawn_file_actions_t fa;
     int rc;
@@ -201,8 +206,14 @@ struct tsweb *tsweb_start(const char *name, const char *const *env)
                        serial) < (int)sizeof(w->out));
     ck_assert(snprintf(w->err, sizeof(w->err), "%s/%s-%d.stderr", dir, name,
                        serial) < (int)sizeof(w->err));
+    ck_assert(snprintf(w->steps, sizeof(w->steps), "%s/%s-%d.steps", dir, name,
+                       serial) < (int)sizeof(w->steps));
+    ck_assert_msg(mkdir(w->steps, 0700) == 0, "tsweb: cannot make %s: %s",
+                  w->steps, strerror(errno));
     ck_assert(snprintf(tmpdir, sizeof(tmpdir), "TMPDIR=%s", dir) <
               (int)sizeof(tmpdir));
+    ck_assert(snprintf(steps, sizeof(steps), "DESKPOOL_STEPS=%s", w->steps) <
+              (int)sizeof(steps));
     /* names the test root on node's command line: tsguest_cleanup() ends
      * a script that outlived a killed test */
     ck_assert(snprintf(marker, sizeof(marker), "--deskpool-test-root=%s",
@@ -211,7 +222,7 @@ struct tsweb *tsweb_start(const char *name, const char *const *env)
     argv[1] = script;
     argv[2] = marker;
     argv[3] = NULL;
-    envp = tsweb_env(env, tmpdir);
+    envp = tsweb_env(env, own);
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, w->out,
@@ -347,38 +358,43 @@ static void tsweb_keep_log(const struct tsweb *w)
     free(text);
 }
 
-json_t *tsweb_finish(struct tsweb *w, int timeout_ms)
+/* Ends a script that still runs: SIGTERM, which lets Playwright close the
+ * browser, and SIGKILL after a grace. */
+static void tsweb_kill(struct tsweb *w)
 {
-    long long deadline = tsguest_now_ms() + timeout_ms;
-    char why[1024] = "", name[64];
-    json_t *result;
-    int ok;
+    long long deadline = tsguest_now_ms() + TSWEB_KILL_GRACE_MS;
 
+    if (tsweb_reap(w))
+        return;
+    kill(w->pid, SIGTERM);
     while (!tsweb_reap(w) && tsguest_now_ms() < deadline)
         tsguest_sleep_ms(TSWEB_POLL_MS);
     if (!w->exited) {
-        snprintf(why, sizeof(why), "still running after %d s: killed",
-                 timeout_ms / 1000);
-        kill(w->pid, SIGTERM);
-        deadline = tsguest_now_ms() + TSWEB_KILL_GRACE_MS;
-        while (!tsweb_reap(w) && tsguest_now_ms() < deadline)
-            tsguest_sleep_ms(TSWEB_POLL_MS);
-        if (!w->exited) {
-            kill(w->pid, SIGKILL);
-            waitpid(w->pid, &w->status, 0);
-            w->exited = 1;
-        }
+        kill(w->pid, SIGKILL);
+        waitpid(w->pid, &w->status, 0);
+        w->exited = 1;
     }
+}
+
+/*
+ * What an ended script said: keeps its log, frees w, and returns its
+ * RESULT; fails the test (after its output) when why is set already or
+ * the script failed.
+ */
+static json_t *tsweb_conclude(struct tsweb *w, char *why, size_t size)
+{
+    char name[64];
+    json_t *result;
+    int ok;
+
     tsweb_keep_log(w);
-    result = why[0] ? NULL : tsweb_result(w, why, sizeof(why));
+    result = why[0] ? NULL : tsweb_result(w, why, size);
     ok = result && WIFEXITED(w->status) && WEXITSTATUS(w->status) == 0;
     if (!ok && !why[0]) {
         if (WIFSIGNALED(w->status))
-            snprintf(why, sizeof(why), "killed by signal %d",
-                     WTERMSIG(w->status));
+            snprintf(why, size, "killed by signal %d", WTERMSIG(w->status));
         else
-            snprintf(why, sizeof(why), "exit status %d",
-                     WEXITSTATUS(w->status));
+            snprintf(why, size, "exit status %d", WEXITSTATUS(w->status));
     }
     if (!ok) {
         tsweb_show("stdout", w->out);
@@ -391,9 +407,80 @@ json_t *tsweb_finish(struct tsweb *w, int timeout_ms)
     return result;
 }
 
+json_t *tsweb_finish(struct tsweb *w, int timeout_ms)
+{
+    long long deadline = tsguest_now_ms() + timeout_ms;
+    char why[1024] = "";
+
+    while (!tsweb_reap(w) && tsguest_now_ms() < deadline)
+        tsguest_sleep_ms(TSWEB_POLL_MS);
+    if (!w->exited) {
+        snprintf(why, sizeof(why), "still running after %d s: killed",
+                 timeout_ms / 1000);
+        tsweb_kill(w);
+    }
+    return tsweb_conclude(w, why, sizeof(why));
+}
+
 json_t *tsweb_run(const char *name, const char *const *env, int timeout_ms)
 {
     return tsweb_finish(tsweb_start(name, env), timeout_ms);
+}
+
+/* A step's file: STEPS/NAME.json (what the script sent) or
+ * STEPS/NAME.done.json (the test's answer). */
+static void tsweb_step_file(const struct tsweb *w, const char *name,
+                            const char *suffix, char *buf, size_t size)
+{
+    ck_assert_msg(strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") ==
+                          strlen(name) &&
+                      name[0],
+                  "tsweb: bad step name \"%s\"", name);
+    ck_assert(snprintf(buf, size, "%s/%s%s", w->steps, name, suffix) <
+              (int)size);
+}
+
+json_t *tsweb_step(struct tsweb *w, const char *name, int timeout_ms)
+{
+    char path[PATH_MAX + 80], why[1024] = "", script[64];
+    json_error_t jerr;
+    json_t *info;
+    int rc;
+
+    snprintf(script, sizeof(script), "%s", w->name);
+    tsweb_step_file(w, name, ".json", path, sizeof(path));
+    rc = tsweb_wait_file(w, path, timeout_ms);
+    if (rc == 0) {
+        info = json_load_file(path, 0, &jerr);
+        ck_assert_msg(json_is_object(info), "tsweb: step %s: %s", name,
+                      info ? "not an object" : jerr.text);
+        fprintf(stderr, "tsweb: %s reached step %s\n", w->name, name);
+        return info;
+    }
+    if (rc == -ETIMEDOUT) {
+        snprintf(why, sizeof(why), "did not reach step %s within %d s: killed",
+                 name, timeout_ms / 1000);
+        tsweb_kill(w);
+    }
+    /* a script that ended first says why (a FAIL line) */
+    json_decref(tsweb_conclude(w, why, sizeof(why)));
+    ck_abort_msg("browser scenario %s: ended before step %s", script, name);
+    return NULL;
+}
+
+void tsweb_step_done(struct tsweb *w, const char *name, const json_t *answer)
+{
+    char path[PATH_MAX + 80], tmp[PATH_MAX + 96];
+    json_t *empty = answer ? NULL : json_object();
+
+    tsweb_step_file(w, name, ".done.json", path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    /* whole, then renamed: the script never reads half an answer */
+    ck_assert_msg(json_dump_file(answer ? answer : empty, tmp, JSON_COMPACT) ==
+                          0 &&
+                      rename(tmp, path) == 0,
+                  "tsweb: cannot write %s: %s", path, strerror(errno));
+    json_decref(empty);
 }
 
 const char *tsweb_str(const json_t *o, const char *key)

@@ -82,6 +82,25 @@ json_t *tsweb_finish(struct tsweb *w, int timeout_ms);
 /* tsweb_start() and tsweb_finish(). */
 json_t *tsweb_run(const char *name, const char *const *env, int timeout_ms);
 
+/*
+ * Steps: a script stops at `await step(NAME, info)` (lib.mjs) until the
+ * test answers, so the test can look at what the browser did meanwhile
+ * (the guest's screen, the broker) before the script goes on. The files
+ * are exchanged in a folder of the script's own ($DESKPOOL_STEPS, set by
+ * tsweb_start()).
+ *
+ * tsweb_step() waits (at most timeout_ms) until the script reached step
+ * name and returns the info object it sent (json_decref() it). A script
+ * that ended first, or did not get there in time (it is then ended),
+ * fails the test as tsweb_finish() does, with its reason; w is then
+ * freed.
+ */
+json_t *tsweb_step(struct tsweb *w, const char *name, int timeout_ms);
+
+/* Lets the script go on from step name: its step() resolves to answer
+ * (an object; NULL for {}). */
+void tsweb_step_done(struct tsweb *w, const char *name, const json_t *answer);
+
 /* The string member key of o, or "" (for messages and comparisons). */
 const char *tsweb_str(const json_t *o, const char *key);
 

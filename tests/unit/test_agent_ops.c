@@ -226,6 +226,9 @@ START_TEST(lock_resolution_message_clipboard)
                      600);
     host_says("{\"id\":3,\"op\":\"message\",\"args\":{\"text\":\"Hi\"}}");
     ck_assert(reply_to(3)->ok);
+    /* an empty text takes the message away */
+    host_says("{\"id\":6,\"op\":\"message\",\"args\":{\"text\":\"\"}}");
+    ck_assert_msg(reply_to(6)->ok, "%s", reply_to(6)->message);
 
     req = json_pack("{s:i, s:s, s:{s:s}}", "id", 4, "op", "clipboard-set",
                     "args", "text", text);
@@ -256,7 +259,7 @@ START_TEST(bad_requests_get_error_replies)
         {"{\"id\":6,\"op\":\"set-resolution\",\"args\":{\"width\":\"800\","
          "\"height\":600}}",
          "bad-request"},
-        {"{\"id\":7,\"op\":\"message\",\"args\":{\"text\":\"\"}}",
+        {"{\"id\":7,\"op\":\"message\",\"args\":{\"text\":\"a\\u0007\"}}",
          "bad-request"},
         {"{\"id\":8,\"op\":\"clipboard-set\",\"args\":{\"text\":\"a\\u0001\"}}",
          "bad-request"},

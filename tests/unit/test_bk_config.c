@@ -109,6 +109,7 @@ START_TEST(defaults)
     ck_assert_int_eq(c.launch_wait, 30);
     ck_assert_int_eq(c.provision_limit, 2);
     ck_assert_int_eq(c.reconcile_interval, 5);
+    ck_assert_int_eq(c.stats_interval, 10);
     /* Paths the broker uses are absolute. */
     ck_assert_int_eq(c.state_dir[0], '/');
     ck_assert_int_eq(c.vm_dir[0], '/');

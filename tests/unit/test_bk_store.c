@@ -561,6 +561,78 @@ START_TEST(floating_relaunch_after_logoff_gets_spare)
 }
 END_TEST
 
+/* The address of the client looking at a desktop: set when its session
+ * connects, gone when it ends, when the desktop leaves its user or is
+ * assigned again. */
+START_TEST(client_address_follows_the_session)
+{
+    struct bk_desktop d;
+
+    pool_create("p", "{\"golden\":\"/img/g.qcow2\"}");
+    pool_create("q", "{\"golden\":\"/img/g.qcow2\",\"type\":\"dedicated\"}");
+    desktop_add("p-1", "p", BK_READY);
+    ck_assert_str_eq(desktop("p-1").client, "");
+    ck_assert_int_eq(bk_store_assign(st, "p", "alice", "browser", &d), 0);
+    ck_assert_int_eq(
+        bk_store_desktop_set_state(st, "p-1", BK_ASSIGNED, BK_CONNECTED, NULL),
+        0);
+    ck_assert_int_eq(bk_store_desktop_set_client(st, "p-1", "10.1.2.3", 1), 0);
+    ck_assert_str_eq(desktop("p-1").client, "10.1.2.3");
+    /* a second client took over; the first one's end leaves it */
+    ck_assert_int_eq(bk_store_desktop_set_client(st, "p-1", "10.9.9.9", 1), 0);
+    ck_assert_int_eq(bk_store_desktop_set_client(st, "p-1", "10.1.2.3", 0), 0);
+    ck_assert_str_eq(desktop("p-1").client, "10.9.9.9");
+    ck_assert_int_eq(bk_store_desktop_set_client(st, "p-1", "10.9.9.9", 0), 0);
+    ck_assert_str_eq(desktop("p-1").client, "");
+    /* logged off (then refreshed): nobody is connected */
+    ck_assert_int_eq(bk_store_desktop_set_client(st, "p-1", "10.1.2.3", 1), 0);
+    ck_assert_int_eq(bk_store_desktop_set_state(st, "p-1", BK_CONNECTED,
+                                                BK_LOGGED_OFF, NULL),
+                     0);
+    ck_assert_str_eq(desktop("p-1").client, "");
+    /* a refresh's unassign, and a new assignment, clear it too */
+    ck_assert_int_eq(bk_store_desktop_set_client(st, "p-1", "10.1.2.3", 1), 0);
+    ck_assert_int_eq(bk_store_desktop_unassign(st, "p-1"), 0);
+    ck_assert_str_eq(desktop("p-1").client, "");
+    desktop_add("q-1", "q", BK_READY);
+    ck_assert_int_eq(bk_store_desktop_set_client(st, "q-1", "10.1.2.3", 1), 0);
+    ck_assert_int_eq(bk_store_assign(st, "q", "bob", "browser", &d), 0);
+    ck_assert_str_eq(d.client, "");
+    ck_assert_str_eq(desktop("q-1").client, "");
+    /* a dedicated desktop keeps its user but not the client */
+    ck_assert_int_eq(bk_store_desktop_set_client(st, "q-1", "10.1.2.3", 1), 0);
+    ck_assert_int_eq(
+        bk_store_desktop_set_state(st, "q-1", BK_ASSIGNED, BK_LOGGED_OFF, NULL),
+        0);
+    ck_assert_str_eq(desktop("q-1").user, "bob");
+    ck_assert_str_eq(desktop("q-1").client, "");
+    ck_assert_int_eq(bk_store_desktop_set_client(st, "nosuch", "x", 1),
+                     -ENOENT);
+}
+END_TEST
+
+/* A store of the previous broker (version 2: no client column) gets it,
+ * and keeps its desktops. */
+START_TEST(version_2_store_gains_the_client_column)
+{
+    char err[256];
+
+    pool_create("p", "{\"golden\":\"/img/g.qcow2\"}");
+    desktop_add("p-1", "p", BK_READY);
+    bk_store_close(st);
+    st = NULL;
+    ck_assert_int_eq(file_version(db), 3);
+    file_exec(db, "ALTER TABLE desktops DROP COLUMN client");
+    file_exec(db, "PRAGMA user_version = 2");
+    ck_assert_msg(bk_store_open(&st, db, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(file_version(db), 3);
+    ck_assert_int_eq(desktop("p-1").state, BK_READY);
+    ck_assert_str_eq(desktop("p-1").client, "");
+    ck_assert_int_eq(bk_store_desktop_set_client(st, "p-1", "10.1.2.3", 1), 0);
+    ck_assert_str_eq(desktop("p-1").client, "10.1.2.3");
+}
+END_TEST
+
 /* --- launch --------------------------------------------------------------- */
 
 START_TEST(assign_takes_a_spare)
@@ -1123,6 +1195,8 @@ static Suite *bk_store_suite(void)
     tcase_add_test(tc, desktops_list_and_count);
     tcase_add_test(tc, floating_logoff_clears_user);
     tcase_add_test(tc, floating_relaunch_after_logoff_gets_spare);
+    tcase_add_test(tc, client_address_follows_the_session);
+    tcase_add_test(tc, version_2_store_gains_the_client_column);
     tcase_add_test(tc, assign_takes_a_spare);
     tcase_add_test(tc, assign_other_users_get_other_spares);
     tcase_add_test(tc, assign_refused_pools);

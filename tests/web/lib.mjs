@@ -10,9 +10,14 @@
  * DESKPOOL_WEB_TIMEOUT_MS (default 90 s) fails instead of hanging, and the
  * browser is closed whatever happens.
  *
+ * Steps: a scenario that needs the test to look at something meanwhile
+ * (the guest's screen, the broker) stops at a step() until the test
+ * answers (tsweb_step() and tsweb_step_done() in tests/support/tsweb.h).
+ *
  * Environment: DESKPOOL_NPM_DIR (build/npm: playwright-core),
  * DESKPOOL_ARTIFACTS (screenshots go to its web/ folder), DESKPOOL_URL
- * (https://127.0.0.1:PORT of the broker), and what each scenario names.
+ * (https://127.0.0.1:PORT of the broker), DESKPOOL_STEPS (the folder of
+ * step files, set by tsweb), and what each scenario names.
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -301,4 +306,29 @@ export async function poll(what, timeoutMs, ms, fn) {
             throw new Failure(`${what}: not within ${timeoutMs / 1000} s`);
         await new Promise((resolve) => setTimeout(resolve, ms));
     }
+}
+
+/* The test that started this script: its process (our parent). */
+const testPid = process.ppid;
+
+/*
+ * A meeting point with the test: tells it the scenario reached step name
+ * (writes info, an object, as $DESKPOOL_STEPS/NAME.json) and waits for
+ * its answer (NAME.done.json, an object), which it returns. Fails when
+ * no answer comes within timeoutMs, or at once when the test went away
+ * (it failed meanwhile: nobody will answer).
+ */
+export async function step(name, info = {}, timeoutMs = 120000) {
+    const dir = env('DESKPOOL_STEPS');
+    const file = path.join(dir, `${name}.json`);
+    const answer = path.join(dir, `${name}.done.json`);
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify(info));
+    fs.renameSync(`${file}.tmp`, file);
+    log(`step ${name}: the test looks`);
+    await poll(`the test's answer at step ${name}`, timeoutMs, 100, () => {
+        check(process.ppid === testPid, `the test went away at step ${name}`);
+        return fs.existsSync(answer);
+    });
+    log(`step ${name}: done`);
+    return JSON.parse(fs.readFileSync(answer, 'utf8'));
 }

@@ -228,7 +228,7 @@ function poolCard(pool) {
         el('div', { class: 'actions' },
             button('Open in browser', 'open', () => openInBrowser(pool.name),
                 { class: 'primary', disabled: !usable && !d }),
-            button('Download .rdp', 'rdp', () => downloadRdp(pool.name), { disabled: !usable && !d }),
+            button('Download .rdp', 'rdp', () => downloadRdp(pool.name, d), { disabled: !usable && !d }),
             button('VNC details', 'vnc', () => vncDetails(pool.name), { disabled: !usable && !d }),
             d ? button('Disconnect', 'disconnect', () => act(d, 'disconnect')) : null,
             d ? button('Log off', 'logoff', () => logOff(d), { class: 'danger' }) : null));
@@ -249,10 +249,13 @@ async function launch(pool, protocol) {
     return r;
 }
 
-async function downloadRdp(pool) {
+/* With a desktop already held, its .rdp file straight away (one ticket);
+ * else a launch assigns one first. */
+async function downloadRdp(pool, desktop) {
     try {
-        const r = await launch(pool, 'rdp');
-        const a = el('a', { href: r.rdp_file, download: `${pool}.rdp` });
+        const href = desktop ? `/api/v1/desktops/${encodeURIComponent(desktop.id)}/rdp`
+            : (await launch(pool, 'rdp')).rdp_file;
+        const a = el('a', { href, download: `${pool}.rdp` });
         document.body.append(a);
         a.click();
         a.remove();

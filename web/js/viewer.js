@@ -27,6 +27,7 @@ const viewer = {
     ticket: params.get('ticket') || '',
     rfb: null,
     userClosed: false, /* Disconnect or Log off pressed */
+    loggedOff: false,  /* the session ended: nothing to reconnect to */
     attempts: 0,       /* reconnects since the last good connection */
     timer: null,
 };
@@ -42,7 +43,19 @@ function setState(state, text) {
     const overlay = state !== 'connected';
     $('overlay').hidden = !overlay;
     $('overlay-text').textContent = text;
-    $('reconnect').hidden = !(state === 'disconnected' || state === 'failed') || viewer.viewOnly;
+    /* after a log off there is no session to go back to: a new one
+     * starts from the portal */
+    $('reconnect').hidden = !(state === 'disconnected' || state === 'failed') ||
+        viewer.viewOnly || viewer.loggedOff;
+}
+
+/* The desktop's name where users look for it: the toolbar and the tab
+ * (the RFB desktop name is the display's, the same for every desktop). */
+function showTitle() {
+    const name = viewer.viewOnly ? `Helpdesk view: ${viewer.desktop}`
+        : [viewer.pool, viewer.desktop].filter(Boolean).join(' · ') || 'Desktop';
+    $('title').textContent = name;
+    document.title = `${name} - Deskpool`;
 }
 
 /* A fresh browser ticket for my desktop in the pool. */
@@ -52,6 +65,7 @@ async function launch() {
     if (r._status === 202)
         throw new ApiError(202, 'provisioning', r.message || 'Your desktop is being prepared');
     viewer.desktop = r.desktop.id;
+    showTitle();
     return r.ticket;
 }
 
@@ -125,10 +139,6 @@ function open(ticket) {
         $('clipboard-text').value = e.detail.text;
         $('status').textContent = 'Text copied on the desktop is in the clipboard panel';
     });
-    rfb.addEventListener('desktopname', (e) => {
-        $('title').textContent = e.detail.name || viewer.desktop || 'Desktop';
-        document.title = `${$('title').textContent} - Deskpool`;
-    });
 }
 
 async function onDisconnect(rfb, closeCode) {
@@ -146,6 +156,7 @@ async function onDisconnect(rfb, closeCode) {
     /* The desktop may have been logged off (by the user elsewhere, an
      * admin or a timeout): then there is nothing to go back to. */
     if (closeCode !== 1006 && await loggedOff()) {
+        viewer.loggedOff = true;
         setState('disconnected', 'Your desktop was logged off.');
         return;
     }
@@ -155,8 +166,7 @@ async function onDisconnect(rfb, closeCode) {
 async function loggedOff() {
     try {
         const d = await api('GET', `/desktops/${encodeURIComponent(viewer.desktop)}`);
-        return ['LOGGED_OFF', 'REFRESHING', 'DELETING', 'READY', 'BOOTING'].includes(d.state) ||
-            (d.desktop && d.desktop.user === '');
+        return ['LOGGED_OFF', 'REFRESHING', 'DELETING', 'READY', 'BOOTING'].includes(d.state);
     } catch (e) {
         return e.status === 404 || e.status === 403;
     }
@@ -250,10 +260,14 @@ async function logOff() {
         return;
     try {
         await api('POST', `/desktops/${encodeURIComponent(viewer.desktop)}/logoff`);
-        viewer.userClosed = true;
+        viewer.userClosed = viewer.loggedOff = true;
         clearTimeout(viewer.timer);
-        if (viewer.rfb)
-            viewer.rfb.disconnect();
+        /* its disconnect event is ours: onDisconnect ignores an RFB that
+         * is no longer the viewer's */
+        const rfb = viewer.rfb;
+        viewer.rfb = null;
+        if (rfb)
+            rfb.disconnect();
         setState('disconnected', 'You are logged off.');
     } catch (e) {
         toast(e.message, 'error');
@@ -301,8 +315,7 @@ async function start() {
     }
     history.replaceState(null, '', `#${keep}`);
     wire();
-    $('title').textContent = viewer.viewOnly ? `Helpdesk view: ${viewer.desktop}`
-        : (viewer.pool || 'Desktop');
+    showTitle();
     try {
         if (!await me()) {
             setState('failed', 'Log in first.');
