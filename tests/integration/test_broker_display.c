@@ -132,22 +132,8 @@ static struct tsscreen client_view(struct tsvnc *c)
 static int shows_text(struct tsvnc *c, const char *text)
 {
     struct tsscreen s = client_view(c);
-    struct td_layout l;
-    int col, n = (int)strlen(text);
 
-    td_layout_compute(&l, s.width, s.height);
-    for (col = 0; col <= n && col < l.text_cols; col++) {
-        struct tsscreen_diff d = {0};
-        int x, y;
-
-        td_layout_text_cell(&l, col, 0, &x, &y);
-        tsscreen_diff_glyph(&d, &s, x, y,
-                            (unsigned char)(col < n ? text[col] : ' '),
-                            TD_COLOR_TEXT, TD_COLOR_TEXTBOX);
-        if (d.count)
-            return 0;
-    }
-    return 1;
+    return tsscreen_textbox_why(&s, text, NULL, 0) == 0;
 }
 
 /* Does the message banner show text (NULL: is there no banner)? */

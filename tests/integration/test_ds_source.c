@@ -926,29 +926,9 @@ END_TEST
 static int dst_shows_text(const struct ds_source_fb *fb, const void *arg,
                           char *why, size_t why_size)
 {
-    const char *text = arg;
-    int n = (int)strlen(text);
     struct tsscreen s = dst_view(fb);
-    struct td_layout l;
 
-    td_layout_compute(&l, DST_WIDTH, DST_HEIGHT);
-    for (int col = 0; col <= n && col < l.text_cols; col++) {
-        char want = col < n ? text[col] : ' ';
-        struct tsscreen_diff d = {0};
-        int x, y;
-
-        td_layout_text_cell(&l, col, 0, &x, &y);
-        tsscreen_diff_glyph(&d, &s, x, y, (unsigned char)want, TD_COLOR_TEXT,
-                            TD_COLOR_TEXTBOX);
-        if (d.count) {
-            snprintf(why, why_size,
-                     "typed \"%s\": text cell (%d,0) should show '%c' but %d "
-                     "of its pixels differ (first at (%d,%d): 0x%06x)",
-                     text, col, want, d.count, d.x, d.y, (unsigned)d.got);
-            return 0;
-        }
-    }
-    return 1;
+    return tsscreen_textbox_why(&s, arg, why, why_size) == 0;
 }
 
 /* True when damage taken since the last reset covered pixel (x, y). */

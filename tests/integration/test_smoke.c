@@ -306,30 +306,8 @@ END_TEST
 static int smoke_shows_text(const struct tsscreen *img, const void *arg,
                             char *why, size_t why_size)
 {
-    const char *text = arg;
-    struct td_layout l;
-    int n = (int)strlen(text);
-
-    td_layout_compute(&l, SMOKE_WIDTH, SMOKE_HEIGHT);
-    /* One cell past the text must stay blank: no repeated keys. */
-    for (int col = 0; col <= n && col < l.text_cols; col++) {
-        struct tsscreen_diff d = {0};
-        char want = col < n ? text[col] : ' ';
-        int x, y;
-
-        td_layout_text_cell(&l, col, 0, &x, &y);
-        tsscreen_diff_glyph(&d, img, x, y, (unsigned char)want, TD_COLOR_TEXT,
-                            TD_COLOR_TEXTBOX);
-        if (d.count) {
-            snprintf(why, why_size,
-                     "typed \"%s\": text cell (%d,0) should show '%c' but "
-                     "%d of its %d pixels differ (first at (%d,%d): 0x%06x)",
-                     text, col, want, d.count, TD_FONT_W * TD_FONT_H, d.x, d.y,
-                     (unsigned)d.got);
-            return 0;
-        }
-    }
-    return 1;
+    /* one cell past the text must stay blank: no repeated keys */
+    return tsscreen_textbox_why(img, arg, why, why_size) == 0;
 }
 
 START_TEST(smoke_typing)

@@ -365,21 +365,11 @@ static int guest_text_differs(struct hv_host *h, const char *id,
                               const char *text, struct tsppm **shot, char *why,
                               size_t size)
 {
-    char want[128], what[160];
-    struct tsscreen_diff d;
     struct tsscreen s;
-    struct td_layout l;
-    int x, y;
 
-    snprintf(want, sizeof(want), "%s ", text);
-    snprintf(what, sizeof(what), "the guest's text box reading \"%s\"", text);
-    td_layout_compute(&l, TSGUEST_WIDTH, TSGUEST_HEIGHT);
-    td_layout_text_cell(&l, 0, 0, &x, &y);
     ck_assert_int_eq(tsguest_screen(h, id, shot), 0);
     s = tsscreen_from_ppm(*shot);
-    tsscreen_diff_init(&d, &s);
-    tsscreen_diff_text(&d, &s, x, y, want, TD_COLOR_TEXT, TD_COLOR_TEXTBOX);
-    return tsscreen_diff_why(&d, what, why, size);
+    return tsscreen_textbox_why(&s, text, why, size);
 }
 
 /* Waits until the guest's text box shows text (and a blank cell after

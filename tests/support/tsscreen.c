@@ -249,3 +249,32 @@ int tsscreen_keep_file(const char *src, const char *test, const char *name)
         fprintf(stderr, "%s: last screendump kept in %s\n", test, path);
     return err;
 }
+
+int tsscreen_textbox_why(const struct tsscreen *s, const char *text, char *why,
+                         size_t why_size)
+{
+    int n = (int)strlen(text);
+    struct tsscreen_diff d;
+    struct td_layout l;
+
+    td_layout_compute(&l, s->width, s->height);
+    for (int col = 0; col <= n && col < l.text_cols; col++) {
+        char want = col < n ? text[col] : ' ';
+        int x, y;
+
+        tsscreen_diff_init(&d, s); /* the pointer may rest on the text */
+        td_layout_text_cell(&l, col, 0, &x, &y);
+        tsscreen_diff_glyph(&d, s, x, y, (unsigned char)want, TD_COLOR_TEXT,
+                            TD_COLOR_TEXTBOX);
+        if (!d.count)
+            continue;
+        if (why)
+            snprintf(why, why_size,
+                     "text box should read \"%s\": cell (%d,0) should show "
+                     "'%c' but %d of its pixels differ (first at (%d,%d): "
+                     "0x%06x)",
+                     text, col, want, d.count, d.x, d.y, (unsigned)d.got);
+        return d.count;
+    }
+    return 0;
+}

@@ -78,6 +78,16 @@ uint32_t tsscreen_text_pixel(int x, int y, int tx, int ty, const char *text,
  */
 int tsscreen_glyph_ink(unsigned char c, int *gx, int *gy);
 
+/*
+ * Does the text box's first row (laid out for s's size) show exactly text
+ * and then a blank cell (no repeated key), the pointer marker masked? 0 when it
+ * does; else the number of differing pixels in the first wrong cell, with why
+ * (when not NULL) set to "text box should read \"TEXT\": cell (C,0) should show
+ * 'X' but N of its pixels differ (first at (X,Y): 0xGOT)".
+ */
+int tsscreen_textbox_why(const struct tsscreen *s, const char *text, char *why,
+                         size_t why_size);
+
 /* --- differences ---------------------------------------------------------- */
 
 /*

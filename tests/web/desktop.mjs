@@ -36,7 +36,7 @@
 import fs from 'node:fs';
 
 import {
-    check, env, log, login, poll, scenario, shot, startRelay, useUrl, Failure,
+    canvasLook, check, env, log, login, near, poll, scenario, shot, startRelay, useUrl, Failure,
 } from './lib.mjs';
 
 const nums = (name) => env(name).split(',').map((v) => Number(v));
@@ -50,57 +50,18 @@ const [clickX, clickY] = nums('DESKPOOL_CLICK');
 const [cellX, cellY] = nums('DESKPOOL_TEXT_CELL');
 const [cellW, cellH] = nums('DESKPOOL_CELL');
 
-/*
- * In the page: a summary of the noVNC canvas (the largest canvas under
- * #screen): its size, a hash of its pixels outside the clock, the probe
- * pixel, and how many dark pixels each text cell holds.
- */
+/* The canvas as this scenario reads it (lib.mjs canvasLook): the probe
+ * pixel, the ink of the typed text's cells and one more, and a hash of
+ * everything but the clock. */
 function canvasState(page) {
-    return page.evaluate((a) => {
-        const canvases = [...document.querySelectorAll('#screen canvas')];
-        if (!canvases.length)
-            return null;
-        const c = canvases.sort((x, y) => y.width * y.height - x.width * x.height)[0];
-        if (!c.width || !c.height)
-            return null;
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let hash = 2166136261;
-        for (let y = 0; y < c.height; y++) {
-            const inClockRows = y >= a.clock[1] && y < a.clock[1] + a.clock[3];
-            for (let x = 0; x < c.width; x++) {
-                if (inClockRows && x >= a.clock[0] && x < a.clock[0] + a.clock[2])
-                    continue;
-                const i = (y * c.width + x) * 4;
-                hash = Math.imul(hash ^ (d[i] | d[i + 1] << 8 | d[i + 2] << 16), 16777619);
-            }
-        }
-        const at = (x, y) => {
-            const i = (y * c.width + x) * 4;
-            return [d[i], d[i + 1], d[i + 2]];
-        };
-        const ink = [];
-        for (let n = 0; n < a.cells; n++) {
-            let dark = 0;
-            for (let y = a.cell[1]; y < a.cell[1] + a.cell[3]; y++)
-                for (let x = a.cell[0] + n * a.cell[2]; x < a.cell[0] + (n + 1) * a.cell[2]; x++)
-                    if (Math.max(...at(x, y)) < 128)
-                        dark++;
-            ink.push(dark);
-        }
-        return { width: c.width, height: c.height, hash: hash >>> 0, probe: at(a.probe[0], a.probe[1]), ink };
-    }, {
-        clock: [clockX, clockY, clockW, clockH],
-        probe: [Number(probe[0]), Number(probe[1])],
+    return canvasLook(page, {
+        points: { probe: [Number(probe[0]), Number(probe[1])] },
         cell: [cellX, cellY, cellW, cellH],
         cells: text.length + 1,
+        clock: [clockX, clockY, clockW, clockH],
     });
 }
 
-const near = (rgb, hex) => {
-    const v = parseInt(hex, 16);
-    return Math.abs(rgb[0] - (v >> 16 & 255)) <= 24 && Math.abs(rgb[1] - (v >> 8 & 255)) <= 24 &&
-        Math.abs(rgb[2] - (v & 255)) <= 24;
-};
 
 /* Polls the canvas until ready(state) holds for two looks in a row with
  * the same pixels (outside the clock): the screen holds still. */

@@ -332,3 +332,57 @@ export async function step(name, info = {}, timeoutMs = 120000) {
     log(`step ${name}: done`);
     return JSON.parse(fs.readFileSync(answer, 'utf8'));
 }
+
+/*
+ * In the page: the noVNC canvas (the largest under #screen) summed up:
+ * its size; the colour [r, g, b] at each of points ({name: [x, y]}, set
+ * on the result under its name); how many dark pixels each of cells text
+ * cells holds, from cell [x, y, w, h] to the right (ink); with clock
+ * ([x, y, w, h]), a hash of every pixel outside it (the screen holds
+ * still when it stays the same). null while no canvas has a size.
+ */
+export function canvasLook(page, { points = {}, cell = [0, 0, 0, 0], cells = 0, clock = null } = {}) {
+    return page.evaluate((a) => {
+        const c = [...document.querySelectorAll('#screen canvas')]
+            .sort((x, y) => y.width * y.height - x.width * x.height)[0];
+        if (!c || !c.width || !c.height)
+            return null;
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const at = (x, y) => {
+            const i = (y * c.width + x) * 4;
+            return [d[i], d[i + 1], d[i + 2]];
+        };
+        const out = { width: c.width, height: c.height, ink: [] };
+        for (const [name, [x, y]] of Object.entries(a.points))
+            out[name] = at(x, y);
+        for (let n = 0; n < a.cells; n++) {
+            let dark = 0;
+            for (let y = a.cell[1]; y < a.cell[1] + a.cell[3]; y++)
+                for (let x = a.cell[0] + n * a.cell[2]; x < a.cell[0] + (n + 1) * a.cell[2]; x++)
+                    if (Math.max(...at(x, y)) < 128)
+                        dark++;
+            out.ink.push(dark);
+        }
+        if (a.clock) {
+            const [cx, cy, cw, ch] = a.clock;
+            let hash = 2166136261;
+            for (let y = 0; y < c.height; y++)
+                for (let x = 0; x < c.width; x++) {
+                    if (y >= cy && y < cy + ch && x >= cx && x < cx + cw)
+                        continue;
+                    const i = (y * c.width + x) * 4;
+                    hash = Math.imul(hash ^ (d[i] | d[i + 1] << 8 | d[i + 2] << 16), 16777619);
+                }
+            out.hash = hash >>> 0;
+        }
+        return out;
+    }, { points, cell, cells, clock });
+}
+
+/* Within a lossy encoding's reach (24 a channel) of the colour hex
+ * ("RRGGBB"). */
+export function near(rgb, hex) {
+    const v = parseInt(hex, 16);
+    return Math.abs(rgb[0] - (v >> 16 & 255)) <= 24 && Math.abs(rgb[1] - (v >> 8 & 255)) <= 24 &&
+        Math.abs(rgb[2] - (v & 255)) <= 24;
+}

@@ -39,7 +39,7 @@
  * showed after "Log off")}}.
  */
 import {
-    check, env, log, login, poll, scenario, shot, step, Failure,
+    canvasLook, check, env, log, login, near, poll, scenario, shot, step, Failure,
 } from './lib.mjs';
 
 const nums = (name) => env(name).split(',').map((v) => Number(v));
@@ -56,50 +56,19 @@ const [clickX, clickY] = nums('DESKPOOL_CLICK');
 const [cellX, cellY] = nums('DESKPOOL_TEXT_CELL');
 const [cellW, cellH] = nums('DESKPOOL_CELL');
 
-/*
- * In the page: the noVNC canvas (the largest under #screen) as the
- * scenario reads it: its size, the probe's and the banner's pixels, and
- * how many dark pixels each text cell holds (one more cell than the
- * pasted text has). null while there is no canvas with a size.
- */
+/* The canvas as this scenario reads it (lib.mjs canvasLook): the probe
+ * and banner pixels and the ink of the pasted text's cells and one more. */
 function look(page) {
-    return page.evaluate((a) => {
-        const c = [...document.querySelectorAll('#screen canvas')]
-            .sort((x, y) => y.width * y.height - x.width * x.height)[0];
-        if (!c || !c.width || !c.height)
-            return null;
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        const at = (x, y) => {
-            const i = (y * c.width + x) * 4;
-            return [d[i], d[i + 1], d[i + 2]];
-        };
-        const ink = [];
-        for (let n = 0; n < a.cells; n++) {
-            let dark = 0;
-            for (let y = a.cell[1]; y < a.cell[1] + a.cell[3]; y++)
-                for (let x = a.cell[0] + n * a.cell[2]; x < a.cell[0] + (n + 1) * a.cell[2]; x++)
-                    if (Math.max(...at(x, y)) < 128)
-                        dark++;
-            ink.push(dark);
-        }
-        return {
-            width: c.width, height: c.height, probe: at(a.probe[0], a.probe[1]),
-            banner: at(a.banner[0], a.banner[1]), ink,
-        };
-    }, {
-        probe: [Number(probe[0]), Number(probe[1])],
-        banner: [Number(banner[0]), Number(banner[1])],
+    return canvasLook(page, {
+        points: {
+            probe: [Number(probe[0]), Number(probe[1])],
+            banner: [Number(banner[0]), Number(banner[1])],
+        },
         cell: [cellX, cellY, cellW, cellH],
         cells: pasted.length + 1,
     });
 }
 
-/* Within a lossy encoding's reach of the colour hex ("RRGGBB"). */
-const near = (rgb, hex) => {
-    const v = parseInt(hex, 16);
-    return Math.abs(rgb[0] - (v >> 16 & 255)) <= 24 && Math.abs(rgb[1] - (v >> 8 & 255)) <= 24 &&
-        Math.abs(rgb[2] - (v & 255)) <= 24;
-};
 
 /* The text box reads text: ink in the cells of its characters but
  * spaces, none after it. */
