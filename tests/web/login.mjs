@@ -2,7 +2,8 @@
  * login.mjs - the portal's login form, as a person uses it.
  *
  * Without DESKPOOL_OTP_PROMPT (a password-only PAM stack): a wrong
- * password shows the broker's message, the right one shows "My desktops"
+ * password shows the broker's message, the right one (typed into the
+ * focused field, Enter to submit) shows "My desktops"
  * with the user's name and pool; "Log out" brings the form back and ends
  * the session.
  * With DESKPOOL_OTP_PROMPT (PAM asks a second, echoed question with that
@@ -35,7 +36,10 @@ async function passwordOnly(page, url) {
     check(await myDesktops(page).count() === 0, 'a wrong password logged in');
     await shot(page, 'login-wrong-password');
 
-    await submitLogin(page, user, password);
+    /* by keyboard alone: after a refusal the password field has the
+     * focus (the user name is kept), and Enter submits */
+    await page.keyboard.type(password);
+    await page.keyboard.press('Enter');
     await myDesktops(page).waitFor();
     const who = (await page.locator('#who').innerText()).trim();
     check(who.includes(user), `#who shows "${who}", not ${user}`);
@@ -56,6 +60,12 @@ async function passwordOnly(page, url) {
             card.buttons[name] = await c.getByRole('button', { name, exact: true }).count();
     }
     await shot(page, 'login-portal');
+    /* readable at tablet width: nothing wider than the window */
+    await page.setViewportSize({ width: 768, height: 1024 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 0, `at 768 px the portal is ${overflow} px wider than the window`);
+    await shot(page, 'login-portal-tablet');
+    await page.setViewportSize({ width: 1280, height: 720 });
 
     await page.getByRole('button', { name: 'Log out', exact: true }).click();
     await page.locator('form#login-form').getByLabel('User name', { exact: true }).waitFor();
