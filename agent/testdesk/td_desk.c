@@ -379,7 +379,11 @@ enum td_desk_effect td_desk_input(struct td_desk *d,
     if (ev->kind == TD_INPUT_POWER)
         return TD_EFFECT_NONE;
     td_desk_note_input(d, now_ms);
-    if (ev->kind == TD_INPUT_POINTER) {
+    if (ev->kind == TD_INPUT_SECURE) {
+        /* as on Windows: Ctrl+Alt+Del brings up the secure screen, here
+         * the lock screen, which tests (and users) can see */
+        td_desk_lock(d);
+    } else if (ev->kind == TD_INPUT_POINTER) {
         td_desk_pointer(d, ev->x, ev->y);
     } else if (d->locked) {
         if (ev->kind != TD_INPUT_CHAR || ev->ch != '\n')

@@ -101,7 +101,8 @@ void td_desk_logoff(struct td_desk *d);
  * in. size should be TD_DESK_EVENT_MAX. */
 void td_desk_end_session(struct td_desk *d, char *event, size_t size);
 
-/* The lock screen: while locked, only Enter (unlocking) and pointer moves
+/* The lock screen (also what Ctrl+Alt+Del brings up, as the secure
+ * attention sequence): while locked, only Enter (unlocking) and pointer moves
  * are taken from the user. */
 void td_desk_lock(struct td_desk *d);
 void td_desk_unlock(struct td_desk *d);

@@ -32,6 +32,7 @@ struct td_input {
     int width, height;
     int shift; /* shift keys held, over all keyboards */
     int ctrl;  /* ctrl keys held, likewise */
+    int alt;   /* alt keys held, likewise */
     struct td_input_dev devs[TD_INPUT_DEVICES];
 };
 
@@ -155,11 +156,22 @@ static void td_input_key(struct td_input *in, const struct input_event *e,
         td_input_modifier(&in->ctrl, e->value);
         return;
     }
+    if (e->code == KEY_LEFTALT || e->code == KEY_RIGHTALT) {
+        td_input_modifier(&in->alt, e->value);
+        return;
+    }
     if (e->value == 0)
         return; /* releases type nothing; repeats (2) do */
     if (e->code == KEY_V && in->ctrl > 0) {
         out.kind = TD_INPUT_PASTE;
         fn(arg, &out);
+        return;
+    }
+    if (e->code == KEY_DELETE && in->ctrl > 0 && in->alt > 0) {
+        if (e->value == 1) { /* a held Ctrl+Alt+Del does not repeat */
+            out.kind = TD_INPUT_SECURE;
+            fn(arg, &out);
+        }
         return;
     }
     if (e->code == BTN_LEFT || e->code == BTN_TOUCH || e->code == KEY_POWER) {

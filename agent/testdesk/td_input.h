@@ -20,6 +20,7 @@ enum td_input_kind {
     TD_INPUT_CLICK,   /* the left button went down */
     TD_INPUT_POWER,   /* the power button (ACPI) was pressed */
     TD_INPUT_PASTE,   /* Ctrl+V: paste the clipboard */
+    TD_INPUT_SECURE,  /* Ctrl+Alt+Delete: the secure attention sequence */
 };
 
 struct td_input_event {

@@ -449,6 +449,36 @@ static void artifact_path(char *buf, size_t size, const char *name)
 
 /* Waits until the guest's message banner shows text, or, with text NULL,
  * until no banner shows. */
+/* Waits until the guest shows its lock screen's text (what testdesk
+ * shows after Ctrl+Alt+Del). */
+static void guest_shows_lock(struct hv_host *h, const char *id)
+{
+    long long deadline = tsguest_now_ms() + 60000;
+    struct tsppm *shot = NULL;
+    struct td_layout l;
+    char why[256];
+
+    td_layout_compute(&l, TSGUEST_WIDTH, TSGUEST_HEIGHT);
+    for (;;) {
+        struct tsscreen_diff d;
+        struct tsscreen s;
+
+        ck_assert_int_eq(tsguest_screen(h, id, &shot), 0);
+        s = tsscreen_from_ppm(shot);
+        tsscreen_diff_init(&d, &s);
+        tsscreen_diff_text(&d, &s, l.lock_text.x, l.lock_text.y, TD_LOCK_TEXT,
+                           TD_COLOR_LOCK_TEXT, TD_COLOR_LOCK);
+        if (!tsscreen_diff_why(&d, "the guest's lock screen", why, sizeof(why)))
+            break;
+        if (tsguest_now_ms() > deadline) {
+            tsguest_keep_screen(h, id, "test_web", "locked");
+            ck_abort_msg("%s", why);
+        }
+        tsguest_sleep_ms(500);
+    }
+    tsppm_free(shot);
+}
+
 static void guest_shows_banner(struct hv_host *h, const char *id,
                                const char *text)
 {
@@ -639,6 +669,19 @@ static void view_was_read_only(const json_t *view, const char *id)
     }
 }
 
+/* "Scale to window" fitted the 1024x768 desktop into the 1280x720 page,
+ * and said it was on. */
+static void scale_fitted(const json_t *scale)
+{
+    const json_t *scaled = json_object_get(scale, "scaled"),
+                 *win = json_object_get(scale, "window");
+
+    ck_assert_str_eq(str(scale, "pressed"), "true");
+    ck_assert_int_le(num(scaled, "h"), num(win, "h"));
+    ck_assert_int_lt(num(scaled, "w"), TSGUEST_WIDTH);
+    ck_assert_int_gt(num(scaled, "w"), 0);
+}
+
 /*
  * The rest of alice's day with desktop id in the browser
  * (tests/web/session.mjs), and what the guest and the broker show at
@@ -650,7 +693,7 @@ static void session_goes_on(const char *id)
     struct hv_host *h = NULL;
     struct tsppm *shot = NULL;
     struct td_layout l;
-    const char *env[32];
+    const char *env[40];
     struct tsweb *w;
     json_t *r, *info, *logoff;
     int n = 0, x, y;
@@ -677,6 +720,7 @@ static void session_goes_on(const char *id)
                   l.textbox.y + l.textbox.h / 3);
     env[n++] = kv("DESKPOOL_TEXT_CELL", "%d,%d", x, y);
     env[n++] = kv("DESKPOOL_CELL", "%d,%d", TD_FONT_W, TD_FONT_H);
+    env[n++] = kv("DESKPOOL_LOCKED", "%06x", TD_COLOR_LOCK);
     env[n++] = kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", SESSION_MS);
     env[n] = NULL;
     ck_assert_int_eq(tsguest_host_open(&h, broker.vm), 0);
@@ -706,10 +750,16 @@ static void session_goes_on(const char *id)
     ck_assert_int_eq(audit_events("helpdesk_view", "admin", id, "end"), 1);
     tsweb_step_done(w, "view-closed", NULL);
 
+    /* the toolbar's Ctrl-Alt-Del reached the guest as one */
+    json_decref(tsweb_step(w, "locked", SESSION_MS));
+    guest_shows_lock(h, id);
+    tsweb_step_done(w, "locked", NULL);
+
     r = tsweb_finish(w, SESSION_MS + GRACE_MS);
     ck_assert_str_eq(str(r, "clipboardBack"), PASTE);
     view_was_read_only(json_object_get(r, "view"), id);
     ck_assert_str_eq(str(r, "userStateDuringView"), "connected");
+    scale_fitted(json_object_get(r, "scale"));
     logoff = json_object_get(r, "logoff");
     ck_assert_str_eq(str(logoff, "dialog"), "Log off?");
     ck_assert_str_eq(str(logoff, "state"), "disconnected");

@@ -553,6 +553,55 @@ START_TEST(desk_keeps_the_newest_text_when_shrinking)
 }
 END_TEST
 
+START_TEST(desk_locks_on_ctrl_alt_del)
+{
+    /* Real td_input reading a FIFO, as below. Ctrl+Del and Alt+Del alone
+     * do nothing; Ctrl+Alt+Del (right-hand keys too) locks. */
+    char dir[] = "/tmp/td-input-test.XXXXXX", path[64];
+    struct td_desk *d = td_desk_new(1024, 768, "h");
+    struct td_input *in;
+    struct pollfd pfds[TD_INPUT_DEVICES];
+    static const unsigned short keys[][2] = {
+        {KEY_LEFTCTRL, 1}, {KEY_DELETE, 1}, {KEY_DELETE, 0}, {KEY_LEFTCTRL, 0},
+        {KEY_LEFTALT, 1},  {KEY_DELETE, 1}, {KEY_DELETE, 0}, {KEY_LEFTALT, 0}};
+    static const unsigned short cad[][2] = {
+        {KEY_RIGHTCTRL, 1}, {KEY_RIGHTALT, 1}, {KEY_DELETE, 1},
+        {KEY_DELETE, 0},    {KEY_RIGHTALT, 0}, {KEY_RIGHTCTRL, 0}};
+    struct input_event evs[8];
+    int fd, n;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/event0", dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    ck_assert_int_eq(td_input_new(&in, dir, 1024, 768), 0);
+    ck_assert_int_eq(td_input_rescan(in), 1);
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    for (int round = 0; round < 2; round++) {
+        size_t count =
+            round ? sizeof(cad) / sizeof(*cad) : sizeof(keys) / sizeof(*keys);
+
+        memset(evs, 0, sizeof(evs));
+        for (size_t i = 0; i < count; i++) {
+            evs[i].type = EV_KEY;
+            evs[i].code = round ? cad[i][0] : keys[i][0];
+            evs[i].value = round ? cad[i][1] : keys[i][1];
+        }
+        ck_assert_int_eq(write(fd, evs, count * sizeof(*evs)),
+                         (ssize_t)(count * sizeof(*evs)));
+        n = td_input_pollfds(in, pfds);
+        ck_assert_int_eq(poll(pfds, (nfds_t)n, 2000), 1);
+        td_input_handle(in, pfds, n, paste_on_input, d);
+        ck_assert_int_eq(td_desk_locked(d), round);
+    }
+    close(fd);
+    td_input_free(in);
+    unlink(path);
+    rmdir(dir);
+    td_desk_free(d);
+}
+END_TEST
+
 START_TEST(desk_pastes_with_ctrl_v)
 {
     /* Real td_input reading a FIFO that stands in for /dev/input/event0. */
@@ -622,6 +671,7 @@ static Suite *draw_suite(void)
     tcase_add_test(tc, desk_resizes_inside_the_screen);
     tcase_add_test(tc, desk_keeps_the_newest_text_when_shrinking);
     tcase_add_test(tc, desk_pastes_with_ctrl_v);
+    tcase_add_test(tc, desk_locks_on_ctrl_alt_del);
     suite_add_tcase(s, tc);
     return s;
 }

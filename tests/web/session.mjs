@@ -20,7 +20,13 @@
  *     typed into it; the user's viewer shows the banner too; step
  *     "viewing"; the tab closes; step "view-closed"; the banner goes from
  *     the user's viewer;
- *  5. the viewer's "Log off", confirmed in its dialog: the viewer says
+ *  5. "Scale to window": the 1024x768 desktop shrinks to fit the 720 px
+ *     high page (the button says it is pressed); pressed again, the
+ *     desktop shows at its own size;
+ *  6. "Ctrl-Alt-Del": the desktop shows its lock screen (testdesk's
+ *     answer to the secure attention sequence); step "locked"; Enter in
+ *     the canvas unlocks it, the text still there;
+ *  7. the viewer's "Log off", confirmed in its dialog: the viewer says
  *     the user is logged off.
  *
  * Inputs: DESKPOOL_URL, DESKPOOL_USER, DESKPOOL_PASSWORD,
@@ -31,10 +37,13 @@
  * ("x,y,RRGGBB": a pixel of the message banner, away from its text),
  * DESKPOOL_CLICK ("x,y": inside the text box), DESKPOOL_TEXT_CELL ("x,y":
  * the text box's first cell), DESKPOOL_CELL ("w,h": a glyph cell).
+ * The text box's colours: white, and the lock screen's (DESKPOOL_LOCKED,
+ * "RRGGBB") over it while locked.
  * RESULT: {rdpName (the downloaded file's name), clipboardBack (the text
  * area after "Get from desktop"), view: {path, hash, badge (the
  * "View only" badge's text, "" when hidden), buttons: {NAME: count of
- * visible buttons}}, userStateDuringView, logoff: {dialog (its title),
+ * visible buttons}}, userStateDuringView, scale: {natural, scaled,
+ * pressed, window} (canvas sizes on the page), logoff: {dialog (its title),
  * state, text (what the viewer says at the end), said (every status it
  * showed after "Log off")}}.
  */
@@ -52,6 +61,7 @@ const paste = env('DESKPOOL_PASTE');
 const pasted = `${typed} ${paste}`;
 const probe = env('DESKPOOL_PROBE').split(',');
 const banner = env('DESKPOOL_BANNER').split(',');
+const lockedColour = env('DESKPOOL_LOCKED');
 const [clickX, clickY] = nums('DESKPOOL_CLICK');
 const [cellX, cellY] = nums('DESKPOOL_TEXT_CELL');
 const [cellW, cellH] = nums('DESKPOOL_CELL');
@@ -63,6 +73,8 @@ function look(page) {
         points: {
             probe: [Number(probe[0]), Number(probe[1])],
             banner: [Number(banner[0]), Number(banner[1])],
+            /* the text box's first row, far right of any text */
+            box: [cellX + 60 * cellW, cellY + 2],
         },
         cell: [cellX, cellY, cellW, cellH],
         cells: pasted.length + 1,
@@ -120,6 +132,33 @@ async function toastSays(page, text) {
         const all = await page.locator('#toasts .toast').allInnerTexts();
         return all.some((t) => t.trim() === text);
     });
+}
+
+/* The noVNC canvas's size on the page (CSS pixels) and the window's. */
+function shownSize(page) {
+    return page.evaluate(() => {
+        const c = [...document.querySelectorAll('#screen canvas')]
+            .sort((x, y) => y.width * y.height - x.width * x.height)[0];
+        const r = c.getBoundingClientRect();
+        return { w: Math.round(r.width), h: Math.round(r.height), winW: innerWidth, winH: innerHeight };
+    });
+}
+
+/* "Scale to window" on: the desktop fits the window; off: its own size. */
+async function scaleToWindow(page) {
+    const button = page.getByRole('button', { name: 'Scale to window', exact: true });
+    const natural = await shownSize(page);
+    check(natural.w === 1024 && natural.h === 768, `unscaled, the desktop shows at ${natural.w}x${natural.h}`);
+    await button.click();
+    await poll('the desktop scaled to the window', 10000, 100,
+        async () => (await shownSize(page)).h <= natural.winH);
+    const scaled = await shownSize(page);
+    const pressed = await button.getAttribute('aria-pressed');
+    await shot(page, 'session-scaled');
+    await button.click();
+    await poll('the desktop at its own size again', 10000, 100,
+        async () => (await shownSize(page)).h === 768);
+    return { natural, scaled, pressed, window: { w: natural.winW, h: natural.winH } };
 }
 
 await scenario('session', async (s) => {
@@ -235,7 +274,19 @@ await scenario('session', async (s) => {
     await shot(viewer, 'session-viewer-not-viewed');
     await helpdesk.close();
 
-    /* 5. Log off from the viewer (everything its status line says from
+    /* 5. Scale to window, and back */
+    const scale = await scaleToWindow(viewer);
+
+    /* 6. Ctrl-Alt-Del: the lock screen; Enter unlocks */
+    await viewer.getByRole('button', { name: 'Ctrl-Alt-Del', exact: true }).click();
+    await until(viewer, 'the lock screen after Ctrl-Alt-Del', (st) => near(st.box, lockedColour));
+    await shot(viewer, 'session-ctrl-alt-del');
+    await step('locked');
+    await viewer.locator('#screen canvas').first().focus();
+    await viewer.keyboard.press('Enter');
+    await until(viewer, 'the desktop unlocked by Enter', (st) => near(st.box, 'ffffff') && reads(st, pasted));
+
+    /* 7. Log off from the viewer (everything its status line says from
      * now on is kept) */
     await viewer.evaluate(() => {
         const said = [];
@@ -265,6 +316,6 @@ await scenario('session', async (s) => {
     log(`after "Log off" the viewer said: ${logoff.said.join(' | ')}`);
     await shot(viewer, 'session-logged-off');
     return {
-        rdpName, clipboardBack, view: viewInfo, userStateDuringView, logoff,
+        rdpName, clipboardBack, view: viewInfo, userStateDuringView, scale, logoff,
     };
 });
