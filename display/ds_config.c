@@ -75,23 +75,32 @@ int ds_config_set(struct ds_config *c, const char *key, const char *value,
         return ds_config_path(c->broker_socket, sizeof(c->broker_socket), key,
                               value, err, err_size);
     }
-    if (!strcmp(key, "vnc_listen")) {
-        struct ds_config probe = *c;
+    if (!strcmp(key, "vnc_listen") || !strcmp(key, "rdp_listen")) {
+        char *dst = key[0] == 'v' ? c->vnc_listen : c->rdp_listen;
         char host[64];
         int port;
 
-        if (strlen(value) >= sizeof(c->vnc_listen))
-            goto bad_listen;
-        snprintf(probe.vnc_listen, sizeof(probe.vnc_listen), "%s", value);
-        if (value[0] && ds_config_vnc_addr(&probe, host, sizeof(host), &port))
-            goto bad_listen;
-        snprintf(c->vnc_listen, sizeof(c->vnc_listen), "%s", value);
+        if (strlen(value) >= sizeof(c->vnc_listen) ||
+            (value[0] &&
+             ds_config_listen_addr(value, host, sizeof(host), &port))) {
+            snprintf(err, err_size,
+                     "%s: must be empty, ADDR:PORT or [V6ADDR]:PORT with "
+                     "a numeric address",
+                     key);
+            return -EINVAL;
+        }
+        snprintf(dst, sizeof(c->vnc_listen), "%s", value);
         return 0;
-    bad_listen:
-        snprintf(err, err_size,
-                 "vnc_listen: must be empty, ADDR:PORT or [V6ADDR]:PORT with "
-                 "a numeric address");
-        return -EINVAL;
+    }
+    if (!strcmp(key, "tls_cert") || !strcmp(key, "tls_key")) {
+        char *dst = key[4] == 'c' ? c->tls_cert : c->tls_key;
+
+        if (!value[0]) {
+            dst[0] = '\0';
+            return 0;
+        }
+        return ds_config_path(dst, sizeof(c->tls_cert), key, value, err,
+                              err_size);
     }
     if (!strcmp(key, "user")) {
         if (!value[0] || strlen(value) >= sizeof(c->user)) {
@@ -158,7 +167,13 @@ int ds_config_load(struct ds_config *c, const char *path, char *err,
 int ds_config_vnc_addr(const struct ds_config *c, char *host, size_t host_size,
                        int *port)
 {
-    const char *v = c->vnc_listen, *colon, *h = v;
+    return ds_config_listen_addr(c->vnc_listen, host, host_size, port);
+}
+
+int ds_config_listen_addr(const char *value, char *host, size_t host_size,
+                          int *port)
+{
+    const char *v = value, *colon, *h = v;
     size_t hlen;
     unsigned char buf[16];
     char tmp[64], *end;

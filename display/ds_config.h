@@ -24,10 +24,15 @@ struct ds_config {
      * from this daemon's own control socket (issue). */
     char broker_socket[DS_CONFIG_PATH_MAX];
     char vnc_listen[80]; /* "" (off), "ADDR:PORT" or "[V6ADDR]:PORT" */
-    char user[64];       /* nobody */
-    int credential_ttl;  /* seconds, 1..3600; 60 */
-    int max_sessions;    /* 1..10000; 256 */
-    int stats_interval;  /* seconds, 1..3600; 5 */
+    char rdp_listen[80]; /* the same for RDP clients; "" (off) */
+    /* The RDP port's TLS certificate and key (PEM files). Both empty: a
+     * self-signed pair made once in state_dir (rdp-tls.crt, rdp-tls.key). */
+    char tls_cert[DS_CONFIG_PATH_MAX];
+    char tls_key[DS_CONFIG_PATH_MAX];
+    char user[64];      /* nobody */
+    int credential_ttl; /* seconds, 1..3600; 60 */
+    int max_sessions;   /* 1..10000; 256 */
+    int stats_interval; /* seconds, 1..3600; 5 */
 };
 
 /* The defaults. */
@@ -51,5 +56,9 @@ int ds_config_set(struct ds_config *c, const char *key, const char *value,
  */
 int ds_config_vnc_addr(const struct ds_config *c, char *host, size_t host_size,
                        int *port);
+
+/* The same for any listen setting's value (rdp_listen). */
+int ds_config_listen_addr(const char *value, char *host, size_t host_size,
+                          int *port);
 
 #endif

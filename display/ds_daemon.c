@@ -32,6 +32,7 @@
 
 #include "dp_rpc.h"
 #include "dp_time.h"
+#include "dp_tls.h"
 #include "dp_unix.h"
 #include "ds_chan.h"
 #include "ds_cred.h"
@@ -43,6 +44,8 @@
 #define DS_DAEMON_PEER_MAX  72
 #define DS_DAEMON_EXPIRE_MS 10000 /* how often old credentials are dropped */
 #define DS_DAEMON_BROKER_MS 3000  /* the broker's local API answers in this */
+#define DS_DAEMON_LOGIN_MS  15000 /* PAM may take its time (failure delays) */
+#define DS_DAEMON_PEM_MAX   24000 /* a certificate or key file, at most */
 
 struct ds_daemon_session {
     pid_t pid; /* 0: slot free */
@@ -71,8 +74,9 @@ struct ds_daemon {
     struct hv_host *host; /* for the VMs' run folders */
     struct ds_cred_store *creds;
     struct ds_ctl *ctl;
-    int sig_fd, vnc_fd, gateway_fd;
-    int vnc_port;
+    int sig_fd, vnc_fd, gateway_fd, rdp_fd;
+    int vnc_port, rdp_port;
+    char *tls_cert_pem, *tls_key_pem; /* handed to RDP session processes */
 
     struct ds_daemon_session *sessions; /* cfg.max_sessions slots */
     long long next_id;
@@ -104,7 +108,10 @@ static long long ds_daemon_unix_ms(void)
 /* ------------------------------------------------------------------------
  * Listeners */
 
-static int ds_daemon_listen_tcp(struct ds_daemon *d)
+/* Opens the TCP listener of a *_listen setting (what: "vnc", "rdp"); *fd
+ * stays -1 when the setting is empty. */
+static int ds_daemon_listen_tcp(const char *value, const char *what, int *fd,
+                                int *port_out)
 {
     char host[64], port_text[8];
     struct addrinfo hints = {.ai_flags =
@@ -115,39 +122,100 @@ static int ds_daemon_listen_tcp(struct ds_daemon *d)
     socklen_t len = sizeof(bound);
     int port, one = 1, r;
 
-    d->vnc_fd = -1;
-    r = ds_config_vnc_addr(&d->cfg, host, sizeof(host), &port);
-    if (r == -ENOENT)
-        return 0; /* the VNC port is off */
+    *fd = -1;
+    if (!value[0])
+        return 0; /* the port is off */
+    r = ds_config_listen_addr(value, host, sizeof(host), &port);
     if (r < 0) {
-        ds_daemon_log("vnc_listen %s: not ADDR:PORT", d->cfg.vnc_listen);
+        ds_daemon_log("%s_listen %s: not ADDR:PORT", what, value);
         return r;
     }
     snprintf(port_text, sizeof(port_text), "%d", port);
     r = getaddrinfo(host, port_text, &hints, &ai);
     if (r) {
-        ds_daemon_log("vnc_listen %s: %s", d->cfg.vnc_listen, gai_strerror(r));
+        ds_daemon_log("%s_listen %s: %s", what, value, gai_strerror(r));
         return -EINVAL;
     }
-    d->vnc_fd =
-        socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (d->vnc_fd < 0 ||
-        setsockopt(d->vnc_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) <
-            0 ||
-        bind(d->vnc_fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-        listen(d->vnc_fd, 64) < 0 ||
-        getsockname(d->vnc_fd, (struct sockaddr *)&bound, &len) < 0) {
+    *fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (*fd < 0 ||
+        setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(*fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(*fd, 64) < 0 ||
+        getsockname(*fd, (struct sockaddr *)&bound, &len) < 0) {
         r = -errno;
         freeaddrinfo(ai);
-        ds_daemon_log("vnc_listen %s: %s", d->cfg.vnc_listen, strerror(-r));
+        ds_daemon_log("%s_listen %s: %s", what, value, strerror(-r));
         return r;
     }
     freeaddrinfo(ai);
-    d->vnc_port = ntohs(bound.ss_family == AF_INET6
-                            ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                            : ((struct sockaddr_in *)&bound)->sin_port);
-    ds_daemon_log("VNC clients on %s port %d", host, d->vnc_port);
+    *port_out = ntohs(bound.ss_family == AF_INET6
+                          ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                          : ((struct sockaddr_in *)&bound)->sin_port);
+    ds_daemon_log("%s clients on %s port %d",
+                  strcmp(what, "rdp") ? "VNC" : "RDP", host, *port_out);
     return 0;
+}
+
+/* Reads a whole PEM file (at most DS_DAEMON_PEM_MAX bytes) into *out. */
+static int ds_daemon_read_pem(const char *path, char **out)
+{
+    FILE *f = fopen(path, "r");
+    char *buf;
+    size_t n;
+
+    *out = NULL;
+    if (!f) {
+        int e = errno;
+
+        ds_daemon_log("%s: %s", path, strerror(e));
+        return -e;
+    }
+    buf = malloc(DS_DAEMON_PEM_MAX + 1);
+    n = buf ? fread(buf, 1, DS_DAEMON_PEM_MAX + 1, f) : 0;
+    fclose(f);
+    if (!buf || n == 0 || n > DS_DAEMON_PEM_MAX) {
+        ds_daemon_log("%s: empty or larger than %d bytes", path,
+                      DS_DAEMON_PEM_MAX);
+        free(buf);
+        return -EINVAL;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    return 0;
+}
+
+/* The RDP port's certificate and key: the configured files, or a
+ * self-signed pair made once in the state folder. Read here, as root:
+ * session processes get them over their channel. */
+static int ds_daemon_tls(struct ds_daemon *d)
+{
+    char cert[DS_CONFIG_PATH_MAX + 16], key[DS_CONFIG_PATH_MAX + 16], err[256],
+        fp[96];
+    int r;
+
+    if (d->rdp_fd < 0)
+        return 0;
+    if (!d->cfg.tls_cert[0] != !d->cfg.tls_key[0]) {
+        ds_daemon_log("tls_cert and tls_key: set both or neither");
+        return -EINVAL;
+    }
+    if (d->cfg.tls_cert[0]) {
+        snprintf(cert, sizeof(cert), "%s", d->cfg.tls_cert);
+        snprintf(key, sizeof(key), "%s", d->cfg.tls_key);
+    } else {
+        snprintf(cert, sizeof(cert), "%s/rdp-tls.crt", d->cfg.state_dir);
+        snprintf(key, sizeof(key), "%s/rdp-tls.key", d->cfg.state_dir);
+        r = dp_tls_selfsigned(cert, key, "deskpool-display", err, sizeof(err));
+        if (r < 0) {
+            ds_daemon_log("RDP certificate: %s", err);
+            return r;
+        }
+    }
+    r = ds_daemon_read_pem(cert, &d->tls_cert_pem);
+    if (!r)
+        r = ds_daemon_read_pem(key, &d->tls_key_pem);
+    if (!r && dp_tls_fingerprint(cert, fp) == 0)
+        ds_daemon_log("RDP certificate %s, SHA-256 %s", cert, fp);
+    return r;
 }
 
 /* ------------------------------------------------------------------------
@@ -268,6 +336,11 @@ static void ds_daemon_spawn(struct ds_daemon *d, int client_fd,
         return;
     }
     fcntl(chan[0], F_SETFL, O_NONBLOCK);
+    if (via == DS_SESSION_RDP) /* the session needs them before TLS */
+        ds_chan_send(chan[0],
+                     json_pack("{s:s, s:s, s:s}", "op", "tls", "cert",
+                               d->tls_cert_pem, "key", d->tls_key_pem),
+                     -1);
     s->pid = pid;
     s->chan_fd = chan[0];
     s->since_ms = ds_daemon_unix_ms();
@@ -299,7 +372,7 @@ static void ds_daemon_accept(struct ds_daemon *d, int listen_fd,
 
     if (fd < 0)
         return;
-    if (via == DS_SESSION_VNC)
+    if (via != DS_SESSION_GATEWAY)
         ds_daemon_peer_name(&sa, len, peer, sizeof(peer));
     ds_daemon_spawn(d, fd, via, peer);
 }
@@ -356,6 +429,7 @@ static void ds_daemon_answer_refusal(struct ds_daemon *d,
  * DS_CRED_OK with the grant, a refusal, or -1 with the reason in why when
  * the broker could not answer. */
 static int ds_daemon_broker_ticket(struct ds_daemon *d, const char *ticket,
+                                   const char *protocol,
                                    struct ds_cred_grant *g, char *why,
                                    size_t size)
 {
@@ -363,7 +437,7 @@ static int ds_daemon_broker_ticket(struct ds_daemon *d, const char *ticket,
     json_t *res = NULL;
     int r = dp_rpc_request(
         d->cfg.broker_socket, "redeem",
-        json_pack("{s:s, s:s}", "ticket", ticket, "protocol", "browser"),
+        json_pack("{s:s, s:s}", "ticket", ticket, "protocol", protocol),
         DS_DAEMON_BROKER_MS, &res, code, sizeof(code), err, sizeof(err));
 
     if (r == 0) {
@@ -398,8 +472,10 @@ static void ds_daemon_broker_session(struct ds_daemon *d,
         return;
     args = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "event", event,
                      "desktop", s->desktop, "user", s->user, "protocol",
-                     s->via == DS_SESSION_GATEWAY ? "browser" : "vnc", "client",
-                     s->peer, "bytes", (json_int_t)s->bytes_sent);
+                     s->via == DS_SESSION_GATEWAY ? "browser"
+                     : s->via == DS_SESSION_RDP   ? "rdp"
+                                                  : "vnc",
+                     "client", s->peer, "bytes", (json_int_t)s->bytes_sent);
     if (s->view_only) /* not the user's session: a helpdesk watching */
         json_object_set_new(args, "view", json_true());
     if (dp_rpc_request(d->cfg.broker_socket, "session", args,
@@ -409,6 +485,9 @@ static void ds_daemon_broker_session(struct ds_daemon *d,
     else
         ds_daemon_log("broker: session %s: %s", event, err);
 }
+
+static void ds_daemon_grant(struct ds_daemon *d, struct ds_daemon_session *s,
+                            const struct ds_cred_grant *g);
 
 /* "auth-vnc" or "auth-ticket": check the credential, hand over the
  * desktop. */
@@ -421,7 +500,6 @@ static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
     char why[256];
     const char *via_peer = json_string_value(json_object_get(msg, "via_peer"));
     long long now = (long long)dp_time_now_ms();
-    int fd;
 
     if (s->authed || s->refusal_told)
         return ds_daemon_answer_refusal(d, s, "authenticated already");
@@ -437,8 +515,8 @@ static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
         r = ds_cred_redeem_vnc(d->creds, chal, resp, now, &grant);
     } else if (d->cfg.broker_socket[0]) {
         const char *t = json_string_value(json_object_get(msg, "ticket"));
-        int b =
-            ds_daemon_broker_ticket(d, t ? t : "", &grant, why, sizeof(why));
+        int b = ds_daemon_broker_ticket(d, t ? t : "", "browser", &grant, why,
+                                        sizeof(why));
 
         if (b < 0)
             return ds_daemon_answer_refusal(d, s, why);
@@ -451,6 +529,16 @@ static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
     if (r != DS_CRED_OK)
         return ds_daemon_answer_refusal(
             d, s, ds_cred_reason(r, vnc ? DS_CRED_VNC : DS_CRED_GATEWAY));
+    ds_daemon_grant(d, s, &grant);
+}
+
+/* A credential was accepted: hand the session its desktop. */
+static void ds_daemon_grant(struct ds_daemon *d, struct ds_daemon_session *s,
+                            const struct ds_cred_grant *g)
+{
+    const struct ds_cred_grant grant = *g;
+    int fd;
+
     snprintf(s->desktop, sizeof(s->desktop), "%s", grant.desktop);
     snprintf(s->user, sizeof(s->user), "%s", grant.user);
     s->view_only = grant.view_only;
@@ -510,6 +598,79 @@ static void ds_daemon_end_msg(struct ds_daemon_session *s, const json_t *msg)
     s->end_refused = json_is_true(json_object_get(msg, "refused"));
 }
 
+/* The host part of a peer ("127.0.0.1:4242" -> "127.0.0.1", "[::1]:1" ->
+ * "::1"): the broker rate-limits failed logins per address. */
+static void ds_daemon_peer_host(const char *peer, char *out, size_t size)
+{
+    const char *colon = strrchr(peer, ':');
+    size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
+
+    if (peer[0] == '[' && n >= 2) {
+        peer++;
+        n -= 2;
+    }
+    snprintf(out, size, "%.*s", (int)n, peer);
+}
+
+/*
+ * "auth-rdp": the user name and password from an RDP client's Client Info
+ * PDU. A user name "ticket:<ticket>" (a portal .rdp file) is redeemed
+ * with the broker; anything else is a password login through the broker
+ * (PAM, its rate limits), which assigns the user's desktop. Only the
+ * broker grants RDP sessions. The broker call blocks this loop (PAM may
+ * take seconds on a failure delay).
+ */
+static void ds_daemon_auth_rdp(struct ds_daemon *d, struct ds_daemon_session *s,
+                               const json_t *msg)
+{
+    const char *user = json_string_value(json_object_get(msg, "user"));
+    const char *password = json_string_value(json_object_get(msg, "password"));
+    struct ds_cred_grant grant = {0};
+    char code[32] = "", err[256], why[256], host[72];
+    json_t *res = NULL;
+    int r;
+
+    if (s->authed || s->refusal_told)
+        return ds_daemon_answer_refusal(d, s, "authenticated already");
+    if (!d->cfg.broker_socket[0])
+        return ds_daemon_answer_refusal(d, s, "RDP logins need the broker");
+    if (!user || !user[0] || strlen(user) > 256)
+        return ds_daemon_answer_refusal(d, s, "no user name");
+    if (!strncmp(user, "ticket:", 7)) {
+        r = ds_daemon_broker_ticket(d, user + 7, "rdp", &grant, why,
+                                    sizeof(why));
+        if (r < 0)
+            return ds_daemon_answer_refusal(d, s, why);
+        if (r != DS_CRED_OK)
+            return ds_daemon_answer_refusal(
+                d, s, ds_cred_reason((enum ds_cred_refusal)r, DS_CRED_GATEWAY));
+        return ds_daemon_grant(d, s, &grant);
+    }
+    if (!ds_cred_name_ok(user))
+        return ds_daemon_answer_refusal(d, s, "wrong user name or password");
+    ds_daemon_peer_host(s->peer, host, sizeof(host));
+    r = dp_rpc_request(
+        d->cfg.broker_socket, "login",
+        json_pack("{s:s, s:s, s:s, s:s}", "user", user, "password",
+                  password ? password : "", "protocol", "rdp", "client", host),
+        DS_DAEMON_LOGIN_MS, &res, code, sizeof(code), err, sizeof(err));
+    if (r < 0) {
+        if (r != -EREMOTEIO)
+            ds_daemon_log("broker: %s", err);
+        snprintf(why, sizeof(why), "%.64s: %.180s", user,
+                 r == -EREMOTEIO ? err : "broker not available");
+        return ds_daemon_answer_refusal(d, s, why);
+    }
+    snprintf(grant.desktop, sizeof(grant.desktop), "%s",
+             json_string_value(json_object_get(res, "desktop")) ?: "");
+    snprintf(grant.user, sizeof(grant.user), "%s",
+             json_string_value(json_object_get(res, "user")) ?: "");
+    json_decref(res);
+    if (!ds_cred_name_ok(grant.desktop) || !ds_cred_name_ok(grant.user))
+        return ds_daemon_answer_refusal(d, s, "malformed answer from broker");
+    ds_daemon_grant(d, s, &grant);
+}
+
 /* Messages from a session process. A session is untrusted: whatever it
  * sends can only refuse or end itself. */
 static void ds_daemon_chan_input(struct ds_daemon *d,
@@ -538,6 +699,8 @@ static void ds_daemon_chan_input(struct ds_daemon *d,
             ds_daemon_auth(d, s, msg, 1);
         else if (!strcmp(op, "auth-ticket") && s->via == DS_SESSION_GATEWAY)
             ds_daemon_auth(d, s, msg, 0);
+        else if (!strcmp(op, "auth-rdp") && s->via == DS_SESSION_RDP)
+            ds_daemon_auth_rdp(d, s, msg);
         else if (!strcmp(op, "stats"))
             ds_daemon_stats(d, s, msg);
         else if (!strcmp(op, "end"))
@@ -774,7 +937,7 @@ int ds_daemon_open(struct ds_daemon **out, const struct ds_config *cfg,
     if (!d)
         return -ENOMEM;
     d->cfg = *cfg;
-    d->sig_fd = d->vnc_fd = d->gateway_fd = -1;
+    d->sig_fd = d->vnc_fd = d->gateway_fd = d->rdp_fd = -1;
     snprintf(d->self_exe, sizeof(d->self_exe), "%s", self_exe);
     d->sessions = calloc((size_t)cfg->max_sessions, sizeof(*d->sessions));
     d->creds = ds_cred_store_new();
@@ -791,7 +954,13 @@ int ds_daemon_open(struct ds_daemon **out, const struct ds_config *cfg,
     if (!r)
         r = ds_daemon_signals(d);
     if (!r)
-        r = ds_daemon_listen_tcp(d);
+        r = ds_daemon_listen_tcp(d->cfg.vnc_listen, "vnc", &d->vnc_fd,
+                                 &d->vnc_port);
+    if (!r)
+        r = ds_daemon_listen_tcp(d->cfg.rdp_listen, "rdp", &d->rdp_fd,
+                                 &d->rdp_port);
+    if (!r)
+        r = ds_daemon_tls(d);
     if (!r) {
         d->gateway_fd = dp_unix_listen(cfg->gateway_socket, 64, SOCK_NONBLOCK);
         if (d->gateway_fd < 0) {
@@ -826,6 +995,10 @@ void ds_daemon_close(struct ds_daemon *d)
     }
     if (d->vnc_fd >= 0)
         close(d->vnc_fd);
+    if (d->rdp_fd >= 0)
+        close(d->rdp_fd);
+    free(d->tls_cert_pem);
+    free(d->tls_key_pem);
     if (d->sig_fd >= 0)
         close(d->sig_fd);
     for (i = 0; d->sessions && i < d->cfg.max_sessions; i++)
@@ -853,7 +1026,7 @@ static int ds_daemon_signal_input(struct ds_daemon *d)
 
 int ds_daemon_run(struct ds_daemon *d)
 {
-    int max = 3 + DS_CTL_MAX_CONNS + 1 + d->cfg.max_sessions;
+    int max = 4 + DS_CTL_MAX_CONNS + 1 + d->cfg.max_sessions;
     struct pollfd *p = calloc((size_t)max, sizeof(*p));
 
     if (!p)
@@ -867,6 +1040,7 @@ int ds_daemon_run(struct ds_daemon *d)
         p[n++] = (struct pollfd){.fd = d->sig_fd, .events = POLLIN};
         p[n++] = (struct pollfd){.fd = d->gateway_fd, .events = POLLIN};
         p[n++] = (struct pollfd){.fd = d->vnc_fd, .events = POLLIN};
+        p[n++] = (struct pollfd){.fd = d->rdp_fd, .events = POLLIN};
         nctl = ds_ctl_fill(d->ctl, p + n, DS_CTL_MAX_CONNS + 1);
         n += nctl;
         first_session = n;
@@ -884,11 +1058,13 @@ int ds_daemon_run(struct ds_daemon *d)
             ds_daemon_accept(d, d->gateway_fd, DS_SESSION_GATEWAY);
         if (p[2].revents)
             ds_daemon_accept(d, d->vnc_fd, DS_SESSION_VNC);
+        if (p[3].revents)
+            ds_daemon_accept(d, d->rdp_fd, DS_SESSION_RDP);
         for (i = 0; i < d->cfg.max_sessions; i++)
             if (p[first_session + i].fd >= 0 && p[first_session + i].revents &&
                 d->sessions[i].pid)
                 ds_daemon_chan_input(d, &d->sessions[i]);
-        ds_ctl_dispatch(d->ctl, p + 3, nctl);
+        ds_ctl_dispatch(d->ctl, p + 4, nctl);
         now = (long long)dp_time_now_ms();
         if (now >= d->next_expire_ms) {
             ds_cred_expire(d->creds, now);

@@ -137,7 +137,9 @@ static void ds_session_on_signal(int sig)
 
 const char *ds_session_via_name(enum ds_session_via via)
 {
-    return via == DS_SESSION_VNC ? "vnc" : "gateway";
+    return via == DS_SESSION_VNC   ? "vnc"
+           : via == DS_SESSION_RDP ? "rdp"
+                                   : "gateway";
 }
 
 /* ------------------------------------------------------------------------

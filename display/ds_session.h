@@ -39,7 +39,7 @@
 #define DS_SESSION_OUTQ_HOLD (256 * 1024)
 
 /* How the client came in. */
-enum ds_session_via { DS_SESSION_VNC, DS_SESSION_GATEWAY };
+enum ds_session_via { DS_SESSION_VNC, DS_SESSION_GATEWAY, DS_SESSION_RDP };
 
 struct ds_session_args {
     int client_fd; /* the accepted connection (owned by the session) */
@@ -58,7 +58,7 @@ struct ds_session_args {
  */
 int ds_session_run(const struct ds_session_args *args);
 
-/* "vnc" or "gateway". */
+/* "vnc", "gateway" or "rdp". */
 const char *ds_session_via_name(enum ds_session_via via);
 
 #endif

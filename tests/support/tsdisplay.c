@@ -23,8 +23,47 @@ void tsdisplay_start(struct tsdisplay *d, const char *state_dir)
     tsdisplay_start_broker(d, state_dir, NULL);
 }
 
+static void tsdisplay_launch(struct tsdisplay *d, const char *state_dir,
+                             const char *broker_socket, int rdp);
+
 void tsdisplay_start_broker(struct tsdisplay *d, const char *state_dir,
                             const char *broker_socket)
+{
+    tsdisplay_launch(d, state_dir, broker_socket, 0);
+}
+
+void tsdisplay_start_rdp(struct tsdisplay *d, const char *state_dir,
+                         const char *broker_socket)
+{
+    tsdisplay_launch(d, state_dir, broker_socket, 1);
+}
+
+int tsdisplay_rdp_port(const struct tsdisplay *d)
+{
+    long long until = tsguest_now_ms() + 10000;
+
+    for (;;) {
+        char line[512];
+        FILE *f = fopen(d->log, "r");
+        int port = 0;
+
+        while (f && fgets(line, sizeof(line), f)) {
+            const char *p = strstr(line, "RDP clients on ");
+
+            if (p && (p = strstr(p, " port ")))
+                port = atoi(p + 6);
+        }
+        if (f)
+            fclose(f);
+        if (port > 0)
+            return port;
+        ck_assert_msg(tsguest_now_ms() < until, "no RDP port in %s", d->log);
+        tsguest_sleep_ms(50);
+    }
+}
+
+static void tsdisplay_launch(struct tsdisplay *d, const char *state_dir,
+                             const char *broker_socket, int rdp)
 {
     static int serial;
     const char *bin = getenv("DESKPOOL_BIN_DIR");
@@ -42,25 +81,21 @@ void tsdisplay_start_broker(struct tsdisplay *d, const char *state_dir,
     d->pid = fork();
     ck_assert_int_ge(d->pid, 0);
     if (d->pid == 0) {
-        char *argv[] = {exe,
-                        "--state-dir",
-                        (char *)state_dir,
-                        "--control",
-                        d->ctl,
-                        "--gateway",
-                        d->gw,
-                        "--vnc-listen",
-                        "127.0.0.1:0",
-                        "--user",
-                        "nobody",
-                        NULL,
-                        NULL,
+        char *argv[] = {exe,         "--state-dir",  (char *)state_dir,
+                        "--control", d->ctl,         "--gateway",
+                        d->gw,       "--vnc-listen", "127.0.0.1:0",
+                        "--user",    "nobody",       NULL,
+                        NULL,        NULL,           NULL,
                         NULL};
-        int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600), n = 11;
 
         if (broker_socket) {
-            argv[11] = "--broker";
-            argv[12] = (char *)broker_socket;
+            argv[n++] = "--broker";
+            argv[n++] = (char *)broker_socket;
+        }
+        if (rdp) {
+            argv[n++] = "--rdp-listen";
+            argv[n++] = "127.0.0.1:0";
         }
         dup2(fd, 2);
         execv(exe, argv);

@@ -31,6 +31,14 @@ void tsdisplay_start(struct tsdisplay *d, const char *state_dir);
 void tsdisplay_start_broker(struct tsdisplay *d, const char *state_dir,
                             const char *broker_socket);
 
+/* The same with an RDP port too (rdp_listen 127.0.0.1, any free port;
+ * a self-signed certificate in state_dir). */
+void tsdisplay_start_rdp(struct tsdisplay *d, const char *state_dir,
+                         const char *broker_socket);
+
+/* The RDP port, as the daemon's log tells it (waits up to 10 s). */
+int tsdisplay_rdp_port(const struct tsdisplay *d);
+
 /* SIGTERMs the daemon and waits for it (sessions go on until their
  * clients or desktops go away). Fails the test if its log holds a
  * sanitizer report (make SANITIZE=1). */

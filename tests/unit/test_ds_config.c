@@ -48,6 +48,8 @@ START_TEST(example_file_is_the_defaults)
     ck_assert_str_eq(c.user, "nobody");
     ck_assert_int_eq(c.credential_ttl, 60);
     ck_assert_str_eq(c.vnc_listen, "");
+    ck_assert_str_eq(c.rdp_listen, "");
+    ck_assert_str_eq(c.tls_cert, "");
 }
 END_TEST
 
@@ -58,7 +60,8 @@ START_TEST(file_values_apply)
     int port;
 
     write_file("[display]\nstate_dir = /srv/dp\nvnc_listen = [::1]:5901\n"
-               "max_sessions = 12\n");
+               "max_sessions = 12\nrdp_listen = 0.0.0.0:3389\n"
+               "tls_cert = /etc/dp/rdp.crt\ntls_key = /etc/dp/rdp.key\n");
     ds_config_defaults(&c);
     ck_assert_int_eq(ds_config_load(&c, path, err, sizeof(err)), 0);
     ck_assert_str_eq(c.state_dir, "/srv/dp");
@@ -66,6 +69,12 @@ START_TEST(file_values_apply)
     ck_assert_int_eq(ds_config_vnc_addr(&c, host, sizeof(host), &port), 0);
     ck_assert_str_eq(host, "::1");
     ck_assert_int_eq(port, 5901);
+    ck_assert_int_eq(
+        ds_config_listen_addr(c.rdp_listen, host, sizeof(host), &port), 0);
+    ck_assert_str_eq(host, "0.0.0.0");
+    ck_assert_int_eq(port, 3389);
+    ck_assert_str_eq(c.tls_cert, "/etc/dp/rdp.crt");
+    ck_assert_str_eq(c.tls_key, "/etc/dp/rdp.key");
 }
 END_TEST
 
@@ -76,7 +85,9 @@ START_TEST(errors_name_the_line)
                                 "[display]\nmax_sessions = 0\n",
                                 "[display]\nstats_interval = 5s\n",
                                 "[display]\nstate_dir = relative/path\n",
-                                "[display]\nvnc_listen = localhost:5900\n"};
+                                "[display]\nvnc_listen = localhost:5900\n",
+                                "[display]\nrdp_listen = 3389\n",
+                                "[display]\ntls_key = key.pem\n"};
     struct ds_config c;
     char err[256];
     size_t i;

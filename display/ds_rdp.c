@@ -1,0 +1,801 @@
+/*
+ * ds_rdp.c - the RDP session process (see ds_rdp.h).
+ *
+ * One poll loop over the client's socket, the desktop's source and the
+ * daemon channel. FreeRDP's peer reads the socket itself
+ * (CheckFileDescriptor) and calls back here: Capabilities (the Client Info
+ * PDU has arrived: authenticate, size the session), Activate (send the
+ * whole screen), input events. Output is bitmap updates of dirty 64x64
+ * tiles, planar-compressed.
+ */
+#include "ds_rdp.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <linux/sockios.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <freerdp/codec/planar.h>
+#include <freerdp/freerdp.h>
+#include <freerdp/peer.h>
+#include <freerdp/settings.h>
+#include <winpr/ssl.h>
+
+#include <jansson.h>
+
+#include "dp_time.h"
+#include "ds_chan.h"
+#include "ds_cred.h"
+#include "ds_source.h"
+
+#define DS_RDP_TILE        64
+#define DS_RDP_AUTH_MS     20000 /* the daemon asks the broker: PAM is slow */
+#define DS_RDP_TLS_MS      5000
+#define DS_RDP_SOURCE_MS   5000
+#define DS_RDP_LOGIN_S     15    /* from connect to credentials: no stalling */
+#define DS_RDP_STUCK_S     10    /* after SIGTERM, at most this long */
+#define DS_RDP_UPDATE_MAX  16000 /* bytes of tiles per bitmap update */
+#define DS_RDP_WHEEL_NOTCH 120
+#define DS_RDP_XK_SHIFT_L  0xffe1
+#define DS_RDP_SHIFTED     "~!@#$%^&*()_+{}|:\"<>?"
+
+static volatile sig_atomic_t ds_rdp_stop;
+static int ds_rdp_alarm_chan = -1; /* for the SIGALRM handler only */
+
+/* What the SIGALRM handler tells the daemon (written as is: jansson is not
+ * async-signal-safe): a login that never came, or a session told to end
+ * that stayed stuck writing to a client that does not read. */
+static const char ds_rdp_late[] =
+    "{\"op\":\"end\",\"reason\":\"no login within 15 s\","
+    "\"refused\":true,\"bytes_sent\":0,\"frames\":0}";
+static const char ds_rdp_stuck[] =
+    "{\"op\":\"end\",\"reason\":\"disconnected (client not reading)\","
+    "\"refused\":false,\"bytes_sent\":0,\"frames\":0}";
+static volatile sig_atomic_t ds_rdp_ending; /* SIGTERM came: alarm = stuck */
+
+struct ds_rdp {
+    const struct ds_session_args *args;
+    freerdp_peer *peer;
+    struct ds_source *src;
+    BITMAP_PLANAR_CONTEXT *planar;
+
+    long long session_id;
+    char desktop[DS_CRED_NAME_MAX + 1];
+    char user[DS_CRED_NAME_MAX + 1];
+    char refused[160]; /* why authentication failed */
+    int authed, view_only;
+
+    int activated;  /* the client is ready for graphics */
+    int suppressed; /* the client asked for no output (minimised) */
+    int width, height;
+    int tiles_x, tiles_y;
+    unsigned char *dirty; /* tiles_x * tiles_y flags */
+    int any_dirty;
+    int resize_pending;
+
+    unsigned buttons; /* DS_SOURCE_BUTTON_* held */
+    int last_x, last_y;
+    int pause_pending; /* the E1 1D of Pause came: drop its 45 */
+
+    uint64_t bytes_sent, frames;
+    uint64_t reported_bytes, reported_frames;
+    long long next_stats_ms;
+};
+
+/* FreeRDP allocates ContextSize bytes: our context begins with its own. */
+struct ds_rdp_context {
+    rdpContext base;
+    struct ds_rdp *s;
+};
+
+static void ds_rdp_log(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static void ds_rdp_log(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "deskpool-display[%d]: %s\n", (int)getpid(), line);
+}
+
+static void ds_rdp_on_signal(int sig)
+{
+    (void)sig;
+    ds_rdp_stop = 1;
+    /* FreeRDP's writes block until the client reads: if this session is
+     * stuck in one, the alarm ends it. */
+    ds_rdp_ending = 1;
+    alarm(DS_RDP_STUCK_S);
+}
+
+/* The login deadline passed, or a SIGTERM'd session is still stuck.
+ * FreeRDP's TLS handshake and writes block (inside CheckFileDescriptor and
+ * the update calls), so a client that stalls there is ended by this alarm,
+ * not by the poll loop. */
+static void ds_rdp_on_alarm(int sig)
+{
+    const char *msg = ds_rdp_ending ? ds_rdp_stuck : ds_rdp_late;
+
+    (void)sig;
+    if (send(ds_rdp_alarm_chan, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL) <
+        0) {
+        /* the daemon is gone: nothing to tell */
+    }
+    _exit(1);
+}
+
+static struct ds_rdp *ds_rdp_of(rdpContext *context)
+{
+    return ((struct ds_rdp_context *)context)->s;
+}
+
+static void ds_rdp_tell(struct ds_rdp *s, json_t *msg)
+{
+    int r = ds_chan_send(s->args->chan_fd, msg, -1);
+
+    if (r < 0 && r != -EAGAIN && r != -EPIPE && r != -ECONNRESET)
+        ds_rdp_log("cannot report to the daemon: %s", strerror(-r));
+}
+
+/* ------------------------------------------------------------------------
+ * Dirty tiles */
+
+static int ds_rdp_resize_tiles(struct ds_rdp *s, int width, int height)
+{
+    unsigned char *d;
+    int tx = (width + DS_RDP_TILE - 1) / DS_RDP_TILE;
+    int ty = (height + DS_RDP_TILE - 1) / DS_RDP_TILE;
+
+    d = calloc((size_t)tx * (size_t)ty, 1);
+    if (!d)
+        return -ENOMEM;
+    free(s->dirty);
+    s->dirty = d;
+    s->width = width;
+    s->height = height;
+    s->tiles_x = tx;
+    s->tiles_y = ty;
+    return 0;
+}
+
+static void ds_rdp_mark(struct ds_rdp *s, int x, int y, int w, int h)
+{
+    int tx, ty;
+
+    if (x < 0) {
+        w += x;
+        x = 0;
+    }
+    if (y < 0) {
+        h += y;
+        y = 0;
+    }
+    if (x + w > s->width)
+        w = s->width - x;
+    if (y + h > s->height)
+        h = s->height - y;
+    if (w <= 0 || h <= 0)
+        return;
+    for (ty = y / DS_RDP_TILE; ty <= (y + h - 1) / DS_RDP_TILE; ty++)
+        for (tx = x / DS_RDP_TILE; tx <= (x + w - 1) / DS_RDP_TILE; tx++)
+            s->dirty[ty * s->tiles_x + tx] = 1;
+    s->any_dirty = 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Output */
+
+static size_t ds_rdp_outq(const struct ds_rdp *s)
+{
+    int n = 0;
+
+    if (ioctl(s->args->client_fd, SIOCOUTQ, &n) < 0 || n < 0)
+        return 0;
+    return (size_t)n;
+}
+
+static int ds_rdp_flush_batch(struct ds_rdp *s, BITMAP_DATA *tiles, int n)
+{
+    rdpUpdate *update = s->peer->update;
+    BITMAP_UPDATE bu = {
+        .count = (UINT32)n, .number = (UINT32)n, .rectangles = tiles};
+    BOOL ok = TRUE;
+    int i;
+
+    if (n > 0)
+        ok = update->BitmapUpdate(update->context, &bu);
+    for (i = 0; i < n; i++) {
+        s->bytes_sent += tiles[i].bitmapLength;
+        free(tiles[i].bitmapDataStream);
+        tiles[i].bitmapDataStream = NULL;
+    }
+    return ok ? 0 : -EIO;
+}
+
+/* Sends every dirty tile, grouped in bitmap updates of at most
+ * DS_RDP_UPDATE_MAX bytes. */
+static int ds_rdp_send_tiles(struct ds_rdp *s)
+{
+    BITMAP_DATA tiles[64];
+    struct ds_source_fb fb;
+    size_t batch = 0;
+    int n = 0, tx, ty, r = 0;
+
+    ds_source_framebuffer(s->src, &fb);
+    if (fb.width != s->width || fb.height != s->height)
+        return 0; /* a resize is on its way */
+    for (ty = 0; ty < s->tiles_y && r == 0; ty++) {
+        for (tx = 0; tx < s->tiles_x && r == 0; tx++) {
+            BITMAP_DATA *t;
+            const BYTE *src;
+            UINT32 size = 0;
+            int x = tx * DS_RDP_TILE, y = ty * DS_RDP_TILE;
+            int w = s->width - x < DS_RDP_TILE ? s->width - x : DS_RDP_TILE;
+            int h = s->height - y < DS_RDP_TILE ? s->height - y : DS_RDP_TILE;
+
+            if (!s->dirty[ty * s->tiles_x + tx])
+                continue;
+            s->dirty[ty * s->tiles_x + tx] = 0;
+            src = (const BYTE *)fb.pixels + (size_t)y * (size_t)fb.stride +
+                  (size_t)x * 4;
+            t = &tiles[n];
+            memset(t, 0, sizeof(*t));
+            t->bitmapDataStream = freerdp_bitmap_compress_planar(
+                s->planar, src, PIXEL_FORMAT_BGRX32, (UINT32)w, (UINT32)h,
+                (UINT32)fb.stride, NULL, &size);
+            if (!t->bitmapDataStream) {
+                r = -ENOMEM;
+                break;
+            }
+            t->destLeft = (UINT32)x;
+            t->destTop = (UINT32)y;
+            t->destRight = (UINT32)(x + w - 1);
+            t->destBottom = (UINT32)(y + h - 1);
+            t->width = (UINT32)w;
+            t->height = (UINT32)h;
+            t->bitsPerPixel = 32;
+            t->compressed = TRUE;
+            t->bitmapLength = size;
+            t->cbScanWidth = (UINT32)w * 4;
+            t->cbUncompressedSize = (UINT32)(w * h * 4);
+            t->cbCompMainBodySize = size;
+            n++;
+            batch += size;
+            if (n == (int)(sizeof(tiles) / sizeof(tiles[0])) ||
+                batch >= DS_RDP_UPDATE_MAX) {
+                r = ds_rdp_flush_batch(s, tiles, n);
+                n = 0;
+                batch = 0;
+            }
+        }
+    }
+    if (ds_rdp_flush_batch(s, tiles, n) < 0 && r == 0)
+        r = -EIO;
+    s->any_dirty = 0;
+    s->frames++;
+    return r;
+}
+
+/* Sends the dirty tiles when the client is ready and keeps up. */
+static int ds_rdp_maybe_update(struct ds_rdp *s)
+{
+    struct ds_source_rect rects[DS_SOURCE_MAX_DAMAGE];
+    int i, n;
+
+    if (!s->src)
+        return 0;
+    n = ds_source_take_damage(s->src, rects, DS_SOURCE_MAX_DAMAGE);
+    for (i = 0; i < n; i++)
+        ds_rdp_mark(s, rects[i].x, rects[i].y, rects[i].w, rects[i].h);
+    if (!s->activated || s->suppressed || !s->any_dirty ||
+        ds_rdp_outq(s) >= DS_RDP_OUTQ_HOLD)
+        return 0;
+    return ds_rdp_send_tiles(s);
+}
+
+/* The guest draws its own pointer (std VGA has no hardware cursor):
+ * hide the client's. */
+static void ds_rdp_hide_pointer(struct ds_rdp *s)
+{
+    rdpPointerUpdate *p = s->peer->update->pointer;
+    POINTER_SYSTEM_UPDATE none = {.type = SYSPTR_NULL};
+
+    if (p && p->PointerSystem)
+        p->PointerSystem(s->peer->context, &none);
+}
+
+/* The desktop changed its mode: reactivate the client at the new size
+ * (the Activate callback then sends the whole screen). */
+static int ds_rdp_resize(struct ds_rdp *s)
+{
+    rdpSettings *settings = s->peer->settings;
+    struct ds_source_fb fb;
+
+    ds_source_framebuffer(s->src, &fb);
+    if (ds_rdp_resize_tiles(s, fb.width, fb.height) < 0)
+        return -ENOMEM;
+    if (!s->activated) {
+        settings->DesktopWidth = (UINT32)fb.width;
+        settings->DesktopHeight = (UINT32)fb.height;
+        return 0;
+    }
+    if (!settings->DesktopResize) {
+        ds_rdp_log("the client cannot follow the desktop's new size %dx%d",
+                   fb.width, fb.height);
+        return -ENOTSUP;
+    }
+    settings->DesktopWidth = (UINT32)fb.width;
+    settings->DesktopHeight = (UINT32)fb.height;
+    s->activated = 0;
+    return s->peer->update->DesktopResize(s->peer->context) ? 0 : -EIO;
+}
+
+/* ------------------------------------------------------------------------
+ * Input */
+
+static BOOL ds_rdp_on_key(rdpInput *input, UINT16 flags, UINT16 code)
+{
+    struct ds_rdp *s = ds_rdp_of(input->context);
+    unsigned qnum = code & 0x7f;
+    int down = !(flags & KBD_FLAGS_RELEASE);
+
+    if (!s->src || s->view_only)
+        return TRUE;
+    if (flags & KBD_FLAGS_EXTENDED1) {
+        /* Pause is E1 1D 45: QEMU knows it as qnum 0xc6. */
+        if (qnum == 0x1d) {
+            s->pause_pending = 1;
+            ds_source_key_scancode(s->src, 0xc6, down);
+        }
+        return TRUE;
+    }
+    if (s->pause_pending && qnum == 0x45 && !(flags & KBD_FLAGS_EXTENDED)) {
+        s->pause_pending = 0;
+        return TRUE;
+    }
+    s->pause_pending = 0;
+    if (flags & KBD_FLAGS_EXTENDED)
+        qnum |= 0x80;
+    if (qnum)
+        ds_source_key_scancode(s->src, qnum, down);
+    return TRUE;
+}
+
+static BOOL ds_rdp_on_unicode(rdpInput *input, UINT16 flags, UINT16 code)
+{
+    struct ds_rdp *s = ds_rdp_of(input->context);
+    uint32_t sym;
+    int shift, down;
+
+    if (!s->src || s->view_only || code < 0x20 ||
+        (code >= 0xd800 && code <= 0xdfff))
+        return TRUE; /* controls come as scancodes; no surrogate pairs */
+    /* Latin-1 keysyms are the code points; the rest is 0x01000000 + U. */
+    sym = code < 0x100 ? code : 0x01000000u | code;
+    /* QEMU turns a keysym into the key its keymap (en-us) gives, in the
+     * Shift state it tracks, and never presses Shift itself: hold it for
+     * characters that need it there. */
+    shift = code < 0x80 && (isupper(code) || strchr(DS_RDP_SHIFTED, code));
+    down = !(flags & KBD_FLAGS_RELEASE);
+    if (shift && down)
+        ds_source_key_sym(s->src, DS_RDP_XK_SHIFT_L, 1);
+    ds_source_key_sym(s->src, sym, down);
+    if (shift && !down)
+        ds_source_key_sym(s->src, DS_RDP_XK_SHIFT_L, 0);
+    return TRUE;
+}
+
+static void ds_rdp_wheel(struct ds_rdp *s, unsigned button, int notches)
+{
+    int i;
+
+    for (i = 0; i < notches && i < 16; i++) {
+        ds_source_pointer(s->src, s->last_x, s->last_y, s->buttons | button);
+        ds_source_pointer(s->src, s->last_x, s->last_y, s->buttons);
+    }
+}
+
+static BOOL ds_rdp_on_mouse(rdpInput *input, UINT16 flags, UINT16 x, UINT16 y)
+{
+    struct ds_rdp *s = ds_rdp_of(input->context);
+    static const struct {
+        UINT16 flag;
+        unsigned button;
+    } map[] = {{PTR_FLAGS_BUTTON1, DS_SOURCE_BUTTON_LEFT},
+               {PTR_FLAGS_BUTTON2, DS_SOURCE_BUTTON_RIGHT},
+               {PTR_FLAGS_BUTTON3, DS_SOURCE_BUTTON_MIDDLE}};
+    size_t i;
+
+    if (!s->src || s->view_only)
+        return TRUE;
+    if (flags & (PTR_FLAGS_WHEEL | PTR_FLAGS_HWHEEL)) {
+        int rot = flags & 0x1ff; /* WheelRotationMask */
+        int neg = (flags & PTR_FLAGS_WHEEL_NEGATIVE) != 0;
+        int notches;
+
+        if (neg)
+            rot = 0x200 - rot; /* 9-bit two's complement */
+        notches = (rot + DS_RDP_WHEEL_NOTCH - 1) / DS_RDP_WHEEL_NOTCH;
+        if (flags & PTR_FLAGS_WHEEL)
+            ds_rdp_wheel(s,
+                         neg ? DS_SOURCE_BUTTON_WHEEL_DOWN
+                             : DS_SOURCE_BUTTON_WHEEL_UP,
+                         notches);
+        else /* RFB buttons 6 and 7: QEMU's wheel left and right */
+            ds_rdp_wheel(s, neg ? 0x20 : 0x40, notches);
+        return TRUE;
+    }
+    s->last_x = x;
+    s->last_y = y;
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (!(flags & map[i].flag))
+            continue;
+        if (flags & PTR_FLAGS_DOWN)
+            s->buttons |= map[i].button;
+        else
+            s->buttons &= ~map[i].button;
+    }
+    ds_source_pointer(s->src, x, y, s->buttons);
+    return TRUE;
+}
+
+static BOOL ds_rdp_on_ext_mouse(rdpInput *input, UINT16 flags, UINT16 x,
+                                UINT16 y)
+{
+    /* Back and forward buttons: QEMU's VNC server has none. Move only. */
+    (void)flags;
+    return ds_rdp_on_mouse(input, PTR_FLAGS_MOVE, x, y);
+}
+
+static BOOL ds_rdp_on_sync(rdpInput *input, UINT32 flags)
+{
+    /* QEMU's VNC server keeps lock keys in step with the keysyms it
+     * gets; it has no way to set them from here. */
+    (void)input;
+    (void)flags;
+    return TRUE;
+}
+
+static BOOL ds_rdp_on_focus(rdpInput *input, UINT16 toggle_states)
+{
+    (void)input;
+    (void)toggle_states;
+    return TRUE;
+}
+
+static BOOL ds_rdp_on_refresh(rdpContext *context, BYTE count,
+                              const RECTANGLE_16 *areas)
+{
+    struct ds_rdp *s = ds_rdp_of(context);
+    int i;
+
+    for (i = 0; i < count && s->dirty; i++)
+        ds_rdp_mark(s, areas[i].left, areas[i].top,
+                    areas[i].right - areas[i].left + 1, /* inclusive */
+                    areas[i].bottom - areas[i].top + 1);
+    return TRUE;
+}
+
+static BOOL ds_rdp_on_suppress(rdpContext *context, BYTE allow,
+                               const RECTANGLE_16 *area)
+{
+    struct ds_rdp *s = ds_rdp_of(context);
+
+    (void)area;
+    s->suppressed = !allow;
+    if (allow && s->dirty)
+        ds_rdp_mark(s, 0, 0, s->width, s->height);
+    return TRUE;
+}
+
+/* ------------------------------------------------------------------------
+ * Connection callbacks */
+
+/* Tells a refused client why before the connection closes (a Set Error
+ * Info PDU: clients show "insufficient access privileges", and FreeRDP's
+ * does not retry as it would after a bare close). */
+static void ds_rdp_refuse(struct ds_rdp *s)
+{
+    rdpRdp *rdp = s->peer->context->rdp;
+
+    freerdp_set_error_info(rdp, ERRINFO_SERVER_INSUFFICIENT_PRIVILEGES);
+    freerdp_send_error_info(rdp);
+}
+
+/*
+ * The Client Info PDU has arrived (with the credentials, inside TLS) and
+ * the server's capabilities are about to go out: authenticate through the
+ * daemon, open the desktop, and size the session to it. FALSE
+ * disconnects the client.
+ */
+static BOOL ds_rdp_on_capabilities(freerdp_peer *peer)
+{
+    struct ds_rdp *s = ds_rdp_of(peer->context);
+    rdpSettings *settings = peer->settings;
+    const char *reason, *desktop, *user;
+    json_t *req, *ans = NULL;
+    struct ds_source_fb fb;
+    int fd = -1, r;
+
+    if (s->authed) /* a reactivation: the size is set already */
+        return TRUE;
+    alarm(0); /* the credentials came: the daemon's answer is bounded */
+    req = json_pack("{s:s, s:s, s:s, s:s}", "op", "auth-rdp", "user",
+                    settings->Username ? settings->Username : "", "password",
+                    settings->Password ? settings->Password : "", "peer",
+                    s->args->peer);
+    if (settings->Password) /* not needed any more in this process */
+        memset(settings->Password, 0, strlen(settings->Password));
+    r = ds_chan_send(s->args->chan_fd, req, -1);
+    if (!r)
+        r = ds_chan_recv_wait(s->args->chan_fd, &ans, &fd, DS_RDP_AUTH_MS);
+    if (r < 0) {
+        snprintf(s->refused, sizeof(s->refused),
+                 "the display daemon did not answer (%s)", strerror(-r));
+        return FALSE;
+    }
+    desktop = json_string_value(json_object_get(ans, "desktop"));
+    user = json_string_value(json_object_get(ans, "user"));
+    if (!json_is_true(json_object_get(ans, "ok")) || fd < 0 || !desktop ||
+        !user) {
+        reason = json_string_value(json_object_get(ans, "reason"));
+        snprintf(s->refused, sizeof(s->refused), "%s",
+                 reason ? reason : "refused");
+        json_decref(ans);
+        if (fd >= 0)
+            close(fd);
+        ds_rdp_refuse(s);
+        return FALSE;
+    }
+    s->session_id = json_integer_value(json_object_get(ans, "session"));
+    s->view_only = json_is_true(json_object_get(ans, "view_only"));
+    snprintf(s->desktop, sizeof(s->desktop), "%s", desktop);
+    snprintf(s->user, sizeof(s->user), "%s", user);
+    json_decref(ans);
+    s->authed = 1;
+    r = ds_source_open_fd(&s->src, fd, s->desktop, DS_RDP_SOURCE_MS);
+    if (r < 0) {
+        ds_rdp_log("session %lld: desktop %s: %s", s->session_id, s->desktop,
+                   strerror(-r));
+        return FALSE;
+    }
+    ds_source_framebuffer(s->src, &fb);
+    if (ds_rdp_resize_tiles(s, fb.width, fb.height) < 0)
+        return FALSE;
+    settings->DesktopWidth = (UINT32)fb.width;
+    settings->DesktopHeight = (UINT32)fb.height;
+    settings->ColorDepth = 32;
+    return TRUE;
+}
+
+static BOOL ds_rdp_on_post_connect(freerdp_peer *peer)
+{
+    struct ds_rdp *s = ds_rdp_of(peer->context);
+
+    ds_rdp_log("session %lld: RDP client %s (%s, build %u) at %ux%u",
+               s->session_id, s->args->peer,
+               peer->settings->ClientHostname ? peer->settings->ClientHostname
+                                              : "?",
+               peer->settings->ClientBuild, peer->settings->DesktopWidth,
+               peer->settings->DesktopHeight);
+    return s->src != NULL;
+}
+
+static BOOL ds_rdp_on_activate(freerdp_peer *peer)
+{
+    struct ds_rdp *s = ds_rdp_of(peer->context);
+
+    if (!s->src)
+        return FALSE;
+    s->activated = 1;
+    ds_rdp_hide_pointer(s);
+    ds_rdp_mark(s, 0, 0, s->width, s->height);
+    return TRUE;
+}
+
+/* ------------------------------------------------------------------------
+ * Setting up */
+
+/* The first channel message: the TLS certificate and key. */
+static int ds_rdp_tls(struct ds_rdp *s, rdpSettings *settings)
+{
+    json_t *msg = NULL;
+    const char *cert, *key;
+    int r = ds_chan_recv_wait(s->args->chan_fd, &msg, NULL, DS_RDP_TLS_MS);
+
+    if (r < 0) {
+        ds_rdp_log("no TLS material from the daemon: %s", strerror(-r));
+        return r;
+    }
+    cert = json_string_value(json_object_get(msg, "cert"));
+    key = json_string_value(json_object_get(msg, "key"));
+    if (!cert || !key ||
+        !freerdp_settings_set_string(settings, FreeRDP_CertificateContent,
+                                     cert) ||
+        !freerdp_settings_set_string(settings, FreeRDP_PrivateKeyContent,
+                                     key)) {
+        ds_rdp_log("bad TLS material from the daemon");
+        json_decref(msg);
+        return -EPROTO;
+    }
+    json_decref(msg);
+    return 0;
+}
+
+static int ds_rdp_peer(struct ds_rdp *s)
+{
+    freerdp_peer *peer = freerdp_peer_new(s->args->client_fd);
+    rdpSettings *st;
+
+    if (!peer)
+        return -ENOMEM;
+    s->peer = peer;
+    peer->ContextSize = sizeof(struct ds_rdp_context);
+    if (!freerdp_peer_context_new(peer))
+        return -ENOMEM;
+    ((struct ds_rdp_context *)peer->context)->s = s;
+    st = peer->settings;
+    if (ds_rdp_tls(s, st) < 0)
+        return -EPROTO;
+    st->RdpSecurity = FALSE;
+    st->TlsSecurity = TRUE;
+    st->NlaSecurity = FALSE;
+    st->ExtSecurity = FALSE;
+    st->ColorDepth = 32;
+    st->RemoteFxCodec = FALSE;
+    st->NSCodec = FALSE;
+    st->SupportGraphicsPipeline = FALSE;
+    st->SurfaceFrameMarkerEnabled = FALSE;
+    st->FrameMarkerCommandEnabled = FALSE;
+    st->HasExtendedMouseEvent = TRUE;
+    st->HasHorizontalWheel = TRUE;
+    st->UnicodeInput = TRUE;
+    st->SuppressOutput = TRUE;
+    st->RefreshRect = TRUE;
+    st->DesktopResize = TRUE;
+    peer->Capabilities = ds_rdp_on_capabilities;
+    peer->PostConnect = ds_rdp_on_post_connect;
+    peer->Activate = ds_rdp_on_activate;
+    peer->input->KeyboardEvent = ds_rdp_on_key;
+    peer->input->UnicodeKeyboardEvent = ds_rdp_on_unicode;
+    peer->input->MouseEvent = ds_rdp_on_mouse;
+    peer->input->ExtendedMouseEvent = ds_rdp_on_ext_mouse;
+    peer->input->SynchronizeEvent = ds_rdp_on_sync;
+    peer->input->FocusInEvent = ds_rdp_on_focus;
+    peer->update->RefreshRect = ds_rdp_on_refresh;
+    peer->update->SuppressOutput = ds_rdp_on_suppress;
+    if (!peer->Initialize(peer))
+        return -EPROTO;
+    s->planar = freerdp_bitmap_planar_context_new(PLANAR_FORMAT_HEADER_RLE |
+                                                      PLANAR_FORMAT_HEADER_NA,
+                                                  DS_RDP_TILE, DS_RDP_TILE);
+    return s->planar ? 0 : -ENOMEM;
+}
+
+static void ds_rdp_report_stats(struct ds_rdp *s, long long now)
+{
+    if (now < s->next_stats_ms)
+        return;
+    s->next_stats_ms = now + s->args->stats_interval * 1000LL;
+    if (s->bytes_sent == s->reported_bytes && s->frames == s->reported_frames)
+        return;
+    s->reported_bytes = s->bytes_sent;
+    s->reported_frames = s->frames;
+    ds_rdp_tell(s, json_pack("{s:s, s:I, s:I}", "op", "stats", "bytes_sent",
+                             (json_int_t)s->bytes_sent, "frames",
+                             (json_int_t)s->frames));
+}
+
+static const char *ds_rdp_serve(struct ds_rdp *s)
+{
+    int more = 0;
+
+    for (;;) {
+        struct pollfd p[2];
+        int n = 1, timeout = 1000;
+
+        if (ds_rdp_stop)
+            return "disconnected";
+        p[0] = (struct pollfd){.fd = s->args->client_fd, .events = POLLIN};
+        if (s->src) {
+            p[1] =
+                (struct pollfd){.fd = ds_source_fd(s->src), .events = POLLIN};
+            n = 2;
+        }
+        if (s->any_dirty && s->activated && !s->suppressed)
+            timeout = 20; /* held back by the client's socket */
+        if (more || s->peer->HasMoreToRead(s->peer))
+            timeout = 0;
+        if (poll(p, (nfds_t)n, timeout) < 0 && errno != EINTR)
+            return "poll failed";
+        if (!s->peer->CheckFileDescriptor(s->peer))
+            return s->src ? "client closed" : "closed before authenticating";
+        if (s->src && (more || (n == 2 && p[1].revents))) {
+            int f = ds_source_process(s->src);
+
+            if (f < 0)
+                return "desktop gone";
+            more = (f & DS_SOURCE_MORE) != 0;
+            if ((f & DS_SOURCE_RESIZED) && ds_rdp_resize(s) < 0)
+                return "cannot resize the client";
+        }
+        if (s->src) {
+            if (ds_rdp_maybe_update(s) < 0)
+                return "client closed";
+            ds_rdp_report_stats(s, dp_time_now_ms());
+        }
+    }
+}
+
+static void ds_rdp_end(struct ds_rdp *s, const char *reason, int refused)
+{
+    ds_rdp_tell(s, json_pack("{s:s, s:s, s:b, s:I, s:I}", "op", "end", "reason",
+                             reason, "refused", refused, "bytes_sent",
+                             (json_int_t)s->bytes_sent, "frames",
+                             (json_int_t)s->frames));
+    if (!refused)
+        ds_rdp_log("session %lld (%s for %s, rdp client %s) ended: %s, "
+                   "%llu bytes in %llu updates",
+                   s->session_id, s->desktop, s->user, s->args->peer, reason,
+                   (unsigned long long)s->bytes_sent,
+                   (unsigned long long)s->frames);
+}
+
+static void ds_rdp_setup_process(void)
+{
+    struct sigaction sa = {0};
+
+    sa.sa_handler = ds_rdp_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = ds_rdp_on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    winpr_InitializeSSL(WINPR_SSL_INIT_DEFAULT);
+}
+
+int ds_rdp_run(const struct ds_session_args *args)
+{
+    struct ds_rdp s = {.args = args};
+    const char *reason;
+    int refused;
+
+    ds_rdp_alarm_chan = args->chan_fd;
+    ds_rdp_setup_process();
+    alarm(DS_RDP_LOGIN_S);
+    if (ds_rdp_peer(&s) < 0) {
+        snprintf(s.refused, sizeof(s.refused), "cannot start RDP");
+        reason = s.refused;
+    } else {
+        s.next_stats_ms = dp_time_now_ms() + args->stats_interval * 1000LL;
+        reason = ds_rdp_serve(&s);
+    }
+    refused = !s.src;
+    if (refused && s.refused[0])
+        reason = s.refused;
+    ds_rdp_end(&s, reason, refused);
+    if (s.peer) {
+        if (s.peer->context) {
+            s.peer->Disconnect(s.peer);
+            freerdp_peer_context_free(s.peer);
+        }
+        freerdp_peer_free(s.peer);
+    }
+    freerdp_bitmap_planar_context_free(s.planar);
+    ds_source_close(s.src);
+    free(s.dirty);
+    return refused ? 1 : 0;
+}

@@ -1,0 +1,339 @@
+/*
+ * test_rdp.c - deskpool-display's RDP port with the broker and a real
+ * test-image desktop, seen through a headless FreeRDP client (tsrdp,
+ * software GDI): alice logs in with her password and sees exactly what a
+ * QMP screendump shows (clock masked); keys typed as scancodes and
+ * Unicode reach the guest's text box, the mouse moves its pointer; a wrong
+ * password is refused (the display logs it, the broker counts it: five wrong
+ * guesses lock bob out); a portal ticket ("ticket:<t>" as the user name) opens
+ * the desktop once; garbage after the TCP connect ends only that connection
+ * while another session goes on.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "td_layout.h"
+#include "tsbroker.h"
+#include "tsdisplay.h"
+#include "tsguest.h"
+#include "tsppm.h"
+#include "tsrdp.h"
+#include "tsscreen.h"
+#include "tsweb.h"
+
+#define BOOT_MS 120000
+#define SEE_MS  20000
+
+static struct tsbroker broker;
+static struct tsdisplay dmn;
+static struct tsbroker_session admin, alice;
+static char local_sock[256];
+static int rdp_port;
+
+static const char *str(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+
+    return s ? s : "";
+}
+
+static void setup(void)
+{
+    char *pool;
+
+    tsbroker_init(&broker, 0);
+    tsbroker_set(&broker, "ticket_ttl", "30");
+    snprintf(local_sock, sizeof(local_sock), "%s/broker.sock", broker.dir);
+    tsdisplay_start_rdp(&dmn, broker.vm, local_sock);
+    snprintf(broker.display, sizeof(broker.display), "%s", dmn.ctl);
+    tsbroker_set(&broker, "display_gateway", dmn.gw);
+    tsbroker_start(&broker);
+    tsbroker_connect(&broker, &admin);
+    tsbroker_connect(&broker, &alice);
+    ck_assert_int_eq(
+        tsbroker_login(&broker, &admin, "admin", "admin-pw", NULL, 1), 200);
+    ck_assert_int_eq(
+        tsbroker_login(&broker, &alice, "alice", "alice-pw", NULL, 0), 200);
+    pool = tsbroker_pool_json("desk", 1, 1, 2, NULL);
+    ck_assert_int_eq(
+        tsbroker_call(&admin, "POST", "/api/v1/admin/pools", pool, NULL), 201);
+    free(pool);
+    ck_assert_int_ge(tsbroker_wait_ready(&admin, "desk", 1, BOOT_MS), 1);
+    rdp_port = tsdisplay_rdp_port(&dmn);
+}
+
+static void teardown(void)
+{
+    tsbroker_disconnect(&admin);
+    tsbroker_disconnect(&alice);
+    tsdisplay_stop(&dmn);
+    tsbroker_stop(&broker);
+    tsbroker_remove_vms(&broker);
+}
+
+static struct tsscreen client_view(struct tsrdp *c)
+{
+    int w, h, stride;
+    const uint32_t *px = tsrdp_pixels(c, &w, &h, &stride);
+
+    return tsscreen_view(px, w, h, stride);
+}
+
+/* The desktop alice got (the only one of the pool in use). */
+static void alice_desktop(char *id, size_t size)
+{
+    json_t *r = NULL, *d;
+    size_t i;
+
+    id[0] = '\0';
+    ck_assert_int_eq(tsbroker_call(&alice, "GET", "/api/v1/desktops", NULL, &r),
+                     200);
+    json_array_foreach(json_object_get(r, "desktops"), i, d)
+    {
+        snprintf(id, size, "%s", str(d, "id"));
+    }
+    json_decref(r);
+    ck_assert_msg(id[0], "alice has no desktop");
+}
+
+/* Pumps the client until its screen equals the guest's screendump
+ * outside the clock (within a small tolerance), or fails. */
+static void client_matches_guest(struct tsrdp *c, struct hv_host *h,
+                                 const char *id)
+{
+    long long until = tsguest_now_ms() + SEE_MS;
+    struct tsppm *shot = NULL;
+    struct tsweb_cmp cmp = {0};
+    struct td_layout l;
+
+    td_layout_compute(&l, TSGUEST_WIDTH, TSGUEST_HEIGHT);
+    for (;;) {
+        struct tsscreen a, b;
+
+        ck_assert_int_ge(tsrdp_pump(c, 200), 0);
+        ck_assert_int_eq(tsguest_screen(h, id, &shot), 0);
+        a = client_view(c);
+        b = tsscreen_from_ppm(shot);
+        tsweb_compare(&a, &b, 8, &l.clock, 1, &cmp);
+        if ((cmp.beyond == 0 && cmp.compared > 0) || tsguest_now_ms() > until)
+            break;
+    }
+    if (cmp.beyond) {
+        struct tsscreen a = client_view(c);
+
+        tsscreen_keep(&a, "rdp", "client");
+        tsguest_keep_screen(h, id, "rdp", "guest");
+    }
+    ck_assert_msg(cmp.beyond == 0 && cmp.width == TSGUEST_WIDTH &&
+                      cmp.height == TSGUEST_HEIGHT,
+                  "the RDP client's %dx%d screen differs from the guest's: %d "
+                  "pixels beyond the tolerance, first at (%d,%d): 0x%06x vs "
+                  "0x%06x",
+                  cmp.width, cmp.height, cmp.beyond, cmp.x, cmp.y, cmp.a,
+                  cmp.b);
+    tsppm_free(shot);
+}
+
+/* Pumps the client until the guest's text box reads text, on the guest's
+ * screendump and on the client's screen. */
+static void text_arrives(struct tsrdp *c, struct hv_host *h, const char *id,
+                         const char *text)
+{
+    long long until = tsguest_now_ms() + SEE_MS;
+    struct tsppm *shot = NULL;
+    char why[256] = "";
+    int guest = 1, client = 1;
+
+    while (tsguest_now_ms() < until) {
+        struct tsscreen s;
+
+        ck_assert_int_ge(tsrdp_pump(c, 200), 0);
+        ck_assert_int_eq(tsguest_screen(h, id, &shot), 0);
+        s = tsscreen_from_ppm(shot);
+        guest = tsscreen_textbox_why(&s, text, why, sizeof(why));
+        s = client_view(c);
+        client = tsscreen_textbox_why(&s, text, NULL, 0);
+        if (!guest && !client)
+            break;
+    }
+    tsppm_free(shot);
+    ck_assert_msg(!guest, "guest: %s", why);
+    if (client) {
+        struct tsscreen s = client_view(c);
+
+        tsscreen_keep(&s, "rdp", "client-text");
+        tsscreen_textbox_why(&s, text, why, sizeof(why));
+    }
+    ck_assert_msg(!client, "the RDP client does not show \"%s\": %s", text,
+                  why);
+}
+
+/* Moves the RDP mouse to (x, y) and waits for testdesk's pointer marker
+ * there (within a pixel or two: QEMU scales the absolute position), on
+ * the guest's screendump and on the client's screen. */
+static void pointer_arrives(struct tsrdp *c, struct hv_host *h, const char *id,
+                            int x, int y)
+{
+    long long until = tsguest_now_ms() + SEE_MS;
+    struct tsppm *shot = NULL;
+    int gx = -1, gy = -1, cx = -1, cy = -1, ok = 0;
+
+    ck_assert_int_eq(tsrdp_mouse(c, x, y, 0, 0), 0);
+    while (!ok && tsguest_now_ms() < until) {
+        struct tsscreen s;
+
+        ck_assert_int_ge(tsrdp_pump(c, 200), 0);
+        ck_assert_int_eq(tsguest_screen(h, id, &shot), 0);
+        s = tsscreen_from_ppm(shot);
+        tsscreen_find_pointer(&s, &gx, &gy);
+        s = client_view(c);
+        tsscreen_find_pointer(&s, &cx, &cy);
+        ok = abs(gx - x) <= 2 && abs(gy - y) <= 2 && cx == gx && cy == gy;
+    }
+    tsppm_free(shot);
+    ck_assert_msg(ok,
+                  "pointer moved to (%d,%d): the guest shows it at (%d,%d), "
+                  "the RDP client at (%d,%d)",
+                  x, y, gx, gy, cx, cy);
+}
+
+static void press(struct tsrdp *c, unsigned code)
+{
+    ck_assert_int_eq(tsrdp_key(c, code, 0, 1), 0);
+    ck_assert_int_eq(tsrdp_key(c, code, 0, 0), 0);
+}
+
+/* A raw TCP connection that sends junk: the server must close it. */
+static void garbage_is_dropped(const unsigned char *junk, size_t len)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)rdp_port)};
+    struct pollfd p;
+    char buf[4096];
+    long long until = tsguest_now_ms() + 30000;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), closed = 0;
+
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(write(fd, junk, len), (ssize_t)len);
+    while (!closed && tsguest_now_ms() < until) {
+        p = (struct pollfd){.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 200) > 0 && read(fd, buf, sizeof(buf)) <= 0)
+            closed = 1;
+    }
+    close(fd);
+    ck_assert_msg(closed, "the display kept a connection that sent junk");
+}
+
+START_TEST(rdp_password_ticket_and_garbage)
+{
+    /* an X.224 Connection Request whose negotiation request is nonsense,
+     * and one cut short (the server waits, then gives up) */
+    static const unsigned char junk1[] = {
+        0x03, 0x00, 0x00, 0x13, 0x0e, 0xe0, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x01, 0xff, 0x08, 0x00, 0xff, 0xff, 0xff, 0xff};
+    static const unsigned char cut[] = {0x03, 0x00, 0x00, 0x13, 0x0e, 0xe0};
+    static const unsigned char junk2[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    struct tsrdp *c = NULL, *c2 = NULL;
+    struct hv_host *h = NULL;
+    char id[80], why[256], user[128];
+    json_t *r;
+    int i;
+
+    /* alice logs in with her password and gets her desktop */
+    ck_assert_msg(
+        tsrdp_connect(&c, rdp_port, "alice", "alice-pw", why, sizeof(why)) == 0,
+        "alice's RDP login failed: %s", why);
+    alice_desktop(id, sizeof(id));
+    ck_assert_int_eq(tsguest_host_open(&h, broker.vm), 0);
+    tsbroker_wait_state(&admin, id, "CONNECTED", NULL, 20000);
+    client_matches_guest(c, h, id);
+    ck_assert(tsdisplay_log_contains(&dmn, "via rdp from 127.0.0.1:"));
+
+    /* typing: scancodes (h, i), then a Unicode key event ('!') */
+    press(c, 0x23);
+    press(c, 0x17);
+    text_arrives(c, h, id, "hi");
+    ck_assert_int_eq(tsrdp_unicode(c, '!'), 0);
+    text_arrives(c, h, id, "hi!");
+    /* the mouse (absolute) */
+    pointer_arrives(c, h, id, 300, 400);
+    pointer_arrives(c, h, id, 700, 250);
+
+    /* a wrong password: refused, logged by the display, counted by the
+     * broker */
+    ck_assert_int_ne(
+        tsrdp_connect(&c2, rdp_port, "alice", "nope", why, sizeof(why)), 0);
+    ck_assert_ptr_null(c2);
+    ck_assert_msg(strstr(why, "INSUFFICIENT_PRIVILEGES"), "refusal: %s", why);
+    ck_assert_msg(tsdisplay_log_contains(&dmn, "rdp client 127.0.0.1:") &&
+                      tsdisplay_log_contains(&dmn, "refused: alice:"),
+                  "the display did not log the refusal");
+
+    /* garbage after the TCP connect ends only that connection */
+    garbage_is_dropped(junk1, sizeof(junk1));
+    garbage_is_dropped(junk2, sizeof(junk2) - 1);
+    garbage_is_dropped(cut, sizeof(cut));
+    press(c, 0x39); /* space */
+    press(c, 0x11); /* w */
+    text_arrives(c, h, id, "hi! w");
+    tsrdp_close(c);
+    c = NULL;
+    tsbroker_wait_state(&admin, id, "DISCONNECTED", NULL, 20000);
+
+    /* a portal ticket, as the .rdp file carries it: once */
+    r = NULL;
+    ck_assert_int_eq(tsbroker_call(&alice, "POST", "/api/v1/pools/desk/launch",
+                                   "{\"protocol\":\"rdp\"}", &r),
+                     200);
+    snprintf(user, sizeof(user), "ticket:%s", str(r, "ticket"));
+    json_decref(r);
+    ck_assert_msg(tsrdp_connect(&c, rdp_port, user, NULL, why, sizeof(why)) ==
+                      0,
+                  "ticket login failed: %s", why);
+    client_matches_guest(c, h, id);
+    tsrdp_close(c);
+    c = NULL;
+    ck_assert_int_ne(tsrdp_connect(&c, rdp_port, user, NULL, why, sizeof(why)),
+                     0);
+    ck_assert(tsdisplay_log_contains(&dmn, "refused: already used"));
+
+    /* the broker counts RDP failures: bob guesses five times, and then
+     * his right password is refused too (locked) */
+    for (i = 0; i < 5; i++) {
+        ck_assert_int_ne(
+            tsrdp_connect(&c, rdp_port, "bob", "guess", why, sizeof(why)), 0);
+        ck_assert_msg(strstr(why, "INSUFFICIENT_PRIVILEGES"), "%s", why);
+    }
+    ck_assert_int_ne(
+        tsrdp_connect(&c, rdp_port, "bob", "bob-pw", why, sizeof(why)), 0);
+    ck_assert(tsdisplay_log_contains(&dmn, "refused: bob: too many failed"));
+    tsguest_host_close(h);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("rdp");
+    TCase *tc = tcase_create("rdp");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, rdp_password_ticket_and_garbage);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

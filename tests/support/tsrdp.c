@@ -1,0 +1,227 @@
+/*
+ * tsrdp.c - the headless RDP test client (see tsrdp.h).
+ */
+#include "tsrdp.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <freerdp/freerdp.h>
+#include <freerdp/gdi/gdi.h>
+#include <freerdp/input.h>
+#include <freerdp/settings.h>
+#include <winpr/synch.h>
+
+struct tsrdp {
+    freerdp *instance;
+    uint32_t *copy; /* the screen with the X byte cleared */
+    size_t copy_size;
+};
+
+static BOOL tsrdp_resize(rdpContext *context)
+{
+    return gdi_resize(context->gdi, context->settings->DesktopWidth,
+                      context->settings->DesktopHeight);
+}
+
+/* Headless: pointer shapes and positions are not shown (the screen the
+ * test reads is the desktop's own). */
+static BOOL tsrdp_pointer_system(rdpContext *context,
+                                 const POINTER_SYSTEM_UPDATE *p)
+{
+    (void)context;
+    (void)p;
+    return TRUE;
+}
+
+static BOOL tsrdp_pointer_position(rdpContext *context,
+                                   const POINTER_POSITION_UPDATE *p)
+{
+    (void)context;
+    (void)p;
+    return TRUE;
+}
+
+/* FreeRDP fails an update whose EndPaint is missing; the software GDI
+ * has drawn into its buffer by then, and nothing needs flushing. */
+static BOOL tsrdp_begin_paint(rdpContext *context)
+{
+    context->gdi->primary->hdc->hwnd->invalid->null = TRUE;
+    return TRUE;
+}
+
+static BOOL tsrdp_end_paint(rdpContext *context)
+{
+    (void)context;
+    return TRUE;
+}
+
+static BOOL tsrdp_post_connect(freerdp *instance)
+{
+    if (!gdi_init(instance, PIXEL_FORMAT_BGRX32))
+        return FALSE;
+    instance->update->DesktopResize = tsrdp_resize;
+    instance->update->BeginPaint = tsrdp_begin_paint;
+    instance->update->EndPaint = tsrdp_end_paint;
+    instance->update->pointer->PointerSystem = tsrdp_pointer_system;
+    instance->update->pointer->PointerPosition = tsrdp_pointer_position;
+    return TRUE;
+}
+
+static BOOL tsrdp_pre_connect(freerdp *instance)
+{
+    (void)instance;
+    return TRUE;
+}
+
+int tsrdp_connect(struct tsrdp **out, int port, const char *user,
+                  const char *password, char *why, size_t why_size)
+{
+    struct tsrdp *c = calloc(1, sizeof(*c));
+    rdpSettings *st;
+
+    *out = NULL;
+    if (!c || !(c->instance = freerdp_new())) {
+        snprintf(why, why_size, "out of memory");
+        free(c);
+        return -1;
+    }
+    c->instance->PreConnect = tsrdp_pre_connect;
+    c->instance->PostConnect = tsrdp_post_connect;
+    if (!freerdp_context_new(c->instance)) {
+        snprintf(why, why_size, "freerdp_context_new failed");
+        freerdp_free(c->instance);
+        free(c);
+        return -1;
+    }
+    st = c->instance->settings;
+    freerdp_settings_set_string(st, FreeRDP_ServerHostname, "127.0.0.1");
+    st->ServerPort = (UINT32)port;
+    freerdp_settings_set_string(st, FreeRDP_Username, user);
+    if (password)
+        freerdp_settings_set_string(st, FreeRDP_Password, password);
+    st->AutoLogonEnabled = TRUE;
+    st->IgnoreCertificate = TRUE;
+    st->RdpSecurity = FALSE;
+    st->TlsSecurity = TRUE;
+    st->NlaSecurity = FALSE;
+    st->ExtSecurity = FALSE;
+    st->SoftwareGdi = TRUE;
+    st->ColorDepth = 32;
+    st->DesktopWidth = 1024;
+    st->DesktopHeight = 768;
+    st->SupportGraphicsPipeline = FALSE;
+    st->RemoteFxCodec = FALSE;
+    st->NSCodec = FALSE;
+    st->DesktopResize = TRUE;
+    st->TcpConnectTimeout = 10000;
+    if (!freerdp_connect(c->instance)) {
+        UINT32 e = freerdp_get_last_error(c->instance->context);
+
+        snprintf(why, why_size, "%s (0x%08x)",
+                 freerdp_get_last_error_name(e) ? freerdp_get_last_error_name(e)
+                                                : "connect failed",
+                 e);
+        tsrdp_close(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+void tsrdp_close(struct tsrdp *c)
+{
+    if (!c)
+        return;
+    if (c->instance) {
+        freerdp_disconnect(c->instance);
+        if (c->instance->context && c->instance->context->gdi)
+            gdi_free(c->instance);
+        freerdp_context_free(c->instance);
+        freerdp_free(c->instance);
+    }
+    free(c->copy);
+    free(c);
+}
+
+int tsrdp_pump(struct tsrdp *c, int ms)
+{
+    HANDLE h[64];
+    DWORD n = freerdp_get_event_handles(c->instance->context, h, 64);
+
+    if (n == 0 || freerdp_shall_disconnect(c->instance))
+        return -1;
+    WaitForMultipleObjects(n, h, FALSE, (DWORD)ms);
+    if (!freerdp_check_event_handles(c->instance->context) ||
+        freerdp_shall_disconnect(c->instance))
+        return -1;
+    return 0;
+}
+
+const uint32_t *tsrdp_pixels(struct tsrdp *c, int *width, int *height,
+                             int *stride)
+{
+    rdpGdi *gdi = c->instance->context->gdi;
+    size_t w = (size_t)gdi->width, h = (size_t)gdi->height, n = w * h, x, y;
+
+    /* GDI fills the X byte with 0xff; tests compare 0x00RRGGBB. */
+    if (n > c->copy_size) {
+        uint32_t *p = realloc(c->copy, n * 4);
+
+        if (!p)
+            return NULL;
+        c->copy = p;
+        c->copy_size = n;
+    }
+    for (y = 0; y < h; y++) {
+        const uint32_t *row =
+            (const uint32_t *)(gdi->primary_buffer + y * gdi->stride);
+
+        for (x = 0; x < w; x++)
+            c->copy[y * w + x] = row[x] & 0x00ffffff;
+    }
+    *width = (int)gdi->width;
+    *height = (int)gdi->height;
+    *stride = (int)gdi->width * 4;
+    return c->copy;
+}
+
+int tsrdp_key(struct tsrdp *c, unsigned scancode, int extended, int down)
+{
+    UINT16 flags = (UINT16)((down ? KBD_FLAGS_DOWN : KBD_FLAGS_RELEASE) |
+                            (extended ? KBD_FLAGS_EXTENDED : 0));
+
+    return freerdp_input_send_keyboard_event(c->instance->input, flags,
+                                             (UINT16)scancode)
+               ? 0
+               : -1;
+}
+
+int tsrdp_unicode(struct tsrdp *c, unsigned codepoint)
+{
+    rdpInput *in = c->instance->input;
+
+    return freerdp_input_send_unicode_keyboard_event(in, 0,
+                                                     (UINT16)codepoint) &&
+                   freerdp_input_send_unicode_keyboard_event(
+                       in, KBD_FLAGS_RELEASE, (UINT16)codepoint)
+               ? 0
+               : -1;
+}
+
+int tsrdp_mouse(struct tsrdp *c, int x, int y, int button, int down)
+{
+    static const UINT16 flag[] = {0, PTR_FLAGS_BUTTON1, PTR_FLAGS_BUTTON2,
+                                  PTR_FLAGS_BUTTON3};
+    UINT16 f = PTR_FLAGS_MOVE;
+
+    if (button < 0 || button > 3)
+        return -1;
+    if (button)
+        f = (UINT16)(flag[button] | (down ? PTR_FLAGS_DOWN : 0));
+    return freerdp_input_send_mouse_event(c->instance->input, f, (UINT16)x,
+                                          (UINT16)y)
+               ? 0
+               : -1;
+}
