@@ -34,6 +34,7 @@
 #include "dp_time.h"
 #include "ds_chan.h"
 #include "ds_cred.h"
+#include "ds_session.h"
 #include "ds_source.h"
 
 #define DS_RDP_TILE        64
@@ -96,20 +97,6 @@ struct ds_rdp_context {
     struct ds_rdp *s;
 };
 
-static void ds_rdp_log(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-static void ds_rdp_log(const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "deskpool-display[%d]: %s\n", (int)getpid(), line);
-}
-
 static void ds_rdp_on_signal(int sig)
 {
     (void)sig;
@@ -146,7 +133,7 @@ static void ds_rdp_tell(struct ds_rdp *s, json_t *msg)
     int r = ds_chan_send(s->args->chan_fd, msg, -1);
 
     if (r < 0 && r != -EAGAIN && r != -EPIPE && r != -ECONNRESET)
-        ds_rdp_log("cannot report to the daemon: %s", strerror(-r));
+        ds_session_log("cannot report to the daemon: %s", strerror(-r));
 }
 
 /* ------------------------------------------------------------------------
@@ -332,8 +319,8 @@ static int ds_rdp_resize(struct ds_rdp *s)
         return 0;
     }
     if (!settings->DesktopResize) {
-        ds_rdp_log("the client cannot follow the desktop's new size %dx%d",
-                   fb.width, fb.height);
+        ds_session_log("the client cannot follow the desktop's new size %dx%d",
+                       fb.width, fb.height);
         return -ENOTSUP;
     }
     settings->DesktopWidth = (UINT32)fb.width;
@@ -567,8 +554,8 @@ static BOOL ds_rdp_on_capabilities(freerdp_peer *peer)
     s->authed = 1;
     r = ds_source_open_fd(&s->src, fd, s->desktop, DS_RDP_SOURCE_MS);
     if (r < 0) {
-        ds_rdp_log("session %lld: desktop %s: %s", s->session_id, s->desktop,
-                   strerror(-r));
+        ds_session_log("session %lld: desktop %s: %s", s->session_id,
+                       s->desktop, strerror(-r));
         return FALSE;
     }
     ds_source_framebuffer(s->src, &fb);
@@ -584,12 +571,12 @@ static BOOL ds_rdp_on_post_connect(freerdp_peer *peer)
 {
     struct ds_rdp *s = ds_rdp_of(peer->context);
 
-    ds_rdp_log("session %lld: RDP client %s (%s, build %u) at %ux%u",
-               s->session_id, s->args->peer,
-               peer->settings->ClientHostname ? peer->settings->ClientHostname
-                                              : "?",
-               peer->settings->ClientBuild, peer->settings->DesktopWidth,
-               peer->settings->DesktopHeight);
+    ds_session_log(
+        "session %lld: RDP client %s (%s, build %u) at %ux%u", s->session_id,
+        s->args->peer,
+        peer->settings->ClientHostname ? peer->settings->ClientHostname : "?",
+        peer->settings->ClientBuild, peer->settings->DesktopWidth,
+        peer->settings->DesktopHeight);
     return s->src != NULL;
 }
 
@@ -616,7 +603,7 @@ static int ds_rdp_tls(struct ds_rdp *s, rdpSettings *settings)
     int r = ds_chan_recv_wait(s->args->chan_fd, &msg, NULL, DS_RDP_TLS_MS);
 
     if (r < 0) {
-        ds_rdp_log("no TLS material from the daemon: %s", strerror(-r));
+        ds_session_log("no TLS material from the daemon: %s", strerror(-r));
         return r;
     }
     cert = json_string_value(json_object_get(msg, "cert"));
@@ -626,7 +613,7 @@ static int ds_rdp_tls(struct ds_rdp *s, rdpSettings *settings)
                                      cert) ||
         !freerdp_settings_set_string(settings, FreeRDP_PrivateKeyContent,
                                      key)) {
-        ds_rdp_log("bad TLS material from the daemon");
+        ds_session_log("bad TLS material from the daemon");
         json_decref(msg);
         return -EPROTO;
     }
@@ -746,11 +733,11 @@ static void ds_rdp_end(struct ds_rdp *s, const char *reason, int refused)
                              (json_int_t)s->bytes_sent, "frames",
                              (json_int_t)s->frames));
     if (!refused)
-        ds_rdp_log("session %lld (%s for %s, rdp client %s) ended: %s, "
-                   "%llu bytes in %llu updates",
-                   s->session_id, s->desktop, s->user, s->args->peer, reason,
-                   (unsigned long long)s->bytes_sent,
-                   (unsigned long long)s->frames);
+        ds_session_log("session %lld (%s for %s, rdp client %s) ended: %s, "
+                       "%llu bytes in %llu updates",
+                       s->session_id, s->desktop, s->user, s->args->peer,
+                       reason, (unsigned long long)s->bytes_sent,
+                       (unsigned long long)s->frames);
 }
 
 static void ds_rdp_setup_process(void)

@@ -92,10 +92,7 @@ struct ds_session {
  * Logging: one line each, "deskpool-display[PID]: ..." on stderr (the
  * daemon's log). libvncserver's chatter is dropped, its errors kept. */
 
-static void ds_session_log(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-static void ds_session_log(const char *fmt, ...)
+void ds_session_log(const char *fmt, ...)
 {
     char line[512];
     va_list ap;

@@ -58,6 +58,12 @@ struct ds_session_args {
  */
 int ds_session_run(const struct ds_session_args *args);
 
+/*
+ * One line on stderr (the daemon's log) from a session process, VNC or
+ * RDP: "deskpool-display[PID]: ...".
+ */
+void ds_session_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* "vnc", "gateway" or "rdp". */
 const char *ds_session_via_name(enum ds_session_via via);
 
