@@ -5,8 +5,9 @@
  * daemon channel. FreeRDP's peer reads the socket itself
  * (CheckFileDescriptor) and calls back here: Capabilities (the Client Info
  * PDU has arrived: authenticate, size the session), Activate (send the
- * whole screen), input events. Output is bitmap updates of dirty 64x64
- * tiles, planar-compressed.
+ * whole screen), input events. Output is the graphics pipeline's frames
+ * (ds_rdpgfx) or bitmap updates of dirty 64x64 tiles, planar-compressed;
+ * both take their damage from the dirty tiles.
  */
 #include "ds_rdp.h"
 
@@ -23,17 +24,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <freerdp/channels/channels.h>
 #include <freerdp/codec/planar.h>
 #include <freerdp/freerdp.h>
 #include <freerdp/peer.h>
 #include <freerdp/settings.h>
 #include <winpr/ssl.h>
+#include <winpr/wtsapi.h>
 
 #include <jansson.h>
 
 #include "dp_time.h"
 #include "ds_chan.h"
 #include "ds_cred.h"
+#include "ds_rdpgfx.h"
 #include "ds_session.h"
 #include "ds_source.h"
 
@@ -67,6 +71,8 @@ struct ds_rdp {
     freerdp_peer *peer;
     struct ds_source *src;
     BITMAP_PLANAR_CONTEXT *planar;
+    struct ds_rdpgfx *gfx;
+    int gfx_state; /* enum ds_rdpgfx_state */
 
     long long session_id;
     char desktop[DS_CRED_NAME_MAX + 1];
@@ -275,6 +281,69 @@ static int ds_rdp_send_tiles(struct ds_rdp *s)
     return r;
 }
 
+/* The dirty tiles as rectangles (runs of tiles in a row), clipped to the
+ * screen, and forgotten. Returns how many, or -ENOMEM. */
+static int ds_rdp_dirty_rects(struct ds_rdp *s, struct ds_h264_rect **out)
+{
+    struct ds_h264_rect *r =
+        malloc(sizeof(*r) * (size_t)s->tiles_x * (size_t)s->tiles_y);
+    int n = 0, tx, ty;
+
+    *out = r;
+    if (!r)
+        return -ENOMEM;
+    for (ty = 0; ty < s->tiles_y; ty++) {
+        for (tx = 0; tx < s->tiles_x; tx++) {
+            int x0 = tx, y = ty * DS_RDP_TILE, x, w, h;
+
+            if (!s->dirty[ty * s->tiles_x + tx])
+                continue;
+            while (tx < s->tiles_x && s->dirty[ty * s->tiles_x + tx])
+                s->dirty[ty * s->tiles_x + tx++] = 0;
+            x = x0 * DS_RDP_TILE;
+            w = tx * DS_RDP_TILE > s->width ? s->width - x
+                                            : (tx - x0) * DS_RDP_TILE;
+            h = s->height - y < DS_RDP_TILE ? s->height - y : DS_RDP_TILE;
+            r[n++] = (struct ds_h264_rect){x, y, w, h};
+        }
+    }
+    s->any_dirty = 0;
+    return n;
+}
+
+/* The graphics pipeline's frame: the dirty tiles, or when nothing changed
+ * the refresh that may be due. Waits while frames are in flight. */
+static int ds_rdp_gfx_update(struct ds_rdp *s)
+{
+    struct ds_h264_rect *rects = NULL;
+    struct ds_source_fb fb;
+    long long now = dp_time_now_ms();
+    long sent;
+    int n;
+
+    if (!ds_rdpgfx_ready(s->gfx))
+        return 0;
+    ds_source_framebuffer(s->src, &fb);
+    if (fb.width != s->width || fb.height != s->height)
+        return 0; /* a resize is on its way */
+    if (!s->any_dirty) {
+        sent = ds_rdpgfx_idle(s->gfx, &fb, now);
+    } else {
+        n = ds_rdp_dirty_rects(s, &rects);
+        if (n < 0)
+            return n;
+        sent = ds_rdpgfx_send(s->gfx, &fb, rects, n, now);
+        free(rects);
+    }
+    if (sent < 0)
+        return -EIO;
+    if (sent > 0) {
+        s->bytes_sent += (uint64_t)sent;
+        s->frames++;
+    }
+    return 0;
+}
+
 /* Sends the dirty tiles when the client is ready and keeps up. */
 static int ds_rdp_maybe_update(struct ds_rdp *s)
 {
@@ -286,8 +355,12 @@ static int ds_rdp_maybe_update(struct ds_rdp *s)
     n = ds_source_take_damage(s->src, rects, DS_SOURCE_MAX_DAMAGE);
     for (i = 0; i < n; i++)
         ds_rdp_mark(s, rects[i].x, rects[i].y, rects[i].w, rects[i].h);
-    if (!s->activated || s->suppressed || !s->any_dirty ||
+    if (!s->activated || s->suppressed || s->gfx_state == DS_RDPGFX_WAIT ||
         ds_rdp_outq(s) >= DS_RDP_OUTQ_HOLD)
+        return 0;
+    if (s->gfx_state == DS_RDPGFX_ON)
+        return ds_rdp_gfx_update(s);
+    if (!s->any_dirty)
         return 0;
     return ds_rdp_send_tiles(s);
 }
@@ -317,6 +390,11 @@ static int ds_rdp_resize(struct ds_rdp *s)
         settings->DesktopWidth = (UINT32)fb.width;
         settings->DesktopHeight = (UINT32)fb.height;
         return 0;
+    }
+    if (s->gfx_state == DS_RDPGFX_ON) { /* no reactivation with GFX */
+        settings->DesktopWidth = (UINT32)fb.width;
+        settings->DesktopHeight = (UINT32)fb.height;
+        return ds_rdpgfx_resize(s->gfx, fb.width, fb.height);
     }
     if (!settings->DesktopResize) {
         ds_session_log("the client cannot follow the desktop's new size %dx%d",
@@ -468,6 +546,8 @@ static BOOL ds_rdp_on_refresh(rdpContext *context, BYTE count,
     struct ds_rdp *s = ds_rdp_of(context);
     int i;
 
+    if (s->gfx)
+        ds_rdpgfx_request_idr(s->gfx);
     for (i = 0; i < count && s->dirty; i++)
         ds_rdp_mark(s, areas[i].left, areas[i].top,
                     areas[i].right - areas[i].left + 1, /* inclusive */
@@ -633,6 +713,8 @@ static int ds_rdp_peer(struct ds_rdp *s)
     if (!freerdp_peer_context_new(peer))
         return -ENOMEM;
     ((struct ds_rdp_context *)peer->context)->s = s;
+    if (ds_rdpgfx_new(&s->gfx, peer) < 0)
+        return -EIO;
     st = peer->settings;
     if (ds_rdp_tls(s, st) < 0)
         return -EPROTO;
@@ -643,7 +725,7 @@ static int ds_rdp_peer(struct ds_rdp *s)
     st->ColorDepth = 32;
     st->RemoteFxCodec = FALSE;
     st->NSCodec = FALSE;
-    st->SupportGraphicsPipeline = FALSE;
+    st->SupportGraphicsPipeline = TRUE; /* announced in the negotiation */
     st->SurfaceFrameMarkerEnabled = FALSE;
     st->FrameMarkerCommandEnabled = FALSE;
     st->HasExtendedMouseEvent = TRUE;
@@ -685,31 +767,58 @@ static void ds_rdp_report_stats(struct ds_rdp *s, long long now)
                              (json_int_t)s->frames));
 }
 
+/* Moves the graphics pipeline along; when it settles (on or off), the
+ * whole screen goes out by the path chosen. */
+static int ds_rdp_gfx_check(struct ds_rdp *s)
+{
+    int st = ds_rdpgfx_check(s->gfx, s->activated && s->src, s->width,
+                             s->height, dp_time_now_ms());
+
+    if (st < 0)
+        return st;
+    if (st != s->gfx_state && s->dirty)
+        ds_rdp_mark(s, 0, 0, s->width, s->height);
+    s->gfx_state = st;
+    return 0;
+}
+
+static int ds_rdp_timeout(const struct ds_rdp *s, int more)
+{
+    if (more || s->peer->HasMoreToRead(s->peer))
+        return 0;
+    if (!s->activated || s->suppressed)
+        return 1000;
+    if (s->any_dirty)
+        return 20; /* held back by the client's socket or acks */
+    if (s->gfx_state == DS_RDPGFX_WAIT)
+        return 50;
+    if (ds_rdpgfx_pending(s->gfx))
+        return 100; /* a refresh is due once motion stops */
+    return 1000;
+}
+
 static const char *ds_rdp_serve(struct ds_rdp *s)
 {
-    int more = 0;
+    int more = 0, vfd = ds_rdpgfx_fd(s->gfx);
 
     for (;;) {
-        struct pollfd p[2];
-        int n = 1, timeout = 1000;
+        struct pollfd p[3];
+        int n = 2;
 
         if (ds_rdp_stop)
             return "disconnected";
         p[0] = (struct pollfd){.fd = s->args->client_fd, .events = POLLIN};
-        if (s->src) {
-            p[1] =
+        p[1] = (struct pollfd){.fd = vfd, .events = POLLIN};
+        if (s->src)
+            p[n++] =
                 (struct pollfd){.fd = ds_source_fd(s->src), .events = POLLIN};
-            n = 2;
-        }
-        if (s->any_dirty && s->activated && !s->suppressed)
-            timeout = 20; /* held back by the client's socket */
-        if (more || s->peer->HasMoreToRead(s->peer))
-            timeout = 0;
-        if (poll(p, (nfds_t)n, timeout) < 0 && errno != EINTR)
+        if (poll(p, (nfds_t)n, ds_rdp_timeout(s, more)) < 0 && errno != EINTR)
             return "poll failed";
         if (!s->peer->CheckFileDescriptor(s->peer))
             return s->src ? "client closed" : "closed before authenticating";
-        if (s->src && (more || (n == 2 && p[1].revents))) {
+        if (ds_rdp_gfx_check(s) < 0)
+            return "virtual channels failed";
+        if (s->src && (more || (n == 3 && p[2].revents))) {
             int f = ds_source_process(s->src);
 
             if (f < 0)
@@ -752,6 +861,7 @@ static void ds_rdp_setup_process(void)
     sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     winpr_InitializeSSL(WINPR_SSL_INIT_DEFAULT);
+    WTSRegisterWtsApiFunctionTable(FreeRDP_InitWtsApi());
 }
 
 int ds_rdp_run(const struct ds_session_args *args)
@@ -774,6 +884,7 @@ int ds_rdp_run(const struct ds_session_args *args)
     if (refused && s.refused[0])
         reason = s.refused;
     ds_rdp_end(&s, reason, refused);
+    ds_rdpgfx_free(s.gfx); /* before the context its channels use */
     if (s.peer) {
         if (s.peer->context) {
             s.peer->Disconnect(s.peer);

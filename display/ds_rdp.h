@@ -19,7 +19,9 @@
  *      refused client is disconnected before its session is activated;
  *      the daemon logs why;
  *   3. sizes the session to the desktop's framebuffer and sends what
- *      changes as bitmap updates (planar codec, 64x64 tiles), only while
+ *      changes through the graphics pipeline when the client has one
+ *      (RDPGFX with H.264 or planar, see ds_rdpgfx.h), else as bitmap
+ *      updates (planar codec, 64x64 tiles); either way only while
  *      fewer than DS_RDP_OUTQ_HOLD bytes sit unsent in the client's socket:
  *      meanwhile damage accumulates as a set of dirty tiles (bounded), so a
  *      slow client gets coalesced updates and memory stays flat;
@@ -28,7 +30,8 @@
  *      the absolute mouse with three buttons and both wheels;
  *   5. reports stats and its end to the daemon as VNC sessions do.
  *
- * Everything runs in this one process and thread; whatever the client
+ * Everything runs in this one process and thread (but FreeRDP's reader
+ * thread of the RDPGFX channel, see ds_rdpgfx.h); whatever the client
  * sends (garbage after TLS, truncated PDUs) ends only this session.
  */
 #ifndef DS_RDP_H

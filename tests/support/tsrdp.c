@@ -7,8 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <freerdp/addin.h>
+#include <freerdp/client/channels.h>
+#include <freerdp/client/cmdline.h>
+#include <freerdp/client/rdpgfx.h>
+#include <freerdp/event.h>
 #include <freerdp/freerdp.h>
 #include <freerdp/gdi/gdi.h>
+#include <freerdp/gdi/gfx.h>
 #include <freerdp/input.h>
 #include <freerdp/settings.h>
 #include <winpr/synch.h>
@@ -17,7 +23,68 @@ struct tsrdp {
     freerdp *instance;
     uint32_t *copy; /* the screen with the X byte cleared */
     size_t copy_size;
+    enum tsrdp_graphics graphics;
+    /* set on FreeRDP's drdynvc thread */
+    pcRdpgfxSurfaceCommand gdi_surface_command;
+    int gfx_connected, avc420, planar, other;
 };
+
+/* FreeRDP allocates ContextSize bytes: ours begins with its context. */
+struct tsrdp_context {
+    rdpContext base;
+    struct tsrdp *c;
+};
+
+static struct tsrdp *tsrdp_of(rdpContext *context)
+{
+    return ((struct tsrdp_context *)context)->c;
+}
+
+/* Counts surface commands by codec, then lets the GDI decode them. */
+static UINT tsrdp_surface_command(RdpgfxClientContext *gfx,
+                                  const RDPGFX_SURFACE_COMMAND *cmd)
+{
+    rdpGdi *gdi = gfx->custom;
+    struct tsrdp *c = tsrdp_of(gdi->context);
+    int *n = cmd->codecId == RDPGFX_CODECID_AVC420   ? &c->avc420
+             : cmd->codecId == RDPGFX_CODECID_PLANAR ? &c->planar
+                                                     : &c->other;
+
+    __atomic_add_fetch(n, 1, __ATOMIC_RELAXED);
+    return c->gdi_surface_command(gfx, cmd);
+}
+
+static void tsrdp_channel_connected(void *context, ChannelConnectedEventArgs *e)
+{
+    rdpContext *ctx = context;
+    struct tsrdp *c = tsrdp_of(ctx);
+    RdpgfxClientContext *gfx = e->pInterface;
+
+    if (strcmp(e->name, RDPGFX_DVC_CHANNEL_NAME) != 0)
+        return;
+    if (!gdi_graphics_pipeline_init(ctx->gdi, gfx))
+        return;
+    c->gdi_surface_command = gfx->SurfaceCommand;
+    gfx->SurfaceCommand = tsrdp_surface_command;
+    __atomic_store_n(&c->gfx_connected, 1, __ATOMIC_RELEASE);
+}
+
+static void tsrdp_channel_disconnected(void *context,
+                                       ChannelDisconnectedEventArgs *e)
+{
+    rdpContext *ctx = context;
+
+    if (strcmp(e->name, RDPGFX_DVC_CHANNEL_NAME) == 0)
+        gdi_graphics_pipeline_uninit(ctx->gdi, e->pInterface);
+}
+
+void tsrdp_gfx_stats(struct tsrdp *c, struct tsrdp_gfx_stats *out)
+{
+    out->connected = __atomic_load_n(&c->gfx_connected, __ATOMIC_ACQUIRE);
+    out->avc420 = __atomic_load_n(&c->avc420, __ATOMIC_RELAXED);
+    out->planar = __atomic_load_n(&c->planar, __ATOMIC_RELAXED);
+    out->other = __atomic_load_n(&c->other, __ATOMIC_RELAXED);
+}
 
 static BOOL tsrdp_resize(rdpContext *context)
 {
@@ -69,14 +136,34 @@ static BOOL tsrdp_post_connect(freerdp *instance)
     return TRUE;
 }
 
+/* With GFX, the channels drdynvc and rdpgfx (built into
+ * libfreerdp-client2) load as xfreerdp's do. */
 static BOOL tsrdp_pre_connect(freerdp *instance)
 {
-    (void)instance;
-    return TRUE;
+    rdpContext *ctx = instance->context;
+
+    if (tsrdp_of(ctx)->graphics == TSRDP_BITMAP)
+        return TRUE;
+    /* what freerdp_client_context_new() does: find the channels built
+     * into libfreerdp-client2 */
+    freerdp_register_addin_provider(freerdp_channels_load_static_addin_entry,
+                                    0);
+    PubSub_SubscribeChannelConnected(ctx->pubSub, tsrdp_channel_connected);
+    PubSub_SubscribeChannelDisconnected(ctx->pubSub,
+                                        tsrdp_channel_disconnected);
+    return freerdp_client_load_addins(ctx->channels, instance->settings);
 }
 
 int tsrdp_connect(struct tsrdp **out, int port, const char *user,
                   const char *password, char *why, size_t why_size)
+{
+    return tsrdp_connect_gfx(out, port, user, password, TSRDP_BITMAP, why,
+                             why_size);
+}
+
+int tsrdp_connect_gfx(struct tsrdp **out, int port, const char *user,
+                      const char *password, enum tsrdp_graphics g, char *why,
+                      size_t why_size)
 {
     struct tsrdp *c = calloc(1, sizeof(*c));
     rdpSettings *st;
@@ -87,6 +174,8 @@ int tsrdp_connect(struct tsrdp **out, int port, const char *user,
         free(c);
         return -1;
     }
+    c->graphics = g;
+    c->instance->ContextSize = sizeof(struct tsrdp_context);
     c->instance->PreConnect = tsrdp_pre_connect;
     c->instance->PostConnect = tsrdp_post_connect;
     if (!freerdp_context_new(c->instance)) {
@@ -95,6 +184,7 @@ int tsrdp_connect(struct tsrdp **out, int port, const char *user,
         free(c);
         return -1;
     }
+    ((struct tsrdp_context *)c->instance->context)->c = c;
     st = c->instance->settings;
     freerdp_settings_set_string(st, FreeRDP_ServerHostname, "127.0.0.1");
     st->ServerPort = (UINT32)port;
@@ -111,7 +201,18 @@ int tsrdp_connect(struct tsrdp **out, int port, const char *user,
     st->ColorDepth = 32;
     st->DesktopWidth = 1024;
     st->DesktopHeight = 768;
-    st->SupportGraphicsPipeline = FALSE;
+    st->SupportGraphicsPipeline = g != TSRDP_BITMAP;
+    st->GfxH264 = g == TSRDP_GFX_AVC420;
+    st->GfxAVC444 = FALSE;
+    st->GfxAVC444v2 = FALSE;
+    st->GfxProgressive = FALSE;
+    /* only drdynvc and rdpgfx: nothing asks for rdpdr (not built) */
+    st->NetworkAutoDetect = FALSE;
+    st->SupportHeartbeatPdu = FALSE;
+    st->SupportMultitransport = FALSE;
+    st->DeviceRedirection = FALSE;
+    st->RedirectClipboard = FALSE;
+    st->AudioPlayback = FALSE;
     st->RemoteFxCodec = FALSE;
     st->NSCodec = FALSE;
     st->DesktopResize = TRUE;

@@ -3,7 +3,8 @@
  * server's certificate is not checked: tests run self-signed ones), user
  * name and password sent in the Client Info PDU, the screen decoded by
  * FreeRDP's software GDI into a BGRX32 framebuffer the test reads as
- * XRGB8888 pixels (tsscreen_view()), keys as scancodes and the mouse.
+ * XRGB8888 pixels (tsscreen_view()), keys as scancodes and the mouse;
+ * bitmap updates, or the graphics pipeline (RDPGFX) with or without H.264.
  *
  * No thread: the test calls tsrdp_pump() to let the client read and
  * decode what the server sent. No Check assertions inside: functions
@@ -24,6 +25,26 @@ struct tsrdp;
  */
 int tsrdp_connect(struct tsrdp **out, int port, const char *user,
                   const char *password, char *why, size_t why_size);
+
+/* How the client asks for graphics. */
+enum tsrdp_graphics {
+    TSRDP_BITMAP,     /* no graphics pipeline: bitmap updates */
+    TSRDP_GFX,        /* RDPGFX without H.264 */
+    TSRDP_GFX_AVC420, /* RDPGFX with AVC420 (FreeRDP's own decoder) */
+};
+
+/* tsrdp_connect() asking for graphics g. With GFX the client loads its
+ * drdynvc and rdpgfx channels and decodes surfaces with the software GDI. */
+int tsrdp_connect_gfx(struct tsrdp **out, int port, const char *user,
+                      const char *password, enum tsrdp_graphics g, char *why,
+                      size_t why_size);
+
+/* Surface commands the client got over RDPGFX, by codec. */
+struct tsrdp_gfx_stats {
+    int connected; /* the rdpgfx channel came up */
+    int avc420, planar, other;
+};
+void tsrdp_gfx_stats(struct tsrdp *c, struct tsrdp_gfx_stats *out);
 
 /* Disconnects and frees; NULL is fine. */
 void tsrdp_close(struct tsrdp *c);
