@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -81,6 +83,19 @@ static void serve(void)
     }
 }
 
+/* Does something accept connections on the unix socket at path? */
+static int listening(const char *path)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
 static void setup(void)
 {
     ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -88,7 +103,10 @@ static void setup(void)
     server = fork();
     if (server == 0)
         serve();
-    for (int i = 0; i < 200 && access(sock, F_OK) < 0; i++)
+    /* Until testdesk listens, not just until its socket file exists: it
+     * binds before it listens, and a loaded machine may run the test in
+     * between (the first request then found "testdesk is not running"). */
+    for (int i = 0; i < 1000 && !listening(sock); i++)
         usleep(10000);
     desk = ag_testdesk_open(sock);
     ck_assert_ptr_nonnull(desk);
