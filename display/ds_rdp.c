@@ -92,9 +92,7 @@ struct ds_rdp {
     int last_x, last_y;
     int pause_pending; /* the E1 1D of Pause came: drop its 45 */
 
-    uint64_t bytes_sent, frames;
-    uint64_t reported_bytes, reported_frames;
-    long long next_stats_ms;
+    struct ds_session_count count;
 };
 
 /* FreeRDP allocates ContextSize bytes: our context begins with its own. */
@@ -132,14 +130,6 @@ static void ds_rdp_on_alarm(int sig)
 static struct ds_rdp *ds_rdp_of(rdpContext *context)
 {
     return ((struct ds_rdp_context *)context)->s;
-}
-
-static void ds_rdp_tell(struct ds_rdp *s, json_t *msg)
-{
-    int r = ds_chan_send(s->args->chan_fd, msg, -1);
-
-    if (r < 0 && r != -EAGAIN && r != -EPIPE && r != -ECONNRESET)
-        ds_session_log("cannot report to the daemon: %s", strerror(-r));
 }
 
 /* ------------------------------------------------------------------------
@@ -210,7 +200,7 @@ static int ds_rdp_flush_batch(struct ds_rdp *s, BITMAP_DATA *tiles, int n)
     if (n > 0)
         ok = update->BitmapUpdate(update->context, &bu);
     for (i = 0; i < n; i++) {
-        s->bytes_sent += tiles[i].bitmapLength;
+        s->count.bytes_sent += tiles[i].bitmapLength;
         free(tiles[i].bitmapDataStream);
         tiles[i].bitmapDataStream = NULL;
     }
@@ -277,7 +267,7 @@ static int ds_rdp_send_tiles(struct ds_rdp *s)
     if (ds_rdp_flush_batch(s, tiles, n) < 0 && r == 0)
         r = -EIO;
     s->any_dirty = 0;
-    s->frames++;
+    s->count.frames++;
     return r;
 }
 
@@ -338,8 +328,8 @@ static int ds_rdp_gfx_update(struct ds_rdp *s)
     if (sent < 0)
         return -EIO;
     if (sent > 0) {
-        s->bytes_sent += (uint64_t)sent;
-        s->frames++;
+        s->count.bytes_sent += (uint64_t)sent;
+        s->count.frames++;
     }
     return 0;
 }
@@ -753,20 +743,6 @@ static int ds_rdp_peer(struct ds_rdp *s)
     return s->planar ? 0 : -ENOMEM;
 }
 
-static void ds_rdp_report_stats(struct ds_rdp *s, long long now)
-{
-    if (now < s->next_stats_ms)
-        return;
-    s->next_stats_ms = now + s->args->stats_interval * 1000LL;
-    if (s->bytes_sent == s->reported_bytes && s->frames == s->reported_frames)
-        return;
-    s->reported_bytes = s->bytes_sent;
-    s->reported_frames = s->frames;
-    ds_rdp_tell(s, json_pack("{s:s, s:I, s:I}", "op", "stats", "bytes_sent",
-                             (json_int_t)s->bytes_sent, "frames",
-                             (json_int_t)s->frames));
-}
-
 /* Moves the graphics pipeline along; when it settles (on or off), the
  * whole screen goes out by the path chosen. */
 static int ds_rdp_gfx_check(struct ds_rdp *s)
@@ -830,23 +806,24 @@ static const char *ds_rdp_serve(struct ds_rdp *s)
         if (s->src) {
             if (ds_rdp_maybe_update(s) < 0)
                 return "client closed";
-            ds_rdp_report_stats(s, dp_time_now_ms());
+            ds_session_report_stats(s->args, &s->count, dp_time_now_ms());
         }
     }
 }
 
 static void ds_rdp_end(struct ds_rdp *s, const char *reason, int refused)
 {
-    ds_rdp_tell(s, json_pack("{s:s, s:s, s:b, s:I, s:I}", "op", "end", "reason",
-                             reason, "refused", refused, "bytes_sent",
-                             (json_int_t)s->bytes_sent, "frames",
-                             (json_int_t)s->frames));
+    ds_session_tell(s->args,
+                    json_pack("{s:s, s:s, s:b, s:I, s:I}", "op", "end",
+                              "reason", reason, "refused", refused,
+                              "bytes_sent", (json_int_t)s->count.bytes_sent,
+                              "frames", (json_int_t)s->count.frames));
     if (!refused)
         ds_session_log("session %lld (%s for %s, rdp client %s) ended: %s, "
                        "%llu bytes in %llu updates",
                        s->session_id, s->desktop, s->user, s->args->peer,
-                       reason, (unsigned long long)s->bytes_sent,
-                       (unsigned long long)s->frames);
+                       reason, (unsigned long long)s->count.bytes_sent,
+                       (unsigned long long)s->count.frames);
 }
 
 static void ds_rdp_setup_process(void)
@@ -877,7 +854,8 @@ int ds_rdp_run(const struct ds_session_args *args)
         snprintf(s.refused, sizeof(s.refused), "cannot start RDP");
         reason = s.refused;
     } else {
-        s.next_stats_ms = dp_time_now_ms() + args->stats_interval * 1000LL;
+        s.count.next_stats_ms =
+            dp_time_now_ms() + args->stats_interval * 1000LL;
         reason = ds_rdp_serve(&s);
     }
     refused = !s.src;

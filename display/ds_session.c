@@ -71,10 +71,8 @@ struct ds_session {
     int view_only;     /* a helpdesk view: nothing the client sends goes in */
 
     /* Statistics; bytes from libvncserver's int counter, by deltas. */
-    uint64_t bytes_sent, frames;
+    struct ds_session_count count;
     unsigned last_stat_bytes;
-    uint64_t reported_bytes, reported_frames;
-    long long next_stats_ms;
 
     /* Lag: when the last update went out, and whether the client has
      * asked for the next one since. */
@@ -143,9 +141,9 @@ const char *ds_session_via_name(enum ds_session_via via)
  * The daemon channel */
 
 /* Sends msg (consumed); a daemon that is gone or busy only loses it. */
-static void ds_session_tell(struct ds_session *s, json_t *msg)
+void ds_session_tell(const struct ds_session_args *args, json_t *msg)
 {
-    int r = ds_chan_send(s->args->chan_fd, msg, -1);
+    int r = ds_chan_send(args->chan_fd, msg, -1);
 
     if (r < 0 && r != -EAGAIN && r != -EPIPE && r != -ECONNRESET)
         ds_session_log("cannot report to the daemon: %s", strerror(-r));
@@ -674,7 +672,7 @@ static void ds_session_count_bytes(struct ds_session *s)
     unsigned now = (unsigned)rfbStatGetSentBytes(s->cl);
 
     /* libvncserver counts in an int: take deltas, mod 2^32. */
-    s->bytes_sent += (unsigned)(now - s->last_stat_bytes);
+    s->count.bytes_sent += (unsigned)(now - s->last_stat_bytes);
     s->last_stat_bytes = now;
 }
 
@@ -693,7 +691,7 @@ static void ds_session_maybe_update(struct ds_session *s, long long now)
     ds_session_adapt_quality(s, now);
     cl->onHold = ds_session_outq(s) >= DS_SESSION_OUTQ_HOLD;
     if (rfbUpdateClient(cl)) {
-        s->frames++;
+        s->count.frames++;
         s->update_sent_ms = now;
         s->awaiting_request = 1;
         /* Once libvncserver has sent what it queued for the client's
@@ -705,18 +703,19 @@ static void ds_session_maybe_update(struct ds_session *s, long long now)
     ds_session_count_bytes(s);
 }
 
-static void ds_session_report_stats(struct ds_session *s, long long now)
+void ds_session_report_stats(const struct ds_session_args *args,
+                             struct ds_session_count *c, long long now)
 {
-    if (now < s->next_stats_ms)
+    if (now < c->next_stats_ms)
         return;
-    s->next_stats_ms = now + s->args->stats_interval * 1000LL;
-    if (s->bytes_sent == s->reported_bytes && s->frames == s->reported_frames)
+    c->next_stats_ms = now + args->stats_interval * 1000LL;
+    if (c->bytes_sent == c->reported_bytes && c->frames == c->reported_frames)
         return;
-    s->reported_bytes = s->bytes_sent;
-    s->reported_frames = s->frames;
-    ds_session_tell(s, json_pack("{s:s, s:I, s:I}", "op", "stats", "bytes_sent",
-                                 (json_int_t)s->bytes_sent, "frames",
-                                 (json_int_t)s->frames));
+    c->reported_bytes = c->bytes_sent;
+    c->reported_frames = c->frames;
+    ds_session_tell(args, json_pack("{s:s, s:I, s:I}", "op", "stats",
+                                    "bytes_sent", (json_int_t)c->bytes_sent,
+                                    "frames", (json_int_t)c->frames));
 }
 
 /* ------------------------------------------------------------------------
@@ -827,7 +826,7 @@ static const char *ds_session_serve(struct ds_session *s)
             ds_session_maybe_update(s, now);
             if (s->cl->sock < 0)
                 return "client closed";
-            ds_session_report_stats(s, now);
+            ds_session_report_stats(s->args, &s->count, now);
         }
     }
 }
@@ -869,17 +868,18 @@ static void ds_session_end(struct ds_session *s, const char *reason,
     if (s->cl && s->cl->sock >= 0)
         ds_session_count_bytes(s);
     msg = json_pack("{s:s, s:s, s:b, s:I, s:I}", "op", "end", "reason", reason,
-                    "refused", refused, "bytes_sent", (json_int_t)s->bytes_sent,
-                    "frames", (json_int_t)s->frames);
-    ds_session_tell(s, msg);
+                    "refused", refused, "bytes_sent",
+                    (json_int_t)s->count.bytes_sent, "frames",
+                    (json_int_t)s->count.frames);
+    ds_session_tell(s->args, msg);
     /* The daemon logs refusals (it knows whether it told one already). */
     if (!refused)
         ds_session_log("session %lld (%s for %s, %s client %s) ended: %s, "
                        "%llu bytes in %llu updates",
                        s->session_id, s->desktop, s->user,
                        ds_session_via_name(s->args->via), s->peer, reason,
-                       (unsigned long long)s->bytes_sent,
-                       (unsigned long long)s->frames);
+                       (unsigned long long)s->count.bytes_sent,
+                       (unsigned long long)s->count.frames);
 }
 
 int ds_session_run(const struct ds_session_args *args)
@@ -913,7 +913,7 @@ int ds_session_run(const struct ds_session_args *args)
         return 1;
     }
     s.cl->viewOnly = s.view_only ? TRUE : FALSE;
-    s.next_stats_ms = dp_time_now_ms() + args->stats_interval * 1000LL;
+    s.count.next_stats_ms = dp_time_now_ms() + args->stats_interval * 1000LL;
     reason = ds_session_serve(&s);
     refused = !s.src;
     if (refused && s.refused[0])

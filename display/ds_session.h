@@ -35,6 +35,9 @@
 #ifndef DS_SESSION_H
 #define DS_SESSION_H
 
+#include <jansson.h>
+#include <stdint.h>
+
 /* Bytes unsent in the client's socket above which updates wait. */
 #define DS_SESSION_OUTQ_HOLD (256 * 1024)
 
@@ -63,6 +66,22 @@ int ds_session_run(const struct ds_session_args *args);
  * RDP: "deskpool-display[PID]: ...".
  */
 void ds_session_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* What a session process sent, for the daemon's stats and end events. */
+struct ds_session_count {
+    uint64_t bytes_sent, frames;
+    uint64_t reported_bytes, reported_frames; /* in the last stats event */
+    long long next_stats_ms;
+};
+
+/* Sends msg (consumed) to the daemon over the session's channel; a
+ * daemon that went away is not worth a log line. */
+void ds_session_tell(const struct ds_session_args *args, json_t *msg);
+
+/* A "stats" event when its interval is up and something was sent since
+ * the last one. */
+void ds_session_report_stats(const struct ds_session_args *args,
+                             struct ds_session_count *c, long long now);
 
 /* "vnc", "gateway" or "rdp". */
 const char *ds_session_via_name(enum ds_session_via via);
