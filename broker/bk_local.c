@@ -282,6 +282,118 @@ static int bk_local_session(struct bk_local_conn *c, json_t *args,
     return 0;
 }
 
+/*
+ * An agent request of a display session: the display daemon asks for the
+ * session's own desktop and user, the broker checks they still go
+ * together, and this connection's thread waits for the agent's answer
+ * (the manager's thread must not). The wait is shared with the manager's
+ * callback: whoever finishes last frees it.
+ */
+#define BK_LOCAL_AGENT_MS 8000
+
+struct bk_local_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int refs, done, status;
+    json_t *result;
+    char message[256];
+};
+
+static void bk_local_wait_put(struct bk_local_wait *w)
+{
+    int last;
+
+    pthread_mutex_lock(&w->lock);
+    last = --w->refs == 0;
+    pthread_mutex_unlock(&w->lock);
+    if (!last)
+        return;
+    json_decref(w->result);
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}
+
+static void bk_local_agent_done(void *arg, int status, json_t *result,
+                                const char *message)
+{
+    struct bk_local_wait *w = arg;
+
+    pthread_mutex_lock(&w->lock);
+    w->status = status;
+    w->result = result ? json_incref(result) : NULL;
+    snprintf(w->message, sizeof(w->message), "%s", message ? message : "");
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    bk_local_wait_put(w);
+}
+
+/* Waits for the manager's callback; the outcome into rep. */
+static int bk_local_agent_wait(struct bk_local_wait *w,
+                               struct bk_local_reply *rep)
+{
+    struct timespec until;
+    int r = 0;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += BK_LOCAL_AGENT_MS / 1000;
+    pthread_mutex_lock(&w->lock);
+    while (!w->done && r != ETIMEDOUT)
+        r = pthread_cond_timedwait(&w->cond, &w->lock, &until);
+    if (!w->done)
+        r = bk_local_fail(rep, "timeout", "the desktop's agent did not answer");
+    else if (w->status == -ENOTCONN)
+        r = bk_local_fail(rep, "no-agent", w->message);
+    else if (w->status)
+        r = bk_local_fail(rep, "agent", w->message);
+    else {
+        rep->result = w->result ? json_incref(w->result) : json_object();
+        r = 0;
+    }
+    pthread_mutex_unlock(&w->lock);
+    bk_local_wait_put(w);
+    return r;
+}
+
+static int bk_local_agent(struct bk_local_conn *c, json_t *args,
+                          struct bk_local_reply *rep)
+{
+    const char *desktop, *user, *op;
+    char detail[128];
+    struct bk_desktop d;
+    struct bk_local_wait *w;
+    json_t *a = json_object_get(args, "args");
+
+    if (dp_msg_string(args, "desktop", 1, BK_NAME_MAX, 1, &desktop, detail,
+                      sizeof(detail)) ||
+        dp_msg_string(args, "user", 1, BK_USER_MAX, 1, &user, detail,
+                      sizeof(detail)) ||
+        dp_msg_string(args, "op", 1, 16, 1, &op, detail, sizeof(detail)))
+        return bk_local_fail(rep, "bad-request", detail);
+    if (a && !json_is_object(a))
+        return bk_local_fail(rep, "bad-request", "args: not an object");
+    if (bk_store_desktop_get(c->store, desktop, &d) || strcmp(d.user, user))
+        return bk_local_fail(rep, "unknown", "not this user's desktop");
+    w = calloc(1, sizeof(*w));
+    if (!w)
+        return bk_local_fail(rep, "internal", "out of memory");
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    w->refs = 2; /* this thread and the callback */
+    switch (bk_mgr_agent(c->l->p.mgr, desktop, op, a ? json_deep_copy(a) : NULL,
+                         bk_local_agent_done, w)) {
+    case 0: return bk_local_agent_wait(w, rep);
+    case -EINVAL:
+        bk_local_fail(rep, "bad-request", "op: not an agent request allowed");
+        break;
+    default: bk_local_fail(rep, "internal", "out of memory");
+    }
+    w->refs = 1; /* the callback never comes */
+    bk_local_wait_put(w);
+    return -1;
+}
+
 /* --- connections ----------------------------------------------------------
  */
 
@@ -327,6 +439,8 @@ static void bk_local_line(void *arg, char *line, size_t len)
         r = bk_local_login(c, m.body, &rep);
     else if (!strcmp(m.name, "session"))
         r = bk_local_session(c, m.body, &rep);
+    else if (!strcmp(m.name, "agent"))
+        r = bk_local_agent(c, m.body, &rep);
     else
         r = bk_local_fail(&rep, "unknown-op", m.name);
     bk_local_send(c->fd, r ? dp_msg_reply_error(m.id, rep.code, rep.message)

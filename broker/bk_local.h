@@ -21,6 +21,13 @@
  *           the viewer) began or ended: the state stays, the event is
  *           "helpdesk_view" and the desktop's user sees a banner
  *           (bk_mgr_view()).
+ *   agent   {desktop, user, op, args} -> the agent's result: a display
+ *           session's request to its desktop's agent (bk_mgr_agent():
+ *           "clipboard-get" -> {text}, "clipboard-set" {text},
+ *           "set-resolution" {width, height} -> {width, height}); the
+ *           desktop must be the user's; the connection's thread waits up
+ *           to 8 s. Errors "unknown", "no-agent", "agent" (the agent's
+ *           own error), "timeout", "bad-request".
  *
  * One thread per connection (display daemons hold a few, briefly), at
  * most BK_LOCAL_MAX_CONNS; each has its own store connection. A line over

@@ -50,8 +50,12 @@ struct bk_mgr_cmd {
     struct bk_mgr_cmd *next;
     char desktop[BK_NAME_MAX + 1];
     char op[16];
-    char *text; /* clipboard-set: what to set (owned) */
     uint64_t tag;
+    /* an agent request (bk_mgr_agent): its arguments (owned) and whom to
+     * tell; done is NULL for the other commands */
+    json_t *args;
+    bk_mgr_agent_fn done;
+    void *done_arg;
 };
 
 struct bk_mgr_res_node {
@@ -735,35 +739,34 @@ static void bk_mgr_result(struct bk_mgr *m, uint64_t tag, int status,
     bk_mgr_result_text(m, tag, status, message, path, NULL);
 }
 
-/* A clipboard request in flight: whom to answer. */
-struct bk_mgr_clip {
-    struct bk_mgr *m;
-    uint64_t tag;
+/* An agent request in flight: whom to tell. */
+struct bk_mgr_asking {
+    bk_mgr_agent_fn done;
+    void *arg;
 };
 
-static void bk_mgr_clipboard_reply(void *arg, int status, json_t *result,
-                                   const char *code, const char *message)
+static void bk_mgr_agent_reply(void *arg, int status, json_t *result,
+                               const char *code, const char *message)
 {
-    struct bk_mgr_clip *c = arg;
+    struct bk_mgr_asking *q = arg;
     char err[300];
 
     snprintf(err, sizeof(err), "the desktop's agent: %s%s%s", code ? code : "",
              code && message ? ": " : "", message ? message : "");
-    bk_mgr_result_text(c->m, c->tag, status, status ? err : NULL, NULL,
-                       json_string_value(json_object_get(result, "text")));
-    free(c);
+    q->done(q->arg, status, status ? NULL : result, status ? err : NULL);
+    free(q);
 }
 
 /* Asks the agent without waiting: the manager thread must not stall on a
- * guest (the reply arrives through the agent's poll). 1: the result
- * comes later. */
-static int bk_mgr_clipboard_run(struct bk_mgr *m, const struct bk_mgr_cmd *c,
-                                char *err, size_t err_size)
+ * guest (the reply arrives through the agent's poll). 1: done is called
+ * later; else the error, and done is not called. */
+static int bk_mgr_agent_run(struct bk_mgr *m, struct bk_mgr_cmd *c, char *err,
+                            size_t err_size)
 {
     struct bk_mgr_desk *rt = bk_mgr_desk_find(m, c->desktop);
-    struct bk_mgr_clip *clip;
+    struct bk_mgr_asking *q;
     struct hv_agent_state st = {0};
-    json_t *args = NULL;
+    json_t *args = c->args;
 
     if (rt && rt->agent)
         hv_agent_state(rt->agent, &st);
@@ -771,15 +774,14 @@ static int bk_mgr_clipboard_run(struct bk_mgr *m, const struct bk_mgr_cmd *c,
         snprintf(err, err_size, "the desktop's agent is not connected");
         return -ENOTCONN;
     }
-    clip = calloc(1, sizeof(*clip));
-    if (!clip)
+    q = calloc(1, sizeof(*q));
+    if (!q)
         return -ENOMEM;
-    *clip = (struct bk_mgr_clip){.m = m, .tag = c->tag};
-    if (c->text)
-        args = json_pack("{ss}", "text", c->text);
-    if (hv_agent_request(rt->agent, c->op, args, 5000, bk_mgr_clipboard_reply,
-                         clip) != 0) {
-        free(clip);
+    *q = (struct bk_mgr_asking){.done = c->done, .arg = c->done_arg};
+    c->args = NULL; /* hv_agent_request consumes them */
+    if (hv_agent_request(rt->agent, c->op, args, 5000, bk_mgr_agent_reply, q) !=
+        0) {
+        free(q);
         snprintf(err, err_size, "cannot ask the desktop's agent");
         return -EIO;
     }
@@ -822,8 +824,6 @@ static int bk_mgr_run_command(struct bk_mgr *m, const struct bk_mgr_cmd *c,
     }
     if (!strcmp(c->op, "logoff"))
         return bk_mgr_logoff(m, &d, err, err_size);
-    if (!strcmp(c->op, "clipboard-set") || !strcmp(c->op, "clipboard-get"))
-        return bk_mgr_clipboard_run(m, c, err, err_size);
     if (!strcmp(c->op, "delete"))
         return bk_mgr_delete(m, &d);
     if (!strcmp(c->op, "reset"))
@@ -884,10 +884,15 @@ static void bk_mgr_commands(struct bk_mgr *m)
         pthread_mutex_unlock(&m->lock);
         if (!c)
             return;
-        r = bk_mgr_run_command(m, c, err, sizeof(err), path, sizeof(path));
-        if (r != 1) /* 1: answered later (an agent request) */
+        if (c->done) {
+            r = bk_mgr_agent_run(m, c, err, sizeof(err));
+            if (r != 1) /* 1: answered later */
+                c->done(c->done_arg, r, NULL, err);
+        } else {
+            r = bk_mgr_run_command(m, c, err, sizeof(err), path, sizeof(path));
             bk_mgr_result(m, c->tag, r, err, path);
-        free(c->text);
+        }
+        json_decref(c->args);
         free(c);
     }
 }
@@ -1242,7 +1247,9 @@ void bk_mgr_stop(struct bk_mgr *m)
         struct bk_mgr_cmd *c = m->cmds;
 
         m->cmds = c->next;
-        free(c->text);
+        if (c->done)
+            c->done(c->done_arg, -ECANCELED, NULL, "the broker is stopping");
+        json_decref(c->args);
         free(c);
     }
     while ((r = m->results)) {
@@ -1307,24 +1314,71 @@ int bk_mgr_command(struct bk_mgr *m, const char *desktop, const char *op,
     return 0;
 }
 
+int bk_mgr_agent(struct bk_mgr *m, const char *desktop, const char *op,
+                 json_t *args, bk_mgr_agent_fn done, void *arg)
+{
+    static const char *const allowed[] = {"clipboard-get", "clipboard-set",
+                                          "set-resolution"};
+    struct bk_mgr_cmd *c = NULL;
+    size_t i;
+
+    for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+        if (!strcmp(op, allowed[i]))
+            break;
+    if (i < sizeof(allowed) / sizeof(allowed[0]) && done)
+        c = calloc(1, sizeof(*c));
+    if (!c) {
+        json_decref(args);
+        return done && i < sizeof(allowed) / sizeof(allowed[0]) ? -ENOMEM
+                                                                : -EINVAL;
+    }
+    snprintf(c->desktop, sizeof(c->desktop), "%s", desktop);
+    snprintf(c->op, sizeof(c->op), "%s", op);
+    c->args = args;
+    c->done = done;
+    c->done_arg = arg;
+    bk_mgr_queue(m, c);
+    return 0;
+}
+
+/* A clipboard request of the web API: its answer goes to the results. */
+struct bk_mgr_clip {
+    struct bk_mgr *m;
+    uint64_t tag;
+};
+
+static void bk_mgr_clipboard_done(void *arg, int status, json_t *result,
+                                  const char *message)
+{
+    struct bk_mgr_clip *c = arg;
+
+    bk_mgr_result_text(c->m, c->tag, status, message, NULL,
+                       json_string_value(json_object_get(result, "text")));
+    free(c);
+}
+
 int bk_mgr_clipboard(struct bk_mgr *m, const char *desktop, const char *text,
                      uint64_t tag)
 {
-    struct bk_mgr_cmd *c;
+    struct bk_mgr_clip *c;
+    json_t *args = NULL;
+    int r;
 
     if (text && strlen(text) > BK_MGR_CLIPBOARD_MAX)
         return -E2BIG;
+    if (text && !(args = json_pack("{ss}", "text", text)))
+        return -ENOMEM;
     c = calloc(1, sizeof(*c));
-    if (!c || (text && !(c->text = strdup(text)))) {
-        free(c);
+    if (!c) {
+        json_decref(args);
         return -ENOMEM;
     }
-    snprintf(c->desktop, sizeof(c->desktop), "%s", desktop);
-    snprintf(c->op, sizeof(c->op), "%s",
-             text ? "clipboard-set" : "clipboard-get");
-    c->tag = tag;
-    bk_mgr_queue(m, c);
-    return 0;
+    *c = (struct bk_mgr_clip){.m = m, .tag = tag};
+    r = bk_mgr_agent(m, desktop, text ? "clipboard-set" : "clipboard-get", args,
+                     bk_mgr_clipboard_done, c);
+    if (r)
+        free(c);
+    return r;
 }
 
 void bk_mgr_demand(struct bk_mgr *m, const char *pool, int delta)

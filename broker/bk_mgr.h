@@ -39,6 +39,7 @@
 #ifndef BK_MGR_H
 #define BK_MGR_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,6 +86,20 @@ int bk_mgr_command(struct bk_mgr *m, const char *desktop, const char *op,
 #define BK_MGR_CLIPBOARD_MAX 32768
 int bk_mgr_clipboard(struct bk_mgr *m, const char *desktop, const char *text,
                      uint64_t tag);
+
+/*
+ * Asks the desktop's agent, for the display server's sessions: op
+ * "clipboard-get", "clipboard-set" ({text}) or "set-resolution" ({width,
+ * height}) with args (consumed, NULL = {}). done runs exactly once, on the
+ * manager's thread: status 0 with the agent's result (borrowed), or a
+ * negative errno and why (-ENOTCONN: no agent connected, -ETIMEDOUT,
+ * -ECANCELED: the manager stopped first). Returns 0, or -EINVAL (op not
+ * one of these) / -ENOMEM, and then done is not called. Thread-safe.
+ */
+typedef void (*bk_mgr_agent_fn)(void *arg, int status, json_t *result,
+                                const char *message);
+int bk_mgr_agent(struct bk_mgr *m, const char *desktop, const char *op,
+                 json_t *args, bk_mgr_agent_fn done, void *arg);
 
 struct bk_mgr_result {
     uint64_t tag;

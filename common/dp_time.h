@@ -11,4 +11,7 @@
  * guest's clock; NTP moves the host's). */
 uint64_t dp_time_now_ms(void);
 
+/* The same clock in microseconds (for latencies). */
+uint64_t dp_time_now_us(void);
+
 #endif

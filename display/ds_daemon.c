@@ -34,6 +34,7 @@
 #include "dp_time.h"
 #include "dp_tls.h"
 #include "dp_unix.h"
+#include "ds_async.h"
 #include "ds_chan.h"
 #include "ds_cred.h"
 #include "ds_ctl.h"
@@ -46,6 +47,8 @@
 #define DS_DAEMON_BROKER_MS 3000  /* the broker's local API answers in this */
 #define DS_DAEMON_LOGIN_MS  15000 /* PAM may take its time (failure delays) */
 #define DS_DAEMON_PEM_MAX   24000 /* a certificate or key file, at most */
+#define DS_DAEMON_AGENT_MS  9000  /* the broker waits 8 s for the agent */
+#define DS_DAEMON_AGENT_MAX 4     /* agent requests in flight per session */
 
 struct ds_daemon_session {
     pid_t pid; /* 0: slot free */
@@ -62,6 +65,18 @@ struct ds_daemon_session {
     long long bytes_sent, frames;
     char end_reason[128]; /* from the session's "end" message */
     int end_refused;
+    json_t *latency;  /* the session's last latency report, or NULL */
+    int asking;       /* a broker request for its login is under way */
+    int agent_asking; /* agent requests under way */
+};
+
+/* Whom a broker request's outcome is for: the session may be gone (and
+ * its slot reused) by the time it comes, hence its id. */
+struct ds_daemon_ask {
+    struct ds_daemon *d;
+    long long session_id;
+    long long request_id; /* the session's own id of an agent request */
+    char user[DS_CRED_NAME_MAX + 1]; /* a password login's user name */
 };
 
 struct ds_daemon {
@@ -74,6 +89,7 @@ struct ds_daemon {
     struct hv_host *host; /* for the VMs' run folders */
     struct ds_cred_store *creds;
     struct ds_ctl *ctl;
+    struct ds_async *async; /* broker requests off this loop */
     int sig_fd, vnc_fd, gateway_fd, rdp_fd;
     int vnc_port, rdp_port;
     char *tls_cert_pem, *tls_key_pem; /* handed to RDP session processes */
@@ -244,13 +260,13 @@ static struct ds_daemon_session *ds_daemon_by_pid(struct ds_daemon *d,
 
 static json_t *ds_daemon_session_json(const struct ds_daemon_session *s)
 {
-    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:b}",
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:b, s:O*}",
                      "session", (json_int_t)s->id, "desktop", s->desktop,
                      "user", s->user, "via", ds_session_via_name(s->via),
                      "peer", s->peer, "pid", (int)s->pid, "since",
                      (json_int_t)s->since_ms, "bytes_sent",
                      (json_int_t)s->bytes_sent, "frames", (json_int_t)s->frames,
-                     "view_only", s->view_only);
+                     "view_only", s->view_only, "latency", s->latency);
 }
 
 static void ds_daemon_refused(struct ds_daemon *d, struct ds_daemon_session *s,
@@ -425,39 +441,107 @@ static void ds_daemon_answer_refusal(struct ds_daemon *d,
     ds_daemon_refused(d, s, reason);
 }
 
-/* Redeems a gateway ticket with the broker (its local API). Returns
- * DS_CRED_OK with the grant, a refusal, or -1 with the reason in why when
- * the broker could not answer. */
-static int ds_daemon_broker_ticket(struct ds_daemon *d, const char *ticket,
-                                   const char *protocol,
-                                   struct ds_cred_grant *g, char *why,
-                                   size_t size)
+/* The session a broker answer is for, if it is still there. */
+static struct ds_daemon_session *ds_daemon_by_id(struct ds_daemon *d,
+                                                 long long id)
 {
-    char code[32] = "", err[256];
-    json_t *res = NULL;
-    int r = dp_rpc_request(
-        d->cfg.broker_socket, "redeem",
-        json_pack("{s:s, s:s}", "ticket", ticket, "protocol", protocol),
-        DS_DAEMON_BROKER_MS, &res, code, sizeof(code), err, sizeof(err));
+    int i;
 
-    if (r == 0) {
-        snprintf(g->desktop, sizeof(g->desktop), "%s",
-                 json_string_value(json_object_get(res, "desktop")) ?: "");
-        snprintf(g->user, sizeof(g->user), "%s",
-                 json_string_value(json_object_get(res, "user")) ?: "");
-        g->view_only = json_is_true(json_object_get(res, "view_only"));
-        json_decref(res);
-        return ds_cred_name_ok(g->desktop) ? DS_CRED_OK : DS_CRED_UNKNOWN;
+    for (i = 0; i < d->cfg.max_sessions; i++)
+        if (d->sessions[i].pid && d->sessions[i].id == id &&
+            d->sessions[i].chan_fd >= 0)
+            return &d->sessions[i];
+    return NULL;
+}
+
+static struct ds_daemon_ask *
+ds_daemon_ask_new(struct ds_daemon *d, const struct ds_daemon_session *s)
+{
+    struct ds_daemon_ask *k = calloc(1, sizeof(*k));
+
+    if (k) {
+        k->d = d;
+        k->session_id = s->id;
     }
-    if (!strcmp(code, "expired"))
-        return DS_CRED_EXPIRED;
-    if (!strcmp(code, "used"))
-        return DS_CRED_USED;
-    if (!strcmp(code, "unknown"))
-        return DS_CRED_UNKNOWN;
-    ds_daemon_log("broker: %s", err);
-    snprintf(why, size, "%s", r == -EREMOTEIO ? err : "broker not available");
-    return -1;
+    return k;
+}
+
+/* Sends a request for session s to the broker without waiting; done gets
+ * the ds_daemon_ask k. Returns 0, or -1 after refusing the session. */
+static int ds_daemon_ask_broker(struct ds_daemon *d,
+                                struct ds_daemon_session *s, const char *op,
+                                json_t *args, int timeout_ms, ds_async_fn done,
+                                struct ds_daemon_ask *k)
+{
+    int r = k ? ds_async_request(d->async, d->cfg.broker_socket, op, args,
+                                 timeout_ms, done, k)
+              : -ENOMEM;
+
+    if (!k)
+        json_decref(args);
+    if (r < 0) {
+        free(k);
+        ds_daemon_log("broker request %s: %s", op, strerror(-r));
+        ds_daemon_answer_refusal(d, s, "broker not available");
+        return -1;
+    }
+    s->asking = 1;
+    return 0;
+}
+
+static void ds_daemon_grant(struct ds_daemon *d, struct ds_daemon_session *s,
+                            const struct ds_cred_grant *g);
+
+/* The broker's answer to a ticket (gateway or RDP): grant or refuse. */
+static void ds_daemon_redeemed(void *arg, int r, json_t *res, const char *code,
+                               const char *message)
+{
+    struct ds_daemon_ask *k = arg;
+    struct ds_daemon_session *s = ds_daemon_by_id(k->d, k->session_id);
+    struct ds_cred_grant g = {0};
+    enum ds_cred_refusal refusal = DS_CRED_UNKNOWN;
+
+    if (!s) {
+        free(k);
+        return;
+    }
+    s->asking = 0;
+    if (r == 0) {
+        snprintf(g.desktop, sizeof(g.desktop), "%s",
+                 json_string_value(json_object_get(res, "desktop")) ?: "");
+        snprintf(g.user, sizeof(g.user), "%s",
+                 json_string_value(json_object_get(res, "user")) ?: "");
+        g.view_only = json_is_true(json_object_get(res, "view_only"));
+        if (ds_cred_name_ok(g.desktop))
+            ds_daemon_grant(k->d, s, &g);
+        else
+            ds_daemon_answer_refusal(k->d, s, "malformed answer from broker");
+    } else if (r == -EREMOTEIO &&
+               (!strcmp(code, "expired") || !strcmp(code, "used") ||
+                !strcmp(code, "unknown"))) {
+        refusal = !strcmp(code, "expired") ? DS_CRED_EXPIRED
+                  : !strcmp(code, "used")  ? DS_CRED_USED
+                                           : DS_CRED_UNKNOWN;
+        ds_daemon_answer_refusal(k->d, s,
+                                 ds_cred_reason(refusal, DS_CRED_GATEWAY));
+    } else {
+        ds_daemon_log("broker: %s", message);
+        ds_daemon_answer_refusal(
+            k->d, s, r == -EREMOTEIO ? message : "broker not available");
+    }
+    free(k);
+}
+
+/* Redeems a gateway or RDP ticket with the broker (its local API); the
+ * session is answered when the broker is. */
+static void ds_daemon_ask_redeem(struct ds_daemon *d,
+                                 struct ds_daemon_session *s,
+                                 const char *ticket, const char *protocol)
+{
+    ds_daemon_ask_broker(
+        d, s, "redeem",
+        json_pack("{s:s, s:s}", "ticket", ticket, "protocol", protocol),
+        DS_DAEMON_BROKER_MS, ds_daemon_redeemed, ds_daemon_ask_new(d, s));
 }
 
 /* Tells the broker a session began or ended, when there is one. */
@@ -486,9 +570,6 @@ static void ds_daemon_broker_session(struct ds_daemon *d,
         ds_daemon_log("broker: session %s: %s", event, err);
 }
 
-static void ds_daemon_grant(struct ds_daemon *d, struct ds_daemon_session *s,
-                            const struct ds_cred_grant *g);
-
 /* "auth-vnc" or "auth-ticket": check the credential, hand over the
  * desktop. */
 static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
@@ -497,11 +578,10 @@ static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
     unsigned char chal[DS_CRED_CHALLENGE], resp[DS_CRED_CHALLENGE];
     struct ds_cred_grant grant = {0};
     enum ds_cred_refusal r;
-    char why[256];
     const char *via_peer = json_string_value(json_object_get(msg, "via_peer"));
     long long now = (long long)dp_time_now_ms();
 
-    if (s->authed || s->refusal_told)
+    if (s->authed || s->refusal_told || s->asking)
         return ds_daemon_answer_refusal(d, s, "authenticated already");
     if (via_peer && strlen(via_peer) <= 64 && ds_cred_name_ok(via_peer))
         snprintf(s->peer, sizeof(s->peer), "%s", via_peer);
@@ -515,12 +595,8 @@ static void ds_daemon_auth(struct ds_daemon *d, struct ds_daemon_session *s,
         r = ds_cred_redeem_vnc(d->creds, chal, resp, now, &grant);
     } else if (d->cfg.broker_socket[0]) {
         const char *t = json_string_value(json_object_get(msg, "ticket"));
-        int b = ds_daemon_broker_ticket(d, t ? t : "", "browser", &grant, why,
-                                        sizeof(why));
 
-        if (b < 0)
-            return ds_daemon_answer_refusal(d, s, why);
-        r = (enum ds_cred_refusal)b;
+        return ds_daemon_ask_redeem(d, s, t ? t : "", "browser");
     } else {
         const char *t = json_string_value(json_object_get(msg, "ticket"));
 
@@ -572,17 +648,28 @@ static void ds_daemon_stats(struct ds_daemon *d, struct ds_daemon_session *s,
 {
     json_int_t bytes = json_integer_value(json_object_get(msg, "bytes_sent"));
     json_int_t frames = json_integer_value(json_object_get(msg, "frames"));
+    json_t *lat = json_object_get(msg, "latency");
 
     if (bytes < s->bytes_sent || frames < s->frames)
         return; /* counters only grow */
     s->bytes_sent = bytes;
     s->frames = frames;
+    if (json_is_object(lat) && json_is_integer(json_object_get(lat, "n")) &&
+        json_is_number(json_object_get(lat, "p50_ms")) &&
+        json_is_number(json_object_get(lat, "p99_ms"))) {
+        json_decref(s->latency);
+        s->latency =
+            json_pack("{s:O, s:O, s:O}", "n", json_object_get(lat, "n"),
+                      "p50_ms", json_object_get(lat, "p50_ms"), "p99_ms",
+                      json_object_get(lat, "p99_ms"));
+    }
     if (!s->authed)
         return;
     ds_ctl_event(d->ctl, "stats",
-                 json_pack("{s:I, s:s, s:I, s:I}", "session", (json_int_t)s->id,
-                           "desktop", s->desktop, "bytes_sent", bytes, "frames",
-                           frames));
+                 json_pack("{s:I, s:s, s:I, s:I, s:O*}", "session",
+                           (json_int_t)s->id, "desktop", s->desktop,
+                           "bytes_sent", bytes, "frames", frames, "latency",
+                           s->latency));
 }
 
 static void ds_daemon_end_msg(struct ds_daemon_session *s, const json_t *msg)
@@ -612,63 +699,146 @@ static void ds_daemon_peer_host(const char *peer, char *out, size_t size)
     snprintf(out, size, "%.*s", (int)n, peer);
 }
 
+/* The broker's answer to an RDP password login. */
+static void ds_daemon_logged_in(void *arg, int r, json_t *res, const char *code,
+                                const char *message)
+{
+    struct ds_daemon_ask *k = arg;
+    struct ds_daemon_session *s = ds_daemon_by_id(k->d, k->session_id);
+    struct ds_cred_grant g = {0};
+    char why[256];
+
+    (void)code;
+    if (!s) {
+        free(k);
+        return;
+    }
+    s->asking = 0;
+    if (r < 0) {
+        if (r != -EREMOTEIO)
+            ds_daemon_log("broker: %s", message);
+        snprintf(why, sizeof(why), "%.64s: %.180s", k->user,
+                 r == -EREMOTEIO ? message : "broker not available");
+        ds_daemon_answer_refusal(k->d, s, why);
+        free(k);
+        return;
+    }
+    snprintf(g.desktop, sizeof(g.desktop), "%s",
+             json_string_value(json_object_get(res, "desktop")) ?: "");
+    snprintf(g.user, sizeof(g.user), "%s",
+             json_string_value(json_object_get(res, "user")) ?: "");
+    if (!ds_cred_name_ok(g.desktop) || !ds_cred_name_ok(g.user))
+        ds_daemon_answer_refusal(k->d, s, "malformed answer from broker");
+    else
+        ds_daemon_grant(k->d, s, &g);
+    free(k);
+}
+
 /*
  * "auth-rdp": the user name and password from an RDP client's Client Info
  * PDU. A user name "ticket:<ticket>" (a portal .rdp file) is redeemed
  * with the broker; anything else is a password login through the broker
  * (PAM, its rate limits), which assigns the user's desktop. Only the
- * broker grants RDP sessions. The broker call blocks this loop (PAM may
- * take seconds on a failure delay).
+ * broker grants RDP sessions. Neither waits in this loop (PAM may take
+ * seconds on a failure delay): the session is answered when the broker
+ * answers.
  */
 static void ds_daemon_auth_rdp(struct ds_daemon *d, struct ds_daemon_session *s,
                                const json_t *msg)
 {
     const char *user = json_string_value(json_object_get(msg, "user"));
     const char *password = json_string_value(json_object_get(msg, "password"));
-    struct ds_cred_grant grant = {0};
-    char code[32] = "", err[256], why[256], host[72];
-    json_t *res = NULL;
-    int r;
+    struct ds_daemon_ask *k;
+    char host[72];
 
-    if (s->authed || s->refusal_told)
+    if (s->authed || s->refusal_told || s->asking)
         return ds_daemon_answer_refusal(d, s, "authenticated already");
     if (!d->cfg.broker_socket[0])
         return ds_daemon_answer_refusal(d, s, "RDP logins need the broker");
     if (!user || !user[0] || strlen(user) > 256)
         return ds_daemon_answer_refusal(d, s, "no user name");
-    if (!strncmp(user, "ticket:", 7)) {
-        r = ds_daemon_broker_ticket(d, user + 7, "rdp", &grant, why,
-                                    sizeof(why));
-        if (r < 0)
-            return ds_daemon_answer_refusal(d, s, why);
-        if (r != DS_CRED_OK)
-            return ds_daemon_answer_refusal(
-                d, s, ds_cred_reason((enum ds_cred_refusal)r, DS_CRED_GATEWAY));
-        return ds_daemon_grant(d, s, &grant);
-    }
+    if (!strncmp(user, "ticket:", 7))
+        return ds_daemon_ask_redeem(d, s, user + 7, "rdp");
     if (!ds_cred_name_ok(user))
         return ds_daemon_answer_refusal(d, s, "wrong user name or password");
     ds_daemon_peer_host(s->peer, host, sizeof(host));
-    r = dp_rpc_request(
-        d->cfg.broker_socket, "login",
-        json_pack("{s:s, s:s, s:s, s:s}", "user", user, "password",
-                  password ? password : "", "protocol", "rdp", "client", host),
-        DS_DAEMON_LOGIN_MS, &res, code, sizeof(code), err, sizeof(err));
-    if (r < 0) {
-        if (r != -EREMOTEIO)
-            ds_daemon_log("broker: %s", err);
-        snprintf(why, sizeof(why), "%.64s: %.180s", user,
-                 r == -EREMOTEIO ? err : "broker not available");
-        return ds_daemon_answer_refusal(d, s, why);
+    k = ds_daemon_ask_new(d, s);
+    if (k)
+        snprintf(k->user, sizeof(k->user), "%s", user);
+    ds_daemon_ask_broker(d, s, "login",
+                         json_pack("{s:s, s:s, s:s, s:s}", "user", user,
+                                   "password", password ? password : "",
+                                   "protocol", "rdp", "client", host),
+                         DS_DAEMON_LOGIN_MS, ds_daemon_logged_in, k);
+}
+
+static void ds_daemon_agent_reply(struct ds_daemon_session *s, long long id,
+                                  json_t *result, const char *error)
+{
+    json_t *m = json_pack("{s:s, s:I, s:b}", "op", "agent-reply", "id",
+                          (json_int_t)id, "ok", error == NULL);
+
+    if (error)
+        json_object_set_new(m, "error", json_string(error));
+    else
+        json_object_set(m, "result", result ? result : json_object());
+    ds_chan_send(s->chan_fd, m, -1);
+}
+
+static void ds_daemon_agent_done(void *arg, int r, json_t *res,
+                                 const char *code, const char *message)
+{
+    struct ds_daemon_ask *k = arg;
+    struct ds_daemon_session *s = ds_daemon_by_id(k->d, k->session_id);
+
+    (void)code;
+    if (s) {
+        s->agent_asking--;
+        ds_daemon_agent_reply(s, k->request_id, res,
+                              r == 0 ? NULL
+                              : r == -EREMOTEIO && message[0]
+                                  ? message
+                                  : "broker not available");
     }
-    snprintf(grant.desktop, sizeof(grant.desktop), "%s",
-             json_string_value(json_object_get(res, "desktop")) ?: "");
-    snprintf(grant.user, sizeof(grant.user), "%s",
-             json_string_value(json_object_get(res, "user")) ?: "");
-    json_decref(res);
-    if (!ds_cred_name_ok(grant.desktop) || !ds_cred_name_ok(grant.user))
-        return ds_daemon_answer_refusal(d, s, "malformed answer from broker");
-    ds_daemon_grant(d, s, &grant);
+    free(k);
+}
+
+/*
+ * "agent": a session asks its desktop's agent through the broker
+ * (clipboard text, the screen's resolution) - only for its own desktop
+ * and user, never for a helpdesk's view, at most DS_DAEMON_AGENT_MAX at
+ * once. The broker checks the op. Answered {"op":"agent-reply","id",
+ * "ok","result"|"error"}.
+ */
+static void ds_daemon_agent(struct ds_daemon *d, struct ds_daemon_session *s,
+                            const json_t *msg)
+{
+    json_int_t id = json_integer_value(json_object_get(msg, "id"));
+    const char *op = json_string_value(json_object_get(msg, "request"));
+    json_t *args = json_object_get(msg, "args");
+    struct ds_daemon_ask *k;
+    int r;
+
+    if (!s->authed || s->view_only || !op || (args && !json_is_object(args)))
+        return ds_daemon_agent_reply(s, id, NULL, "not allowed");
+    if (!d->cfg.broker_socket[0])
+        return ds_daemon_agent_reply(s, id, NULL, "no broker");
+    if (s->agent_asking >= DS_DAEMON_AGENT_MAX)
+        return ds_daemon_agent_reply(s, id, NULL, "busy");
+    k = ds_daemon_ask_new(d, s);
+    if (!k)
+        return ds_daemon_agent_reply(s, id, NULL, "out of memory");
+    k->request_id = id;
+    r = ds_async_request(d->async, d->cfg.broker_socket, "agent",
+                         json_pack("{s:s, s:s, s:s, s:O*}", "desktop",
+                                   s->desktop, "user", s->user, "op", op,
+                                   "args", args),
+                         DS_DAEMON_AGENT_MS, ds_daemon_agent_done, k);
+    if (r < 0) {
+        free(k);
+        return ds_daemon_agent_reply(s, id, NULL, "busy");
+    }
+    s->agent_asking++;
 }
 
 /* Messages from a session process. A session is untrusted: whatever it
@@ -703,6 +873,8 @@ static void ds_daemon_chan_input(struct ds_daemon *d,
             ds_daemon_auth_rdp(d, s, msg);
         else if (!strcmp(op, "stats"))
             ds_daemon_stats(d, s, msg);
+        else if (!strcmp(op, "agent"))
+            ds_daemon_agent(d, s, msg);
         else if (!strcmp(op, "end"))
             ds_daemon_end_msg(s, msg);
         json_decref(msg);
@@ -739,6 +911,7 @@ static void ds_daemon_session_gone(struct ds_daemon *d,
     } else if (!s->refusal_told) {
         ds_daemon_refused(d, s, why);
     }
+    json_decref(s->latency);
     memset(s, 0, sizeof(*s));
     s->chan_fd = -1;
 }
@@ -941,7 +1114,7 @@ int ds_daemon_open(struct ds_daemon **out, const struct ds_config *cfg,
     snprintf(d->self_exe, sizeof(d->self_exe), "%s", self_exe);
     d->sessions = calloc((size_t)cfg->max_sessions, sizeof(*d->sessions));
     d->creds = ds_cred_store_new();
-    if (!d->sessions || !d->creds) {
+    if (!d->sessions || !d->creds || ds_async_open(&d->async) < 0) {
         ds_daemon_close(d);
         return -ENOMEM;
     }
@@ -988,6 +1161,7 @@ void ds_daemon_close(struct ds_daemon *d)
 
     if (!d)
         return;
+    ds_async_close(d->async); /* its callbacks look at the sessions */
     ds_ctl_close(d->ctl);
     if (d->gateway_fd >= 0) {
         close(d->gateway_fd);
@@ -1001,9 +1175,11 @@ void ds_daemon_close(struct ds_daemon *d)
     free(d->tls_key_pem);
     if (d->sig_fd >= 0)
         close(d->sig_fd);
-    for (i = 0; d->sessions && i < d->cfg.max_sessions; i++)
+    for (i = 0; d->sessions && i < d->cfg.max_sessions; i++) {
         if (d->sessions[i].pid && d->sessions[i].chan_fd >= 0)
             close(d->sessions[i].chan_fd);
+        json_decref(d->sessions[i].latency);
+    }
     free(d->sessions);
     ds_cred_store_free(d->creds);
     hv_host_close(d->host);
@@ -1026,7 +1202,7 @@ static int ds_daemon_signal_input(struct ds_daemon *d)
 
 int ds_daemon_run(struct ds_daemon *d)
 {
-    int max = 4 + DS_CTL_MAX_CONNS + 1 + d->cfg.max_sessions;
+    int max = 5 + DS_CTL_MAX_CONNS + 1 + d->cfg.max_sessions;
     struct pollfd *p = calloc((size_t)max, sizeof(*p));
 
     if (!p)
@@ -1041,6 +1217,7 @@ int ds_daemon_run(struct ds_daemon *d)
         p[n++] = (struct pollfd){.fd = d->gateway_fd, .events = POLLIN};
         p[n++] = (struct pollfd){.fd = d->vnc_fd, .events = POLLIN};
         p[n++] = (struct pollfd){.fd = d->rdp_fd, .events = POLLIN};
+        p[n++] = (struct pollfd){.fd = ds_async_fd(d->async), .events = POLLIN};
         nctl = ds_ctl_fill(d->ctl, p + n, DS_CTL_MAX_CONNS + 1);
         n += nctl;
         first_session = n;
@@ -1060,11 +1237,13 @@ int ds_daemon_run(struct ds_daemon *d)
             ds_daemon_accept(d, d->vnc_fd, DS_SESSION_VNC);
         if (p[3].revents)
             ds_daemon_accept(d, d->rdp_fd, DS_SESSION_RDP);
+        if (p[4].revents)
+            ds_async_dispatch(d->async);
         for (i = 0; i < d->cfg.max_sessions; i++)
             if (p[first_session + i].fd >= 0 && p[first_session + i].revents &&
                 d->sessions[i].pid)
                 ds_daemon_chan_input(d, &d->sessions[i]);
-        ds_ctl_dispatch(d->ctl, p + 4, nctl);
+        ds_ctl_dispatch(d->ctl, p + 5, nctl);
         now = (long long)dp_time_now_ms();
         if (now >= d->next_expire_ms) {
             ds_cred_expire(d->creds, now);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <freerdp/channels/channels.h>
+#include <freerdp/channels/wtsvc.h>
 #include <freerdp/codec/planar.h>
 #include <freerdp/freerdp.h>
 #include <freerdp/peer.h>
@@ -37,6 +38,8 @@
 #include "dp_time.h"
 #include "ds_chan.h"
 #include "ds_cred.h"
+#include "ds_rdpclip.h"
+#include "ds_rdpdisp.h"
 #include "ds_rdpgfx.h"
 #include "ds_session.h"
 #include "ds_source.h"
@@ -51,6 +54,16 @@
 #define DS_RDP_WHEEL_NOTCH 120
 #define DS_RDP_XK_SHIFT_L  0xffe1
 #define DS_RDP_SHIFTED     "~!@#$%^&*()_+{}|:\"<>?"
+#define DS_RDP_ASKS        4 /* agent requests in flight (the daemon's bound) */
+
+/* Lock keys: RDP's sync flags and the keys (QEMU numbers) that toggle
+ * them. */
+static const struct {
+    UINT32 sync;
+    unsigned qnum;
+} ds_rdp_locks[] = {{KBD_SYNC_SCROLL_LOCK, 0x46},
+                    {KBD_SYNC_NUM_LOCK, 0x45},
+                    {KBD_SYNC_CAPS_LOCK, 0x3a}};
 
 static volatile sig_atomic_t ds_rdp_stop;
 static int ds_rdp_alarm_chan = -1; /* for the SIGALRM handler only */
@@ -66,13 +79,31 @@ static const char ds_rdp_stuck[] =
     "\"refused\":false,\"bytes_sent\":0,\"frames\":0}";
 static volatile sig_atomic_t ds_rdp_ending; /* SIGTERM came: alarm = stuck */
 
+/* What an agent request sent to the daemon was for. */
+enum ds_rdp_ask_kind {
+    DS_RDP_ASK_NONE,
+    DS_RDP_ASK_CLIP_GET,
+    DS_RDP_ASK_CLIP_SET,
+    DS_RDP_ASK_RESOLUTION
+};
+
 struct ds_rdp {
     const struct ds_session_args *args;
     freerdp_peer *peer;
     struct ds_source *src;
     BITMAP_PLANAR_CONTEXT *planar;
+    HANDLE vcm; /* the peer's virtual channel manager */
     struct ds_rdpgfx *gfx;
     int gfx_state; /* enum ds_rdpgfx_state */
+    struct ds_rdpdisp *disp;
+    struct ds_rdpclip *clip;
+    int clip_started;
+    int chan_gone; /* the daemon closed the channel: no more requests */
+    long long next_ask;
+    struct {
+        long long id;
+        enum ds_rdp_ask_kind kind;
+    } asks[DS_RDP_ASKS];
 
     long long session_id;
     char desktop[DS_CRED_NAME_MAX + 1];
@@ -91,6 +122,10 @@ struct ds_rdp {
     unsigned buttons; /* DS_SOURCE_BUTTON_* held */
     int last_x, last_y;
     int pause_pending; /* the E1 1D of Pause came: drop its 45 */
+    UINT32 locks;      /* KBD_SYNC_* lock states the guest has, we believe */
+    UINT32 locks_held; /* lock keys down now */
+
+    long long damage_us; /* when the oldest unsent damage was read; 0: none */
 
     struct ds_session_count count;
 };
@@ -207,6 +242,17 @@ static int ds_rdp_flush_batch(struct ds_rdp *s, BITMAP_DATA *tiles, int n)
     return ok ? 0 : -EIO;
 }
 
+/* A frame with the damage went to the client's socket: count how long
+ * since the damage was read. */
+static void ds_rdp_sent_damage(struct ds_rdp *s)
+{
+    if (!s->damage_us)
+        return;
+    ds_session_count_latency(&s->count,
+                             (long long)(dp_time_now_us() - s->damage_us));
+    s->damage_us = 0;
+}
+
 /* Sends every dirty tile, grouped in bitmap updates of at most
  * DS_RDP_UPDATE_MAX bytes. */
 static int ds_rdp_send_tiles(struct ds_rdp *s)
@@ -268,6 +314,8 @@ static int ds_rdp_send_tiles(struct ds_rdp *s)
         r = -EIO;
     s->any_dirty = 0;
     s->count.frames++;
+    if (r == 0)
+        ds_rdp_sent_damage(s);
     return r;
 }
 
@@ -328,8 +376,12 @@ static int ds_rdp_gfx_update(struct ds_rdp *s)
     if (sent < 0)
         return -EIO;
     if (sent > 0) {
+        /* the frame sits in the channel manager's queue: out with it now */
+        if (!WTSVirtualChannelManagerCheckFileDescriptor(s->vcm))
+            return -EIO;
         s->count.bytes_sent += (uint64_t)sent;
         s->count.frames++;
+        ds_rdp_sent_damage(s);
     }
     return 0;
 }
@@ -343,6 +395,8 @@ static int ds_rdp_maybe_update(struct ds_rdp *s)
     if (!s->src)
         return 0;
     n = ds_source_take_damage(s->src, rects, DS_SOURCE_MAX_DAMAGE);
+    if (n > 0 && !s->damage_us)
+        s->damage_us = dp_time_now_us();
     for (i = 0; i < n; i++)
         ds_rdp_mark(s, rects[i].x, rects[i].y, rects[i].w, rects[i].h);
     if (!s->activated || s->suppressed || s->gfx_state == DS_RDPGFX_WAIT ||
@@ -400,6 +454,24 @@ static int ds_rdp_resize(struct ds_rdp *s)
 /* ------------------------------------------------------------------------
  * Input */
 
+/* A lock key pressed by the client toggles what the guest has (a key
+ * held down repeats its presses: only the first counts). */
+static void ds_rdp_track_lock(struct ds_rdp *s, unsigned qnum, int down)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(ds_rdp_locks) / sizeof(ds_rdp_locks[0]); i++) {
+        if (ds_rdp_locks[i].qnum != qnum)
+            continue;
+        if (down && !(s->locks_held & ds_rdp_locks[i].sync))
+            s->locks ^= ds_rdp_locks[i].sync;
+        if (down)
+            s->locks_held |= ds_rdp_locks[i].sync;
+        else
+            s->locks_held &= ~ds_rdp_locks[i].sync;
+    }
+}
+
 static BOOL ds_rdp_on_key(rdpInput *input, UINT16 flags, UINT16 code)
 {
     struct ds_rdp *s = ds_rdp_of(input->context);
@@ -425,6 +497,7 @@ static BOOL ds_rdp_on_key(rdpInput *input, UINT16 flags, UINT16 code)
         qnum |= 0x80;
     if (qnum)
         ds_source_key_scancode(s->src, qnum, down);
+    ds_rdp_track_lock(s, qnum, down);
     return TRUE;
 }
 
@@ -514,12 +587,27 @@ static BOOL ds_rdp_on_ext_mouse(rdpInput *input, UINT16 flags, UINT16 x,
     return ds_rdp_on_mouse(input, PTR_FLAGS_MOVE, x, y);
 }
 
+/*
+ * The client's lock keys (sent on connect and whenever its window gets the
+ * focus): press each lock key whose state differs from what the guest
+ * has. The guest's LEDs cannot be read through QEMU's VNC server as
+ * libvncclient speaks it, so what it has is what this session believes:
+ * off at the start, toggled by every lock key forwarded.
+ */
 static BOOL ds_rdp_on_sync(rdpInput *input, UINT32 flags)
 {
-    /* QEMU's VNC server keeps lock keys in step with the keysyms it
-     * gets; it has no way to set them from here. */
-    (void)input;
-    (void)flags;
+    struct ds_rdp *s = ds_rdp_of(input->context);
+    size_t i;
+
+    if (!s->src || s->view_only)
+        return TRUE;
+    for (i = 0; i < sizeof(ds_rdp_locks) / sizeof(ds_rdp_locks[0]); i++) {
+        if ((flags & ds_rdp_locks[i].sync) == (s->locks & ds_rdp_locks[i].sync))
+            continue;
+        ds_source_key_scancode(s->src, ds_rdp_locks[i].qnum, 1);
+        ds_source_key_scancode(s->src, ds_rdp_locks[i].qnum, 0);
+        s->locks ^= ds_rdp_locks[i].sync;
+    }
     return TRUE;
 }
 
@@ -555,6 +643,110 @@ static BOOL ds_rdp_on_suppress(rdpContext *context, BYTE allow,
     if (allow && s->dirty)
         ds_rdp_mark(s, 0, 0, s->width, s->height);
     return TRUE;
+}
+
+/* ------------------------------------------------------------------------
+ * Requests to the desktop's agent (through the daemon and the broker) */
+
+/* Sends request with args (consumed) to the daemon; its answer comes back
+ * as an "agent-reply" (ds_rdp_chan_input()). 0 or a negative errno. */
+static int ds_rdp_ask(struct ds_rdp *s, enum ds_rdp_ask_kind kind,
+                      const char *request, json_t *args)
+{
+    int i, r;
+
+    for (i = 0; i < DS_RDP_ASKS && s->asks[i].kind != DS_RDP_ASK_NONE; i++)
+        ;
+    if (s->chan_gone || !s->authed || i == DS_RDP_ASKS) {
+        json_decref(args);
+        return s->chan_gone || !s->authed ? -ENOTCONN : -EBUSY;
+    }
+    r = ds_chan_send(s->args->chan_fd,
+                     json_pack("{s:s, s:I, s:s, s:o}", "op", "agent", "id",
+                               (json_int_t)(s->next_ask + 1), "request",
+                               request, "args", args ? args : json_object()),
+                     -1);
+    if (r < 0)
+        return r;
+    s->asks[i].id = ++s->next_ask;
+    s->asks[i].kind = kind;
+    return 0;
+}
+
+static int ds_rdp_clip_ask(void *arg, enum ds_rdpclip_req req, const char *text)
+{
+    struct ds_rdp *s = arg;
+
+    if (req == DS_RDPCLIP_GET)
+        return ds_rdp_ask(s, DS_RDP_ASK_CLIP_GET, "clipboard-get", NULL);
+    return ds_rdp_ask(s, DS_RDP_ASK_CLIP_SET, "clipboard-set",
+                      json_pack("{s:s}", "text", text));
+}
+
+/* The client's window wants another size: ask the guest for that mode
+ * (the screen follows when the guest changes it: ds_rdp_resize()). */
+static void ds_rdp_want_size(struct ds_rdp *s, int width, int height)
+{
+    int r;
+
+    if (s->view_only || (width == s->width && height == s->height))
+        return;
+    r = ds_rdp_ask(s, DS_RDP_ASK_RESOLUTION, "set-resolution",
+                   json_pack("{s:i, s:i}", "width", width, "height", height));
+    if (r < 0)
+        ds_session_log("session %lld: cannot ask for %dx%d: %s", s->session_id,
+                       width, height, strerror(-r));
+}
+
+static void ds_rdp_agent_reply(struct ds_rdp *s, const json_t *msg)
+{
+    json_int_t id = json_integer_value(json_object_get(msg, "id"));
+    const char *error = json_is_true(json_object_get(msg, "ok"))
+                            ? NULL
+                            : json_string_value(json_object_get(msg, "error"));
+    json_t *result = json_object_get(msg, "result");
+    enum ds_rdp_ask_kind kind = DS_RDP_ASK_NONE;
+    int i;
+
+    if (!json_is_true(json_object_get(msg, "ok")) && !error)
+        error = "failed";
+    for (i = 0; i < DS_RDP_ASKS; i++)
+        if (s->asks[i].kind != DS_RDP_ASK_NONE && s->asks[i].id == id) {
+            kind = s->asks[i].kind;
+            s->asks[i].kind = DS_RDP_ASK_NONE;
+        }
+    if (kind == DS_RDP_ASK_CLIP_GET || kind == DS_RDP_ASK_CLIP_SET)
+        ds_rdpclip_answer(s->clip,
+                          kind == DS_RDP_ASK_CLIP_GET ? DS_RDPCLIP_GET
+                                                      : DS_RDPCLIP_SET,
+                          json_string_value(json_object_get(result, "text")),
+                          error, dp_time_now_ms());
+    else if (kind == DS_RDP_ASK_RESOLUTION && error)
+        ds_session_log("session %lld: the desktop keeps its size: %s",
+                       s->session_id, error);
+}
+
+/* Messages from the daemon after authentication: agent replies. */
+static void ds_rdp_chan_input(struct ds_rdp *s)
+{
+    int i;
+
+    for (i = 0; i < 16 && !s->chan_gone; i++) {
+        json_t *msg = NULL;
+        int r = ds_chan_recv(s->args->chan_fd, &msg, NULL);
+        const char *op;
+
+        if (r == -EAGAIN)
+            return;
+        if (r < 0 && r != -EPROTO) {
+            s->chan_gone = 1; /* the session goes on without requests */
+            return;
+        }
+        op = json_string_value(json_object_get(msg, "op"));
+        if (op && !strcmp(op, "agent-reply"))
+            ds_rdp_agent_reply(s, msg);
+        json_decref(msg);
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -691,6 +883,47 @@ static int ds_rdp_tls(struct ds_rdp *s, rdpSettings *settings)
     return 0;
 }
 
+/* The client answered a dynamic channel's creation (on this thread,
+ * with the peer's input): each channel checks whether it is its own. */
+static BOOL ds_rdp_on_dvc(void *arg, UINT32 channel_id, INT32 status)
+{
+    struct ds_rdp *s = arg;
+
+    ds_rdpgfx_created(s->gfx, channel_id, status);
+    ds_rdpdisp_created(s->disp, channel_id, status);
+    return TRUE;
+}
+
+/* The virtual channel manager and the channels on it (opened later, when
+ * the client is ready for them). */
+static int ds_rdp_channels_new(struct ds_rdp *s)
+{
+    struct ds_rdpclip_hooks hooks = {.arg = s, .ask = ds_rdp_clip_ask};
+
+    s->vcm = WTSOpenServerA((LPSTR)s->peer->context);
+    if (!s->vcm || s->vcm == INVALID_HANDLE_VALUE) {
+        ds_session_log("cannot open the virtual channel manager");
+        s->vcm = NULL;
+        return -EIO;
+    }
+    WTSVirtualChannelManagerSetDVCCreationCallback(s->vcm, ds_rdp_on_dvc, s);
+    if (ds_rdpgfx_new(&s->gfx, s->peer, s->vcm) < 0 ||
+        ds_rdpdisp_new(&s->disp, s->vcm, s->peer) < 0 ||
+        ds_rdpclip_new(&s->clip, s->vcm, s->peer, &hooks) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+static void ds_rdp_channels_free(struct ds_rdp *s)
+{
+    /* the channels (and their threads) before the manager they use */
+    ds_rdpgfx_free(s->gfx);
+    ds_rdpdisp_free(s->disp);
+    ds_rdpclip_free(s->clip);
+    if (s->vcm)
+        WTSCloseServer(s->vcm);
+}
+
 static int ds_rdp_peer(struct ds_rdp *s)
 {
     freerdp_peer *peer = freerdp_peer_new(s->args->client_fd);
@@ -703,7 +936,7 @@ static int ds_rdp_peer(struct ds_rdp *s)
     if (!freerdp_peer_context_new(peer))
         return -ENOMEM;
     ((struct ds_rdp_context *)peer->context)->s = s;
-    if (ds_rdpgfx_new(&s->gfx, peer) < 0)
+    if (ds_rdp_channels_new(s) < 0)
         return -EIO;
     st = peer->settings;
     if (ds_rdp_tls(s, st) < 0)
@@ -745,10 +978,10 @@ static int ds_rdp_peer(struct ds_rdp *s)
 
 /* Moves the graphics pipeline along; when it settles (on or off), the
  * whole screen goes out by the path chosen. */
-static int ds_rdp_gfx_check(struct ds_rdp *s)
+static int ds_rdp_gfx_check(struct ds_rdp *s, long long now)
 {
     int st = ds_rdpgfx_check(s->gfx, s->activated && s->src, s->width,
-                             s->height, dp_time_now_ms());
+                             s->height, now);
 
     if (st < 0)
         return st;
@@ -758,10 +991,44 @@ static int ds_rdp_gfx_check(struct ds_rdp *s)
     return 0;
 }
 
-static int ds_rdp_timeout(const struct ds_rdp *s, int more)
+/* The channel manager and every channel: flushes what is queued for the
+ * client, opens display control and the clipboard once the client is
+ * ready for them, asks for a new size when the client's window settled.
+ * Only the channel manager's failure ends the session. */
+static int ds_rdp_channels_check(struct ds_rdp *s)
 {
+    long long now = dp_time_now_ms();
+    int w, h;
+
+    if (!WTSVirtualChannelManagerCheckFileDescriptor(s->vcm))
+        return -EIO;
+    if (ds_rdp_gfx_check(s, now) < 0)
+        return -EIO;
+    if (!s->activated || !s->src)
+        return 0;
+    if (WTSVirtualChannelManagerGetDrdynvcState(s->vcm) ==
+            DRDYNVC_STATE_READY &&
+        ds_rdpdisp_open(s->disp) == 0 && ds_rdpdisp_due(s->disp, now, &w, &h))
+        ds_rdp_want_size(s, w, h);
+    if (!s->clip_started && !s->view_only) {
+        s->clip_started = 1;
+        ds_rdpclip_start(s->clip);
+    }
+    ds_rdpclip_check(s->clip, now);
+    return 0;
+}
+
+static int ds_rdp_timeout(struct ds_rdp *s, int more)
+{
+    int t;
+
     if (more || s->peer->HasMoreToRead(s->peer))
         return 0;
+    if (ds_rdpdisp_pending(s->disp))
+        return DS_RDPDISP_SETTLE_MS / 3;
+    t = ds_rdpclip_timeout(s->clip, dp_time_now_ms(), 1000);
+    if (t < 1000)
+        return t;
     if (!s->activated || s->suppressed)
         return 1000;
     if (s->any_dirty)
@@ -775,26 +1042,38 @@ static int ds_rdp_timeout(const struct ds_rdp *s, int more)
 
 static const char *ds_rdp_serve(struct ds_rdp *s)
 {
-    int more = 0, vfd = ds_rdpgfx_fd(s->gfx);
+    HANDLE ev = WTSVirtualChannelManagerGetEventHandle(s->vcm);
+    int more = 0, vfd = ev ? GetEventFileDescriptor(ev) : -1;
 
     for (;;) {
-        struct pollfd p[3];
-        int n = 2;
+        struct pollfd p[6];
+        int n = 5, src_at = -1;
 
         if (ds_rdp_stop)
             return "disconnected";
         p[0] = (struct pollfd){.fd = s->args->client_fd, .events = POLLIN};
         p[1] = (struct pollfd){.fd = vfd, .events = POLLIN};
-        if (s->src)
+        p[2] = (struct pollfd){.fd = ds_rdpdisp_fd(s->disp), .events = POLLIN};
+        p[3] = (struct pollfd){.fd = ds_rdpclip_fd(s->clip), .events = POLLIN};
+        /* the daemon's answers, once authenticated (before, the
+         * Capabilities callback waits for its answer itself) */
+        p[4] = (struct pollfd){
+            .fd = s->authed && !s->chan_gone ? s->args->chan_fd : -1,
+            .events = POLLIN};
+        if (s->src) {
+            src_at = n;
             p[n++] =
                 (struct pollfd){.fd = ds_source_fd(s->src), .events = POLLIN};
+        }
         if (poll(p, (nfds_t)n, ds_rdp_timeout(s, more)) < 0 && errno != EINTR)
             return "poll failed";
         if (!s->peer->CheckFileDescriptor(s->peer))
             return s->src ? "client closed" : "closed before authenticating";
-        if (ds_rdp_gfx_check(s) < 0)
+        if (p[4].fd >= 0 && p[4].revents)
+            ds_rdp_chan_input(s);
+        if (ds_rdp_channels_check(s) < 0)
             return "virtual channels failed";
-        if (s->src && (more || (n == 3 && p[2].revents))) {
+        if (s->src && (more || (src_at >= 0 && p[src_at].revents))) {
             int f = ds_source_process(s->src);
 
             if (f < 0)
@@ -862,7 +1141,7 @@ int ds_rdp_run(const struct ds_session_args *args)
     if (refused && s.refused[0])
         reason = s.refused;
     ds_rdp_end(&s, reason, refused);
-    ds_rdpgfx_free(s.gfx); /* before the context its channels use */
+    ds_rdp_channels_free(&s); /* before the context they use */
     if (s.peer) {
         if (s.peer->context) {
             s.peer->Disconnect(s.peer);

@@ -37,11 +37,12 @@ struct ds_rdpgfx {
 
     /* shared with FreeRDP's channel thread */
     pthread_mutex_t lock;
-    int caps_new;   /* a CapsAdvertise was confirmed: (re)make the surface */
-    int avc;        /* the confirmed caps allow AVC420 */
-    int refused;    /* the client refused the channel */
-    uint32_t acked; /* frames acknowledged */
-    int suspended;  /* the client stopped acknowledging */
+    int caps_new;      /* a CapsAdvertise was confirmed: (re)make the surface */
+    int avc;           /* the confirmed caps allow AVC420 */
+    int refused;       /* the client refused the channel */
+    UINT32 channel_id; /* the channel's, once assigned */
+    uint32_t acked;    /* frames acknowledged */
+    int suspended;     /* the client stopped acknowledging */
     long long sent_ms[DS_RDPGFX_RING];
     int latency[DS_RDPGFX_RING]; /* acknowledgements not yet fed back */
     int nlatency;
@@ -148,25 +149,28 @@ static UINT ds_rdpgfx_on_cache_offer(RdpgfxServerContext *gfx,
     return gfx->CacheImportReply(gfx, &reply);
 }
 
-/* On the session's thread (the creation response comes with the peer's
- * input). */
-static BOOL ds_rdpgfx_on_dvc(void *ud, UINT32 channel_id, INT32 status)
+void ds_rdpgfx_created(struct ds_rdpgfx *g, UINT32 channel_id, INT32 status)
 {
-    struct ds_rdpgfx *g = ud;
-
-    (void)channel_id;
-    if (status < 0) {
-        pthread_mutex_lock(&g->lock);
+    pthread_mutex_lock(&g->lock);
+    if (g->gfx && channel_id == g->channel_id && status < 0)
         g->refused = 1;
-        pthread_mutex_unlock(&g->lock);
-    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+static BOOL ds_rdpgfx_on_id(RdpgfxServerContext *gfx, UINT32 channel_id)
+{
+    struct ds_rdpgfx *g = gfx->custom;
+
+    pthread_mutex_lock(&g->lock);
+    g->channel_id = channel_id;
+    pthread_mutex_unlock(&g->lock);
     return TRUE;
 }
 
 /* ------------------------------------------------------------------------
  * Setting up */
 
-int ds_rdpgfx_new(struct ds_rdpgfx **out, freerdp_peer *peer)
+int ds_rdpgfx_new(struct ds_rdpgfx **out, freerdp_peer *peer, HANDLE vcm)
 {
     struct ds_rdpgfx *g = calloc(1, sizeof(*g));
 
@@ -175,14 +179,7 @@ int ds_rdpgfx_new(struct ds_rdpgfx **out, freerdp_peer *peer)
         return -ENOMEM;
     pthread_mutex_init(&g->lock, NULL);
     g->peer = peer;
-    g->vcm = WTSOpenServerA((LPSTR)peer->context);
-    if (!g->vcm || g->vcm == INVALID_HANDLE_VALUE) {
-        ds_session_log("cannot open the virtual channel manager");
-        g->vcm = NULL;
-        ds_rdpgfx_free(g);
-        return -EIO;
-    }
-    WTSVirtualChannelManagerSetDVCCreationCallback(g->vcm, ds_rdpgfx_on_dvc, g);
+    g->vcm = vcm;
     *out = g;
     return 0;
 }
@@ -195,19 +192,10 @@ void ds_rdpgfx_free(struct ds_rdpgfx *g)
         g->gfx->Close(g->gfx);
         rdpgfx_server_context_free(g->gfx);
     }
-    if (g->vcm)
-        WTSCloseServer(g->vcm);
     ds_h264_free(g->enc);
     freerdp_bitmap_planar_context_free(g->planar);
     pthread_mutex_destroy(&g->lock);
     free(g);
-}
-
-int ds_rdpgfx_fd(const struct ds_rdpgfx *g)
-{
-    HANDLE h = WTSVirtualChannelManagerGetEventHandle(g->vcm);
-
-    return h ? GetEventFileDescriptor(h) : -1;
 }
 
 const char *ds_rdpgfx_codec(const struct ds_rdpgfx *g)
@@ -237,6 +225,7 @@ static int ds_rdpgfx_open(struct ds_rdpgfx *g, long long now)
     gfx->FrameAcknowledge = ds_rdpgfx_on_ack;
     gfx->QoeFrameAcknowledge = ds_rdpgfx_on_qoe;
     gfx->CacheImportOffer = ds_rdpgfx_on_cache_offer;
+    gfx->ChannelIdAssigned = ds_rdpgfx_on_id;
     g->gfx = gfx;
     if (!gfx->Open(gfx))
         return ds_rdpgfx_off(g, "cannot open the channel");
@@ -345,8 +334,6 @@ int ds_rdpgfx_check(struct ds_rdpgfx *g, int activated, int width, int height,
 {
     int caps_new, avc;
 
-    if (!WTSVirtualChannelManagerCheckFileDescriptor(g->vcm))
-        return -EIO;
     if (g->state == DS_RDPGFX_OFF || !activated)
         return g->state;
     pthread_mutex_lock(&g->lock);

@@ -2,9 +2,10 @@
  * ds_rdpgfx.h - the RDPGFX graphics pipeline of one RDP session (see
  * ds_rdp.h and ../shared/notes/freerdp2-server.md §2).
  *
- * The session makes one with ds_rdpgfx_new() before peer->Initialize()
- * (it opens the peer's virtual channel manager) and calls
- * ds_rdpgfx_check() after every peer->CheckFileDescriptor(). Once the
+ * The session makes one with ds_rdpgfx_new() on its virtual channel
+ * manager and calls ds_rdpgfx_check() after every pass over the peer and
+ * the channel manager; the answers to dynamic channels' creation go to
+ * ds_rdpgfx_created() (a refusal turns the pipeline off). Once the
  * client is active and its drdynvc channel is ready, the pipeline opens
  * the "Microsoft::Windows::RDS::Graphics" channel; the client's
  * CapsAdvertise picks the codec:
@@ -51,22 +52,23 @@ enum ds_rdpgfx_state {
 
 struct ds_rdpgfx;
 
-/* Opens peer's virtual channel manager (call WTSRegisterWtsApiFunctionTable
- * once per process first). Returns 0 with *out, or -ENOMEM/-EIO. */
-int ds_rdpgfx_new(struct ds_rdpgfx **out, freerdp_peer *peer);
+/* For peer's virtual channel manager vcm (the session's; it outlives
+ * this). Returns 0 with *out, or -ENOMEM. */
+int ds_rdpgfx_new(struct ds_rdpgfx **out, freerdp_peer *peer, HANDLE vcm);
 
 /* Closes the channel (joining FreeRDP's reader thread); NULL is fine. */
 void ds_rdpgfx_free(struct ds_rdpgfx *g);
 
-/* A descriptor that becomes readable when the channel manager has data to
- * send (poll it with POLLIN), or -1. */
-int ds_rdpgfx_fd(const struct ds_rdpgfx *g);
+/* The client answered a dynamic channel's creation (the channel
+ * manager's callback, on the session's thread): if it is this one and
+ * refused, the pipeline goes off. */
+void ds_rdpgfx_created(struct ds_rdpgfx *g, UINT32 channel_id, INT32 status);
 
 /*
- * Moves the channels along: flushes what is queued for the client, opens
- * the GFX channel when it can, sets the surface up when caps arrive
+ * Moves the pipeline along (after the session ran the channel manager):
+ * opens the GFX channel when it can, sets the surface up when caps arrive
  * (width x height: the desktop's size). activated: the peer is active.
- * Returns the state, or -EIO when the channel manager failed.
+ * Returns the state, or -EIO when the surface could not be set up.
  */
 int ds_rdpgfx_check(struct ds_rdpgfx *g, int activated, int width, int height,
                     long long now_ms);

@@ -703,9 +703,40 @@ static void ds_session_maybe_update(struct ds_session *s, long long now)
     ds_session_count_bytes(s);
 }
 
+void ds_session_count_latency(struct ds_session_count *c, long long us)
+{
+    long long b = us / DS_SESSION_LAT_STEP_US;
+
+    if (b < 0)
+        b = 0;
+    if (b >= DS_SESSION_LAT_BUCKETS)
+        b = DS_SESSION_LAT_BUCKETS - 1;
+    c->latency[b]++;
+    c->latency_n++;
+}
+
+/* The latency below which fraction q of the frames stayed, in ms (the
+ * upper edge of the bucket). */
+static double ds_session_latency_at(const struct ds_session_count *c, double q)
+{
+    uint64_t want = (uint64_t)(q * (double)c->latency_n + 0.999999), seen = 0;
+    int i;
+
+    for (i = 0; i < DS_SESSION_LAT_BUCKETS; i++) {
+        seen += c->latency[i];
+        if (seen >= want && seen > 0)
+            break;
+    }
+    if (i == DS_SESSION_LAT_BUCKETS)
+        i--;
+    return (double)(i + 1) * DS_SESSION_LAT_STEP_US / 1000.0;
+}
+
 void ds_session_report_stats(const struct ds_session_args *args,
                              struct ds_session_count *c, long long now)
 {
+    json_t *msg;
+
     if (now < c->next_stats_ms)
         return;
     c->next_stats_ms = now + args->stats_interval * 1000LL;
@@ -713,9 +744,15 @@ void ds_session_report_stats(const struct ds_session_args *args,
         return;
     c->reported_bytes = c->bytes_sent;
     c->reported_frames = c->frames;
-    ds_session_tell(args, json_pack("{s:s, s:I, s:I}", "op", "stats",
-                                    "bytes_sent", (json_int_t)c->bytes_sent,
-                                    "frames", (json_int_t)c->frames));
+    msg = json_pack("{s:s, s:I, s:I}", "op", "stats", "bytes_sent",
+                    (json_int_t)c->bytes_sent, "frames", (json_int_t)c->frames);
+    if (msg && c->latency_n)
+        json_object_set_new(msg, "latency",
+                            json_pack("{s:I, s:f, s:f}", "n",
+                                      (json_int_t)c->latency_n, "p50_ms",
+                                      ds_session_latency_at(c, 0.5), "p99_ms",
+                                      ds_session_latency_at(c, 0.99)));
+    ds_session_tell(args, msg);
 }
 
 /* ------------------------------------------------------------------------

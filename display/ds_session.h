@@ -67,19 +67,33 @@ int ds_session_run(const struct ds_session_args *args);
  */
 void ds_session_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* What a session process sent, for the daemon's stats and end events. */
+/* Capture -> on the wire latency, in DS_SESSION_LAT_STEP_US steps up to
+ * DS_SESSION_LAT_BUCKETS of them (the last bucket: that long or longer). */
+#define DS_SESSION_LAT_STEP_US 100
+#define DS_SESSION_LAT_BUCKETS 1000
+
+/* What a session process sent, for the daemon's stats and end events.
+ * latency: per frame, from the moment the session read the damage from
+ * the desktop to the moment the frame's last byte went to the client's
+ * socket (RDP sessions). */
 struct ds_session_count {
     uint64_t bytes_sent, frames;
     uint64_t reported_bytes, reported_frames; /* in the last stats event */
     long long next_stats_ms;
+    uint32_t latency[DS_SESSION_LAT_BUCKETS];
+    uint64_t latency_n;
 };
+
+/* Counts one frame's capture -> wire latency. */
+void ds_session_count_latency(struct ds_session_count *c, long long us);
 
 /* Sends msg (consumed) to the daemon over the session's channel; a
  * daemon that went away is not worth a log line. */
 void ds_session_tell(const struct ds_session_args *args, json_t *msg);
 
 /* A "stats" event when its interval is up and something was sent since
- * the last one. */
+ * the last one: {"op":"stats","bytes_sent","frames"[,"latency":{"n",
+ * "p50_ms","p99_ms"}]} (latency over the whole session so far). */
 void ds_session_report_stats(const struct ds_session_args *args,
                              struct ds_session_count *c, long long now);
 

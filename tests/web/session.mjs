@@ -161,6 +161,36 @@ async function scaleToWindow(page) {
     return { natural, scaled, pressed, window: { w: natural.winW, h: natural.winH } };
 }
 
+/*
+ * Clicks Download .rdp and saves the file. Chromium now and then reports
+ * a download of this page as "canceled" although the broker answered it
+ * (seen once in CI, never here): the broker's answer is logged and a
+ * cancel is retried once (with a new ticket); any other failure fails,
+ * and the file's content is checked afterwards either way.
+ */
+async function downloadRdp(portal, card) {
+    for (let attempt = 1; ; attempt++) {
+        const answered = portal.waitForResponse((r) => /\/rdp(\?|$)/.test(new URL(r.url()).pathname + '?'),
+            { timeout: 15000 }).catch(() => null);
+        const [download] = await Promise.all([
+            portal.waitForEvent('download'),
+            card.getByRole('button', { name: 'Download .rdp', exact: true }).click(),
+        ]);
+        await toastSays(portal, 'Open the downloaded file with your RDP client. It works once.');
+        await shot(portal, 'session-portal-rdp');
+        const response = await answered;
+        const status = response ? response.status() : 'none';
+        const failed = await download.failure();
+        if (!failed) {
+            await download.saveAs(env('DESKPOOL_RDP_FILE'));
+            return download;
+        }
+        log(`download ${attempt} of ${download.url()}: ${failed}; the broker answered ${status}`);
+        check(attempt === 1 && failed === 'canceled',
+            `the .rdp download failed: ${failed} (the broker answered ${status})`);
+    }
+}
+
 await scenario('session', async (s) => {
     const context = await s.newContext();
     const portal = await context.newPage();
@@ -171,16 +201,8 @@ await scenario('session', async (s) => {
     await shot(portal, 'session-portal');
 
     /* 1. Download .rdp */
-    const [download] = await Promise.all([
-        portal.waitForEvent('download'),
-        card.getByRole('button', { name: 'Download .rdp', exact: true }).click(),
-    ]);
-    await toastSays(portal, 'Open the downloaded file with your RDP client. It works once.');
-    await shot(portal, 'session-portal-rdp');
+    const download = await downloadRdp(portal, card);
     const rdpFile = env('DESKPOOL_RDP_FILE');
-    await download.saveAs(rdpFile);
-    const failed = await download.failure();
-    check(!failed, `the .rdp download failed: ${failed}`);
     const rdpName = download.suggestedFilename();
     log(`downloaded ${rdpName} (${download.url()}) to ${rdpFile}`);
     await step('rdp', { name: rdpName });
