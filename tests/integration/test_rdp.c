@@ -30,16 +30,17 @@
 #include "tsguest.h"
 #include "tsppm.h"
 #include "tsrdp.h"
+#include "tsrdpenv.h"
 #include "tsscreen.h"
 #include "tsweb.h"
 
-#define BOOT_MS 120000
-#define SEE_MS  20000
+#define SEE_MS 20000
 
 static struct tsbroker broker;
 static struct tsdisplay dmn;
 static struct tsbroker_session admin, alice;
-static char local_sock[256];
+static struct tsrdpenv env = {
+    .broker = &broker, .display = &dmn, .admin = &admin, .alice = &alice};
 static int rdp_port;
 
 static const char *str(json_t *o, const char *key)
@@ -51,36 +52,13 @@ static const char *str(json_t *o, const char *key)
 
 static void setup(void)
 {
-    char *pool;
-
-    tsbroker_init(&broker, 0);
-    tsbroker_set(&broker, "ticket_ttl", "30");
-    snprintf(local_sock, sizeof(local_sock), "%s/broker.sock", broker.dir);
-    tsdisplay_start_rdp(&dmn, broker.vm, local_sock);
-    snprintf(broker.display, sizeof(broker.display), "%s", dmn.ctl);
-    tsbroker_set(&broker, "display_gateway", dmn.gw);
-    tsbroker_start(&broker);
-    tsbroker_connect(&broker, &admin);
-    tsbroker_connect(&broker, &alice);
-    ck_assert_int_eq(
-        tsbroker_login(&broker, &admin, "admin", "admin-pw", NULL, 1), 200);
-    ck_assert_int_eq(
-        tsbroker_login(&broker, &alice, "alice", "alice-pw", NULL, 0), 200);
-    pool = tsbroker_pool_json("desk", 1, 1, 2, NULL);
-    ck_assert_int_eq(
-        tsbroker_call(&admin, "POST", "/api/v1/admin/pools", pool, NULL), 201);
-    free(pool);
-    ck_assert_int_ge(tsbroker_wait_ready(&admin, "desk", 1, BOOT_MS), 1);
-    rdp_port = tsdisplay_rdp_port(&dmn);
+    tsrdpenv_start(&env);
+    rdp_port = env.rdp_port;
 }
 
 static void teardown(void)
 {
-    tsbroker_disconnect(&admin);
-    tsbroker_disconnect(&alice);
-    tsdisplay_stop(&dmn);
-    tsbroker_stop(&broker);
-    tsbroker_remove_vms(&broker);
+    tsrdpenv_stop(&env);
 }
 
 static struct tsscreen client_view(struct tsrdp *c)
@@ -94,18 +72,7 @@ static struct tsscreen client_view(struct tsrdp *c)
 /* The desktop alice got (the only one of the pool in use). */
 static void alice_desktop(char *id, size_t size)
 {
-    json_t *r = NULL, *d;
-    size_t i;
-
-    id[0] = '\0';
-    ck_assert_int_eq(tsbroker_call(&alice, "GET", "/api/v1/desktops", NULL, &r),
-                     200);
-    json_array_foreach(json_object_get(r, "desktops"), i, d)
-    {
-        snprintf(id, size, "%s", str(d, "id"));
-    }
-    json_decref(r);
-    ck_assert_msg(id[0], "alice has no desktop");
+    tsrdpenv_alice_desktop(&env, id, size);
 }
 
 /* Pumps the client until its screen equals the guest's screendump
