@@ -31,6 +31,7 @@ struct ds_rdpgfx {
     long long caps_deadline;
     int width, height; /* the surface, 0 before it exists */
     int idr;
+    int avc_ok; /* the confirmed caps allow AVC420 (this thread's copy) */
     long long last_damage_ms;
     uint32_t frame_id;
     uint32_t sent; /* frames sent */
@@ -263,11 +264,20 @@ static int ds_rdpgfx_surface(struct ds_rdpgfx *g, int width, int height)
     return 0;
 }
 
-/* Caps were confirmed: the codec, then the surface. */
+/* Caps were confirmed, or the desktop's size changed: the codec, then
+ * the surface. H.264 4:2:0 needs even sizes: a desktop with an odd one
+ * gets planar frames (until its size is even again). */
 static int ds_rdpgfx_start(struct ds_rdpgfx *g, int avc, int width, int height)
 {
     struct ds_h264_params p = {.width = width, .height = height};
     int r = 0;
+
+    g->avc_ok = avc;
+    if (avc && (width % 2 || height % 2)) {
+        ds_session_log("graphics pipeline: %dx%d is odd: planar, not AVC420",
+                       width, height);
+        avc = 0;
+    }
 
     if (avc && !g->enc)
         r = ds_h264_new(&g->enc, &p);
@@ -357,11 +367,9 @@ int ds_rdpgfx_check(struct ds_rdpgfx *g, int activated, int width, int height,
 
 int ds_rdpgfx_resize(struct ds_rdpgfx *g, int width, int height)
 {
-    int avc = g->enc != NULL;
-
     if (g->state != DS_RDPGFX_ON)
         return 0;
-    return ds_rdpgfx_start(g, avc, width, height);
+    return ds_rdpgfx_start(g, g->avc_ok, width, height);
 }
 
 int ds_rdpgfx_pending(const struct ds_rdpgfx *g)

@@ -33,6 +33,7 @@ struct td_input {
     int shift; /* shift keys held, over all keyboards */
     int ctrl;  /* ctrl keys held, likewise */
     int alt;   /* alt keys held, likewise */
+    int caps;  /* Caps Lock is on (a press toggles it, as on a desktop) */
     struct td_input_dev devs[TD_INPUT_DEVICES];
 };
 
@@ -162,6 +163,11 @@ static void td_input_key(struct td_input *in, const struct input_event *e,
     }
     if (e->value == 0)
         return; /* releases type nothing; repeats (2) do */
+    if (e->code == KEY_CAPSLOCK) {
+        if (e->value == 1) /* a held Caps Lock does not toggle again */
+            in->caps = !in->caps;
+        return;
+    }
     if (e->code == KEY_V && in->ctrl > 0) {
         out.kind = TD_INPUT_PASTE;
         fn(arg, &out);
@@ -183,6 +189,11 @@ static void td_input_key(struct td_input *in, const struct input_event *e,
     }
     out.kind = TD_INPUT_CHAR;
     out.ch = td_keymap_char(e->code, in->shift > 0);
+    /* Caps Lock turns letters' case over (Shift turns it back) */
+    if (in->caps && out.ch >= 'a' && out.ch <= 'z')
+        out.ch = (char)(out.ch - 'a' + 'A');
+    else if (in->caps && out.ch >= 'A' && out.ch <= 'Z')
+        out.ch = (char)(out.ch - 'A' + 'a');
     if (out.ch)
         fn(arg, &out);
 }

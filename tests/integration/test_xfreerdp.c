@@ -8,8 +8,17 @@
  * frames, within H.264's tolerance), /gfx:rfx (the graphics pipeline
  * without H.264: planar surface commands, exact) and /bpp:32 without
  * /gfx (no pipeline: planar bitmap updates, exact).
+ *
+ * The channels, as the user of a Linux thin client meets them: text
+ * copied on the client (xclip owning Xvfb's CLIPBOARD) arrives in the
+ * desktop's clipboard (read through the portal's API), and text copied
+ * in the desktop (set through that API) is what a paste on the client
+ * gets (xclip -o asks xfreerdp, which asks the server); with
+ * /dynamic-resolution, resizing xfreerdp's window (xdotool) resizes the
+ * desktop through its agent (testdesk draws its desk at the new size).
  */
 #include <check.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +175,140 @@ static void xfreerdp_shows_desktop(enum tsxfreerdp_graphics g, const char *name,
     tsguest_host_close(h);
 }
 
+/* alice's desktop's clipboard through the portal's API ("" on error). */
+static void desktop_clipboard(const char *id, char *out, size_t size)
+{
+    char path[160];
+    json_t *r = NULL;
+
+    snprintf(path, sizeof(path), "/api/v1/desktops/%s/clipboard", id);
+    out[0] = '\0';
+    if (tsbroker_call(&alice, "GET", path, NULL, &r) == 200)
+        snprintf(out, size, "%s",
+                 json_string_value(json_object_get(r, "text")) ?: "");
+    json_decref(r);
+}
+
+/* xfreerdp logged in as alice, showing her desktop (id into id). */
+static struct tsxfreerdp *xfreerdp_on_desktop(const char *const *extra,
+                                              struct hv_host **h, char *id,
+                                              size_t id_size)
+{
+    struct tsxfreerdp *x = NULL;
+
+    ck_assert_int_eq(tsxfreerdp_start_with(&x, env.rdp_port, "alice",
+                                           "alice-pw", TSXFREERDP_AVC420,
+                                           extra),
+                     0);
+    logged_in(x);
+    tsrdpenv_alice_desktop(&env, id, id_size);
+    tsbroker_wait_state(&admin, id, "CONNECTED", "alice", 20000);
+    ck_assert_int_eq(tsguest_host_open(h, broker.vm), 0);
+    window_shows_guest(x, *h, id, "channels", 40,
+                       TSGUEST_WIDTH * TSGUEST_HEIGHT / 100);
+    return x;
+}
+
+START_TEST(xfreerdp_clipboard_both_ways)
+{
+    static const char from_client[] = "copied on the thin client \u00e9\u20ac";
+    static const char from_desktop[] = "copied in the desktop\nline two";
+    char *xclip_in[] = {"xclip", "-selection", "clipboard", "-i", NULL};
+    char *xclip_out[] = {"xclip", "-selection", "clipboard", "-o", NULL};
+    char id[80], got[256] = "", path[160], *body;
+    struct hv_host *h = NULL;
+    struct tsxfreerdp *x = xfreerdp_on_desktop(NULL, &h, id, sizeof(id));
+    long long until;
+
+    /* the client copies: xclip owns the CLIPBOARD, xfreerdp sends the
+     * server its formats, the server fetches the text into the guest */
+    ck_assert_int_eq(tsxfreerdp_x(x, xclip_in, from_client, NULL, 0, 5000), 0);
+    for (until = tsguest_now_ms() + 20000; tsguest_now_ms() < until;
+         tsguest_sleep_ms(200)) {
+        desktop_clipboard(id, got, sizeof(got));
+        if (!strcmp(got, from_client))
+            break;
+    }
+    ck_assert_msg(!strcmp(got, from_client),
+                  "the desktop's clipboard has \"%s\", not the client's "
+                  "\"%s\"",
+                  got, from_client);
+
+    /* the desktop copies: the server offers it, a paste on the client
+     * (xclip -o asks xfreerdp) gets it */
+    snprintf(path, sizeof(path), "/api/v1/desktops/%s/clipboard", id);
+    body = json_dumps(json_pack("{s:s}", "text", from_desktop), 0);
+    ck_assert_int_eq(tsbroker_call(&alice, "POST", path, body, NULL), 200);
+    free(body);
+    for (until = tsguest_now_ms() + 20000; tsguest_now_ms() < until;
+         tsguest_sleep_ms(300)) {
+        if (tsxfreerdp_x(x, xclip_out, NULL, got, sizeof(got), 5000) == 0 &&
+            !strcmp(got, from_desktop))
+            break;
+    }
+    ck_assert_msg(!strcmp(got, from_desktop),
+                  "a paste on the client gives \"%s\", not the desktop's "
+                  "\"%s\"",
+                  got, from_desktop);
+    client_still_runs(x);
+    tsxfreerdp_stop(x);
+    tsguest_host_close(h);
+}
+END_TEST
+
+/* 0x00RRGGBB of the guest's screen at (px, py). */
+static uint32_t guest_pixel(struct hv_host *h, const char *id, int px, int py)
+{
+    struct tsppm *shot = NULL;
+    uint32_t v;
+
+    ck_assert_int_eq(tsguest_screen(h, id, &shot), 0);
+    v = tsppm_pixel(shot, px, py);
+    tsppm_free(shot);
+    return v;
+}
+
+START_TEST(xfreerdp_window_resize_resizes_the_desktop)
+{
+    static const char *const dynamic[] = {"/dynamic-resolution", NULL};
+    char *find[] = {"xdotool", "search", "--name", "FreeRDP", NULL};
+    char id[80], wid[64] = "";
+    struct hv_host *h = NULL;
+    struct tsxfreerdp *x = xfreerdp_on_desktop(dynamic, &h, id, sizeof(id));
+    long long until;
+    uint32_t corner = 0;
+
+    /* testdesk draws its desk over the whole 1024x768 screen now */
+    ck_assert_uint_ne(guest_pixel(h, id, 1000, 740), TD_COLOR_OUTSIDE);
+    ck_assert_int_eq(tsxfreerdp_x(x, find, NULL, wid, sizeof(wid), 5000), 0);
+    wid[strcspn(wid, "\n")] = '\0';
+    ck_assert_msg(wid[0], "xdotool finds no xfreerdp window");
+    {
+        char *resize[] = {"xdotool", "windowsize", wid, "800", "600", NULL};
+
+        ck_assert_int_eq(tsxfreerdp_x(x, resize, NULL, NULL, 0, 5000), 0);
+    }
+    /* xfreerdp sends the layout, the session asks the agent for 800x600,
+     * testdesk draws an 800x600 desk (outside it: TD_COLOR_OUTSIDE) */
+    for (until = tsguest_now_ms() + 20000; tsguest_now_ms() < until;
+         tsguest_sleep_ms(300)) {
+        corner = guest_pixel(h, id, 1000, 740);
+        if (corner == TD_COLOR_OUTSIDE)
+            break;
+    }
+    ck_assert_msg(corner == TD_COLOR_OUTSIDE,
+                  "the desktop was not resized to the window (0x%06x at "
+                  "1000,740; display log %s)",
+                  corner, dmn.log);
+    ck_assert_uint_eq(guest_pixel(h, id, 900, 100), TD_COLOR_OUTSIDE);
+    ck_assert_uint_ne(guest_pixel(h, id, 700, 500), TD_COLOR_OUTSIDE);
+    ck_assert(!tsdisplay_log_contains(&dmn, "keeps its size"));
+    client_still_runs(x);
+    tsxfreerdp_stop(x);
+    tsguest_host_close(h);
+}
+END_TEST
+
 START_TEST(xfreerdp_gfx_avc420)
 {
     /* H.264: the tolerance test_rdp allows an AVC420 client */
@@ -201,6 +344,8 @@ int main(void)
     tcase_add_test(tc, xfreerdp_gfx_avc420);
     tcase_add_test(tc, xfreerdp_gfx_without_avc);
     tcase_add_test(tc, xfreerdp_bitmap_updates);
+    tcase_add_test(tc, xfreerdp_clipboard_both_ways);
+    tcase_add_test(tc, xfreerdp_window_resize_resizes_the_desktop);
     suite_add_tcase(s, tc);
     return tsguest_run_suite(s);
 }

@@ -205,9 +205,12 @@ static int tsxfreerdp_start_xvfb(struct tsxfreerdp *x)
     return 0;
 }
 
+#define TSXFREERDP_EXTRA_MAX 8
+
 static int tsxfreerdp_start_client(struct tsxfreerdp *x, int port,
                                    const char *user, const char *password,
-                                   enum tsxfreerdp_graphics g)
+                                   enum tsxfreerdp_graphics g,
+                                   const char *const *extra)
 {
     char server[64], u[160], p[160], disp[32];
 
@@ -219,14 +222,19 @@ static int tsxfreerdp_start_client(struct tsxfreerdp *x, int port,
     if (x->client < 0)
         return -errno;
     if (x->client == 0) {
-        char *argv[] = {"xfreerdp",
-                        server,
-                        u,
-                        p,
-                        "/cert:ignore",
-                        (char *)tsxfreerdp_graphics_args(g),
-                        "/log-level:INFO",
-                        NULL};
+        char *argv[8 + TSXFREERDP_EXTRA_MAX] = {
+            "xfreerdp",
+            server,
+            u,
+            p,
+            "/cert:ignore",
+            (char *)tsxfreerdp_graphics_args(g),
+            "/log-level:INFO",
+        };
+        int i;
+
+        for (i = 0; extra && extra[i] && i < TSXFREERDP_EXTRA_MAX; i++)
+            argv[7 + i] = (char *)extra[i];
 
         /* its known_hosts and config go to the test's folder */
         setenv("DISPLAY", disp, 1);
@@ -241,6 +249,13 @@ static int tsxfreerdp_start_client(struct tsxfreerdp *x, int port,
 
 int tsxfreerdp_start(struct tsxfreerdp **out, int port, const char *user,
                      const char *password, enum tsxfreerdp_graphics g)
+{
+    return tsxfreerdp_start_with(out, port, user, password, g, NULL);
+}
+
+int tsxfreerdp_start_with(struct tsxfreerdp **out, int port, const char *user,
+                          const char *password, enum tsxfreerdp_graphics g,
+                          const char *const *extra)
 {
     static int serial;
     const char *root = tsguest_root();
@@ -265,7 +280,7 @@ int tsxfreerdp_start(struct tsxfreerdp **out, int port, const char *user,
     }
     rc = tsxfreerdp_start_xvfb(x);
     if (rc == 0)
-        rc = tsxfreerdp_start_client(x, port, user, password, g);
+        rc = tsxfreerdp_start_client(x, port, user, password, g, extra);
     if (rc < 0) {
         tsxfreerdp_stop(x);
         return rc;
@@ -394,4 +409,84 @@ void tsxfreerdp_stop(struct tsxfreerdp *x)
         tsxfreerdp_end(x->xvfb);
     free(x->shot);
     free(x);
+}
+
+/* ------------------------------------------------------------------------
+ * X tools on the same display */
+
+/* Writes input to fd (then closes it) and reads fd_out into out until EOF
+ * or the deadline. Returns the bytes read, or -ETIMEDOUT. */
+static int tsxfreerdp_talk(int fd_in, const char *input, int fd_out, char *out,
+                           size_t out_size, long long until)
+{
+    size_t n = 0;
+
+    if (fd_in >= 0) {
+        if (input && write(fd_in, input, strlen(input)) < 0) {
+            /* the tool did not read: it will say so */
+        }
+        close(fd_in);
+    }
+    while (fd_out >= 0) {
+        struct pollfd p = {.fd = fd_out, .events = POLLIN};
+        long long left = until - tsguest_now_ms();
+        ssize_t r;
+
+        if (left <= 0)
+            return -ETIMEDOUT;
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        r = read(fd_out, out + n, out_size - 1 - n);
+        if (r <= 0 || (n += (size_t)r) >= out_size - 1)
+            break;
+    }
+    if (out)
+        out[n] = '\0';
+    return (int)n;
+}
+
+int tsxfreerdp_x(struct tsxfreerdp *x, char *const argv[], const char *input,
+                 char *out, size_t out_size, int timeout_ms)
+{
+    long long until = tsguest_now_ms() + timeout_ms;
+    int in[2] = {-1, -1}, pout[2] = {-1, -1}, status = 0, r;
+    char disp[32], log[320];
+    pid_t pid;
+
+    snprintf(disp, sizeof(disp), ":%d", x->display);
+    snprintf(log, sizeof(log), "%s/xtools.log", x->dir);
+    if (pipe2(in, O_CLOEXEC) < 0 || (out && pipe2(pout, O_CLOEXEC) < 0))
+        return -errno;
+    pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        int lf = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+        /* a tool that stays behind (xclip owning the selection) keeps
+         * nothing of the test's: stdout goes to the log unless read */
+        dup2(in[0], 0);
+        dup2(out ? pout[1] : lf, 1);
+        dup2(lf, 2);
+        setenv("DISPLAY", disp, 1);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(in[0]);
+    if (out)
+        close(pout[1]);
+    r = tsxfreerdp_talk(in[1], input, out ? pout[0] : -1, out, out_size, until);
+    if (out)
+        close(pout[0]);
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (tsguest_now_ms() > until) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -ETIMEDOUT;
+        }
+        tsguest_sleep_ms(10);
+    }
+    if (r < 0)
+        return r;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }

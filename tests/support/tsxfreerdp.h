@@ -51,6 +51,23 @@ struct tsxfreerdp;
 int tsxfreerdp_start(struct tsxfreerdp **out, int port, const char *user,
                      const char *password, enum tsxfreerdp_graphics g);
 
+/* The same with more xfreerdp options (NULL-terminated, at most 8), e.g.
+ * "/dynamic-resolution". */
+int tsxfreerdp_start_with(struct tsxfreerdp **out, int port, const char *user,
+                          const char *password, enum tsxfreerdp_graphics g,
+                          const char *const *extra);
+
+/*
+ * Runs an X tool (argv[0] from PATH: xclip, xdotool) on xfreerdp's
+ * display, as its user would: input (may be NULL) goes to its stdin; its
+ * stdout into out (NUL-terminated, when out is not NULL; else to a log in
+ * the instance's folder). Waits up to timeout_ms for it to exit (a tool
+ * that forks to stay behind, as xclip -i does, is not waited for).
+ * Returns its exit status, or a negative errno (-ETIMEDOUT: killed).
+ */
+int tsxfreerdp_x(struct tsxfreerdp *x, char *const argv[], const char *input,
+                 char *out, size_t out_size, int timeout_ms);
+
 /* The xfreerdp command line's graphics option for g, for messages. */
 const char *tsxfreerdp_graphics_args(enum tsxfreerdp_graphics g);
 
