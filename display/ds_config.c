@@ -18,6 +18,7 @@ void ds_config_defaults(struct ds_config *c)
              "/run/deskpool/display.sock");
     snprintf(c->gateway_socket, sizeof(c->gateway_socket),
              "/run/deskpool/display-gateway.sock");
+    snprintf(c->rdp_listen, sizeof(c->rdp_listen), "0.0.0.0:3389");
     snprintf(c->user, sizeof(c->user), "nobody");
     c->credential_ttl = 60;
     c->max_sessions = 256;

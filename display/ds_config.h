@@ -24,7 +24,7 @@ struct ds_config {
      * from this daemon's own control socket (issue). */
     char broker_socket[DS_CONFIG_PATH_MAX];
     char vnc_listen[80]; /* "" (off), "ADDR:PORT" or "[V6ADDR]:PORT" */
-    char rdp_listen[80]; /* the same for RDP clients; "" (off) */
+    char rdp_listen[80]; /* the same for RDP clients (0.0.0.0:3389) */
     /* The RDP port's TLS certificate and key (PEM files). Both empty: a
      * self-signed pair made once in state_dir (rdp-tls.crt, rdp-tls.key). */
     char tls_cert[DS_CONFIG_PATH_MAX];

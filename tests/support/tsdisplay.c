@@ -93,10 +93,9 @@ static void tsdisplay_launch(struct tsdisplay *d, const char *state_dir,
             argv[n++] = "--broker";
             argv[n++] = (char *)broker_socket;
         }
-        if (rdp) {
-            argv[n++] = "--rdp-listen";
-            argv[n++] = "127.0.0.1:0";
-        }
+        /* tests never take the real port 3389 (the default) */
+        argv[n++] = "--rdp-listen";
+        argv[n++] = rdp ? "127.0.0.1:0" : "";
         dup2(fd, 2);
         execv(exe, argv);
         _exit(127);

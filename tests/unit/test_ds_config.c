@@ -48,7 +48,7 @@ START_TEST(example_file_is_the_defaults)
     ck_assert_str_eq(c.user, "nobody");
     ck_assert_int_eq(c.credential_ttl, 60);
     ck_assert_str_eq(c.vnc_listen, "");
-    ck_assert_str_eq(c.rdp_listen, "");
+    ck_assert_str_eq(c.rdp_listen, "0.0.0.0:3389");
     ck_assert_str_eq(c.tls_cert, "");
 }
 END_TEST
