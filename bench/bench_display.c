@@ -52,33 +52,6 @@ static char root[64], bin[512];
 static pid_t daemon_pid;
 
 /* ------------------------------------------------------------------------
- * Small helpers */
-
-/* utime + stime of pid in ms, or -1 when it cannot be read. */
-static double cpu_ms(pid_t pid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long long ut, st;
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if (pid <= 0 || !(f = fopen(path, "r")))
-        return -1;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* The command name may hold spaces and parentheses: skip to the last
-     * ')', then fields 3 (state) .. 13, then utime and stime. */
-    p = strrchr(buf, ')');
-    if (!p ||
-        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-               &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* ------------------------------------------------------------------------
  * The daemon and its control socket (JSON lines, display/README.md) */
 
 struct ctl {
@@ -118,6 +91,8 @@ static int daemon_start(const char *state_dir)
                     gw,
                     "--vnc-listen",
                     "127.0.0.1:0",
+                    "--rdp-listen", /* off: not the real port 3389 */
+                    "",
                     "--user",
                     "nobody",
                     NULL};
@@ -569,17 +544,17 @@ static int bench_idle_cpu(struct ctl *ctl, struct hv_host *h, const char *id,
     }
     rc = tsvnc_pump(c[VIA_DISPLAY].vnc, IDLE_SETTLE_MS);
     t0 = tsbench_now_ms();
-    s0 = cpu_ms(spid);
-    d0 = cpu_ms(daemon_pid);
-    q0 = cpu_ms(st.pid);
+    s0 = tsbench_cpu_ms(spid);
+    d0 = tsbench_cpu_ms(daemon_pid);
+    q0 = tsbench_cpu_ms(st.pid);
     b0 = tsvnc_bytes(c[VIA_DISPLAY].vnc);
     u0 = tsvnc_updates(c[VIA_DISPLAY].vnc);
     if (rc == 0)
         rc = tsvnc_pump(c[VIA_DISPLAY].vnc, IDLE_WINDOW_MS);
     dt = (tsbench_now_ms() - t0) / 1000.0;
-    out->session = (cpu_ms(spid) - s0) / dt;
-    out->daemon = (cpu_ms(daemon_pid) - d0) / dt;
-    out->qemu = (cpu_ms(st.pid) - q0) / dt;
+    out->session = (tsbench_cpu_ms(spid) - s0) / dt;
+    out->daemon = (tsbench_cpu_ms(daemon_pid) - d0) / dt;
+    out->qemu = (tsbench_cpu_ms(st.pid) - q0) / dt;
     out->bytes_per_s = (double)(tsvnc_bytes(c[VIA_DISPLAY].vnc) - b0) / dt;
     out->updates_per_s = (double)(tsvnc_updates(c[VIA_DISPLAY].vnc) - u0) / dt;
     if (rc < 0)
@@ -616,10 +591,11 @@ static int bench_traffic(struct ctl *ctl, struct hv_host *h, const char *id,
         u0[p] = tsvnc_updates(c[p].vnc);
     }
     t0 = tsbench_now_ms();
-    s0 = cpu_ms(spid);
+    s0 = tsbench_cpu_ms(spid);
     if (rc == 0)
         rc = pair_serve(c, t0, BYTES_WINDOW_MS, 0);
-    out->session_cpu = (cpu_ms(spid) - s0) / ((tsbench_now_ms() - t0) / 1000.0);
+    out->session_cpu =
+        (tsbench_cpu_ms(spid) - s0) / ((tsbench_now_ms() - t0) / 1000.0);
     for (int p = 0; p < NPATHS; p++) {
         out->bytes[p] = tsvnc_bytes(c[p].vnc) - b0[p];
         out->updates[p] = tsvnc_updates(c[p].vnc) - u0[p];
@@ -652,13 +628,6 @@ static void guest_stop(struct hv_host *h, const char *id)
 
     if (hv_vm_delete(h, id, err, sizeof(err)) < 0)
         fprintf(stderr, "bench_display: %s\n", err);
-}
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    /* exit(), not _exit(): the test root's atexit cleanup must run. */
-    exit(130);
 }
 
 static void print_header(const char *title, const char *accel)
@@ -766,8 +735,7 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    tsbench_exit_on_signals();
     srand(1);
     if (!tsguest_root())
         return 1;

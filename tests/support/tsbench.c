@@ -3,9 +3,15 @@
  */
 #include "tsbench.h"
 
+#include <signal.h>
+
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "tsguest.h"
 
 double tsbench_now_ms(void)
 {
@@ -58,4 +64,63 @@ long tsbench_rss_kib(pid_t pid)
             break;
     fclose(f);
     return kib;
+}
+
+double tsbench_cpu_ms(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long ut, st;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (pid <= 0 || !(f = fopen(path, "r")))
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name may hold spaces and parentheses: skip to the last
+     * ')', then fields 3 (state) .. 13, then utime and stime. */
+    p = strrchr(buf, ')');
+    if (!p ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+               &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void tsbench_on_signal(int sig)
+{
+    (void)sig;
+    exit(130); /* not _exit(): the test root's atexit cleanup must run */
+}
+
+void tsbench_exit_on_signals(void)
+{
+    signal(SIGINT, tsbench_on_signal);
+    signal(SIGTERM, tsbench_on_signal);
+}
+
+int tsbench_run_test(const TTest *test, int timeout_s)
+{
+    Suite *s = suite_create(test->name);
+    TCase *tc = tcase_create(test->name);
+    SRunner *sr;
+    int failed;
+
+    tcase_set_timeout(tc, timeout_s);
+    tcase_add_test(tc, test);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    if (!tsguest_root()) {
+        srunner_free(sr);
+        return 1;
+    }
+    srunner_run_all(sr, CK_SILENT);
+    failed = srunner_ntests_failed(sr);
+    if (failed)
+        srunner_print(sr, CK_NORMAL);
+    srunner_free(sr);
+    return failed ? 1 : 0;
 }

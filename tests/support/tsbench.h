@@ -1,10 +1,11 @@
 /*
  * tsbench.h - what benchmarks (bench/) measure with: a fine clock,
- * percentiles and medians of samples, a process's memory.
+ * percentiles and medians of samples, a process's memory and CPU time.
  */
 #ifndef TSBENCH_H
 #define TSBENCH_H
 
+#include <check.h>
 #include <sys/types.h>
 
 /* CLOCK_MONOTONIC in fractional milliseconds (tsguest_now_ms() is whole
@@ -20,5 +21,24 @@ double tsbench_median(double *v, int n);
 
 /* Resident memory (VmRSS) of pid in KiB, or -1. */
 long tsbench_rss_kib(pid_t pid);
+
+/* CPU time pid has used (utime + stime, all its threads) in ms, or -1
+ * when it cannot be read (gone, or pid <= 0). Clock-tick resolution. */
+double tsbench_cpu_ms(pid_t pid);
+
+/* SIGINT and SIGTERM end the process with exit(130) rather than the
+ * default _exit, so that the test root's cleanup (tsguest_cleanup(),
+ * registered with atexit) still ends its processes and removes it. */
+void tsbench_exit_on_signals(void);
+
+/*
+ * Runs test (START_TEST ... END_TEST) as one Check test in this process
+ * (no fork: benchmarks keep their servers and print their tables from
+ * it), with timeout_s seconds, after making the test root
+ * (tsguest_root()). The tests' helpers assert: a failed set-up fails it,
+ * and Check's report goes to stdout then. Returns 0 when it passed, 1
+ * otherwise, for main() to return.
+ */
+int tsbench_run_test(const TTest *test, int timeout_s);
 
 #endif

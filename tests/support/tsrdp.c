@@ -3,9 +3,14 @@
  */
 #include "tsrdp.h"
 
+#include <arpa/inet.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <freerdp/addin.h>
 #include <freerdp/client/channels.h>
@@ -27,6 +32,10 @@ struct tsrdp {
     /* set on FreeRDP's drdynvc thread */
     pcRdpgfxSurfaceCommand gdi_surface_command;
     int gfx_connected, avc420, planar, other;
+    pcRdpgfxEndFrame gdi_end_frame;
+    int frames;
+    int paints; /* on the thread that pumps */
+    int fd;     /* the TCP connection, for tsrdp_traffic(); -1 unknown */
 };
 
 /* FreeRDP allocates ContextSize bytes: ours begins with its context. */
@@ -54,6 +63,17 @@ static UINT tsrdp_surface_command(RdpgfxClientContext *gfx,
     return c->gdi_surface_command(gfx, cmd);
 }
 
+/* Counts frames for tsrdp_traffic(), then lets the GDI show them. */
+static UINT tsrdp_end_frame(RdpgfxClientContext *gfx,
+                            const RDPGFX_END_FRAME_PDU *end)
+{
+    rdpGdi *gdi = gfx->custom;
+    struct tsrdp *c = tsrdp_of(gdi->context);
+
+    __atomic_add_fetch(&c->frames, 1, __ATOMIC_RELAXED);
+    return c->gdi_end_frame(gfx, end);
+}
+
 static void tsrdp_channel_connected(void *context, ChannelConnectedEventArgs *e)
 {
     rdpContext *ctx = context;
@@ -66,6 +86,9 @@ static void tsrdp_channel_connected(void *context, ChannelConnectedEventArgs *e)
         return;
     c->gdi_surface_command = gfx->SurfaceCommand;
     gfx->SurfaceCommand = tsrdp_surface_command;
+    c->gdi_end_frame = gfx->EndFrame;
+    if (c->gdi_end_frame)
+        gfx->EndFrame = tsrdp_end_frame;
     __atomic_store_n(&c->gfx_connected, 1, __ATOMIC_RELEASE);
 }
 
@@ -120,7 +143,7 @@ static BOOL tsrdp_begin_paint(rdpContext *context)
 
 static BOOL tsrdp_end_paint(rdpContext *context)
 {
-    (void)context;
+    tsrdp_of(context)->paints++;
     return TRUE;
 }
 
@@ -154,6 +177,52 @@ static BOOL tsrdp_pre_connect(freerdp *instance)
     return freerdp_client_load_addins(ctx->channels, instance->settings);
 }
 
+/* Sockets open now: bit fd of set[fd / 64] (descriptors below 1024). */
+static void tsrdp_sockets(uint64_t set[16])
+{
+    struct stat st;
+
+    for (int fd = 0; fd < 1024; fd++)
+        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+            set[fd / 64] |= 1ull << (fd % 64);
+}
+
+/* The TCP socket to port that was not open before connecting, or -1. */
+static int tsrdp_find_fd(const uint64_t before[16], int port)
+{
+    uint64_t now[16] = {0};
+
+    tsrdp_sockets(now);
+    for (int fd = 0; fd < 1024; fd++) {
+        struct sockaddr_in a;
+        socklen_t len = sizeof(a);
+
+        if (!(now[fd / 64] & ~before[fd / 64] & (1ull << (fd % 64))))
+            continue;
+        if (getpeername(fd, (struct sockaddr *)&a, &len) == 0 &&
+            a.sin_family == AF_INET && ntohs(a.sin_port) == port)
+            return fd;
+    }
+    return -1;
+}
+
+void tsrdp_traffic(struct tsrdp *c, struct tsrdp_traffic *out)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    memset(&ti, 0, sizeof(ti));
+    out->bytes = -1;
+    if (c->fd >= 0 &&
+        getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+        len >= offsetof(struct tcp_info, tcpi_bytes_received) +
+                   sizeof(ti.tcpi_bytes_received))
+        out->bytes = (long long)ti.tcpi_bytes_received;
+    out->updates = c->graphics == TSRDP_BITMAP
+                       ? c->paints
+                       : __atomic_load_n(&c->frames, __ATOMIC_RELAXED);
+}
+
 int tsrdp_connect(struct tsrdp **out, int port, const char *user,
                   const char *password, char *why, size_t why_size)
 {
@@ -166,6 +235,7 @@ int tsrdp_connect_gfx(struct tsrdp **out, int port, const char *user,
                       size_t why_size)
 {
     struct tsrdp *c = calloc(1, sizeof(*c));
+    uint64_t sockets_before[16] = {0};
     rdpSettings *st;
 
     *out = NULL;
@@ -175,6 +245,7 @@ int tsrdp_connect_gfx(struct tsrdp **out, int port, const char *user,
         return -1;
     }
     c->graphics = g;
+    c->fd = -1;
     c->instance->ContextSize = sizeof(struct tsrdp_context);
     c->instance->PreConnect = tsrdp_pre_connect;
     c->instance->PostConnect = tsrdp_post_connect;
@@ -217,6 +288,7 @@ int tsrdp_connect_gfx(struct tsrdp **out, int port, const char *user,
     st->NSCodec = FALSE;
     st->DesktopResize = TRUE;
     st->TcpConnectTimeout = 10000;
+    tsrdp_sockets(sockets_before);
     if (!freerdp_connect(c->instance)) {
         UINT32 e = freerdp_get_last_error(c->instance->context);
 
@@ -227,6 +299,7 @@ int tsrdp_connect_gfx(struct tsrdp **out, int port, const char *user,
         tsrdp_close(c);
         return -1;
     }
+    c->fd = tsrdp_find_fd(sockets_before, port);
     *out = c;
     return 0;
 }

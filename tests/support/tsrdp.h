@@ -46,6 +46,19 @@ struct tsrdp_gfx_stats {
 };
 void tsrdp_gfx_stats(struct tsrdp *c, struct tsrdp_gfx_stats *out);
 
+/*
+ * What the client has received since it connected, for benchmarks:
+ * bytes on its TCP connection (TLS records and all, from the kernel's
+ * TCP_INFO; -1 when the socket was not found), and updates: frames
+ * (RDPGFX EndFrame) with the graphics pipeline, update PDUs (each one
+ * paint: BeginPaint .. EndPaint) without.
+ */
+struct tsrdp_traffic {
+    long long bytes;
+    long long updates;
+};
+void tsrdp_traffic(struct tsrdp *c, struct tsrdp_traffic *out);
+
 /* Disconnects and frees; NULL is fine. */
 void tsrdp_close(struct tsrdp *c);
 
