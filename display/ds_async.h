@@ -8,7 +8,8 @@
  * thread of its own (at most DS_ASYNC_MAX at once; each is bounded by its
  * timeout), and its outcome is handed back on the loop's thread: the loop
  * polls ds_async_fd() and calls ds_async_dispatch(), which calls the
- * requests' done callbacks in the order they finished.
+ * requests' done callbacks in the order they finished. Requests whose
+ * order matters go through one ordered lane instead.
  *
  * The worker threads touch nothing of the daemon's: only the request's own
  * copy of its arguments and the result queue.
@@ -19,7 +20,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define DS_ASYNC_MAX 32 /* requests in flight */
+#define DS_ASYNC_MAX         32   /* requests in flight (not ordered) */
+#define DS_ASYNC_ORDERED_MAX 1024 /* ordered requests waiting */
 
 struct ds_async;
 
@@ -46,6 +48,17 @@ int ds_async_fd(const struct ds_async *a);
  */
 int ds_async_request(struct ds_async *a, const char *path, const char *op,
                      json_t *args, int timeout_ms, ds_async_fn done, void *arg);
+
+/*
+ * The same on the ordered lane: one worker thread sends these one after
+ * the other, in the order asked (a session's "connected" before its
+ * "disconnected"), at most DS_ASYNC_ORDERED_MAX waiting (-EBUSY beyond).
+ * On ds_async_close() the one being sent finishes; those still waiting
+ * are cancelled, not sent.
+ */
+int ds_async_request_ordered(struct ds_async *a, const char *path,
+                             const char *op, json_t *args, int timeout_ms,
+                             ds_async_fn done, void *arg);
 
 /* Calls the done callbacks of the requests that finished. */
 void ds_async_dispatch(struct ds_async *a);

@@ -395,12 +395,17 @@ static int ds_rdp_maybe_update(struct ds_rdp *s)
     if (!s->src)
         return 0;
     n = ds_source_take_damage(s->src, rects, DS_SOURCE_MAX_DAMAGE);
-    if (n > 0 && !s->damage_us)
-        s->damage_us = dp_time_now_us();
     for (i = 0; i < n; i++)
         ds_rdp_mark(s, rects[i].x, rects[i].y, rects[i].w, rects[i].h);
-    if (!s->activated || s->suppressed || s->gfx_state == DS_RDPGFX_WAIT ||
-        ds_rdp_outq(s) >= DS_RDP_OUTQ_HOLD)
+    if (!s->activated || s->suppressed || s->gfx_state == DS_RDPGFX_WAIT) {
+        /* nothing may go out (not active yet, minimised, the pipeline
+         * not chosen): that wait is not the session's latency */
+        s->damage_us = 0;
+        return 0;
+    }
+    if (n > 0 && !s->damage_us)
+        s->damage_us = dp_time_now_us();
+    if (ds_rdp_outq(s) >= DS_RDP_OUTQ_HOLD)
         return 0;
     if (s->gfx_state == DS_RDPGFX_ON)
         return ds_rdp_gfx_update(s);

@@ -3,7 +3,8 @@
  * test-image desktop, seen through a headless FreeRDP client (tsrdp,
  * software GDI): alice logs in with her password and sees exactly what a
  * QMP screendump shows (clock masked); keys typed as scancodes and
- * Unicode reach the guest's text box, the mouse moves its pointer; a wrong
+ * Unicode reach the guest's text box, the client's lock-key Synchronize
+ * sets the guest's Caps Lock, the mouse moves its pointer; a wrong
  * password is refused (the display logs it, the broker counts it: five wrong
  * guesses lock bob out); a portal ticket ("ticket:<t>" as the user name) opens
  * the desktop once; garbage after the TCP connect ends only that connection
@@ -278,7 +279,7 @@ static void gfx_clients(struct hv_host *h, const char *id)
                   st.connected, st.avc420, st.planar, st.other);
     press(c, 0x2e); /* c */
     ck_assert_int_eq(tsrdp_unicode(c, 'Q'), 0);
-    text_arrives_ex(c, h, id, "hi! wcQ", 1);
+    text_arrives_ex(c, h, id, "hi!AbCDe wcQ", 1);
     pointer_arrives_ex(c, h, id, 500, 300, 3);
     pump_for(c, 1500); /* motion stopped: the refresh frame comes */
     client_near_guest(c, h, id, 16, pixels / 1000);
@@ -292,7 +293,7 @@ static void gfx_clients(struct hv_host *h, const char *id)
                   "GFX login failed: %s", why);
     client_matches_guest(c, h, id);
     press(c, 0x39); /* space */
-    text_arrives(c, h, id, "hi! wcQ ");
+    text_arrives(c, h, id, "hi!AbCDe wcQ ");
     tsrdp_gfx_stats(c, &st);
     ck_assert_msg(st.connected && st.planar > 0 && st.avc420 == 0,
                   "GFX client: rdpgfx %d, %d AVC420, %d planar, %d other "
@@ -334,6 +335,21 @@ START_TEST(rdp_password_ticket_and_garbage)
     text_arrives(c, h, id, "hi");
     ck_assert_int_eq(tsrdp_unicode(c, '!'), 0);
     text_arrives(c, h, id, "hi!");
+    /* lock keys: the client's Synchronize turns the guest's Caps Lock on
+     * (a), off (b); a Caps Lock key the client forwards counts (c), so a
+     * Synchronize that agrees presses nothing (d), one that does not
+     * turns it off again (e) */
+    ck_assert_int_eq(tsrdp_sync(c, TSRDP_CAPS_LOCK), 0);
+    press(c, 0x1e);
+    ck_assert_int_eq(tsrdp_sync(c, 0), 0);
+    press(c, 0x30);
+    press(c, 0x3a);
+    press(c, 0x2e);
+    ck_assert_int_eq(tsrdp_sync(c, TSRDP_CAPS_LOCK), 0);
+    press(c, 0x20);
+    ck_assert_int_eq(tsrdp_sync(c, 0), 0);
+    press(c, 0x12);
+    text_arrives(c, h, id, "hi!AbCDe");
     /* the mouse (absolute) */
     pointer_arrives(c, h, id, 300, 400);
     pointer_arrives(c, h, id, 700, 250);
@@ -354,7 +370,7 @@ START_TEST(rdp_password_ticket_and_garbage)
     garbage_is_dropped(cut, sizeof(cut));
     press(c, 0x39); /* space */
     press(c, 0x11); /* w */
-    text_arrives(c, h, id, "hi! w");
+    text_arrives(c, h, id, "hi!AbCDe w");
     tsrdp_close(c);
     c = NULL;
     tsbroker_wait_state(&admin, id, "DISCONNECTED", NULL, 20000);

@@ -372,6 +372,14 @@ int tsrdp_key(struct tsrdp *c, unsigned scancode, int extended, int down)
                : -1;
 }
 
+int tsrdp_sync(struct tsrdp *c, unsigned locks)
+{
+    return freerdp_input_send_synchronize_event(c->instance->input,
+                                                (UINT32)locks)
+               ? 0
+               : -1;
+}
+
 int tsrdp_unicode(struct tsrdp *c, unsigned codepoint)
 {
     rdpInput *in = c->instance->input;

@@ -75,6 +75,14 @@ const uint32_t *tsrdp_pixels(struct tsrdp *c, int *width, int *height,
  * E0 prefix (arrows, right Ctrl...). */
 int tsrdp_key(struct tsrdp *c, unsigned scancode, int extended, int down);
 
+/* Sends the client's lock keys (a Synchronize event: TSRDP_*_LOCK or'ed,
+ * RDP's KBD_SYNC_* values), as a client does when its window gets the
+ * focus. */
+#define TSRDP_SCROLL_LOCK 0x1
+#define TSRDP_NUM_LOCK    0x2
+#define TSRDP_CAPS_LOCK   0x4
+int tsrdp_sync(struct tsrdp *c, unsigned locks);
+
 /* Types a Unicode character (down and up) as Unicode key events. */
 int tsrdp_unicode(struct tsrdp *c, unsigned codepoint);
 

@@ -4,7 +4,9 @@
  * that answers each request after the delay it names: a slow request
  * does not hold a quick one back, outcomes arrive on the loop's side
  * only when dispatched, errors and a silent server are reported, the
- * number in flight is bounded, and closing cancels what is left.
+ * number in flight is bounded, and closing cancels what is left; the
+ * ordered lane keeps its requests in order (a slow first one is not
+ * overtaken) and closing sends none of those still waiting.
  */
 #include <check.h>
 #include <errno.h>
@@ -24,6 +26,7 @@
 
 static char dir[64], sock_path[128];
 static int lfd = -1, stop_pipe[2];
+static int received; /* requests the server read (atomic) */
 static pthread_t server;
 
 /* One connection: read a request line, wait its "delay_ms", answer
@@ -51,6 +54,7 @@ static void *serve_one(void *arg)
             json_integer_value(json_object_get(m.body, "delay_ms"));
         const char *fail = json_string_value(json_object_get(m.body, "fail"));
 
+        __atomic_add_fetch(&received, 1, __ATOMIC_SEQ_CST);
         if (json_is_true(json_object_get(m.body, "silent")))
             delay = 5000;
         usleep((useconds_t)delay * 1000);
@@ -221,6 +225,56 @@ START_TEST(in_flight_is_bounded_and_close_cancels)
 }
 END_TEST
 
+static int ask_ordered(struct ds_async *a, struct outcome *o, const char *value,
+                       int delay_ms)
+{
+    return ds_async_request_ordered(
+        a, sock_path, "test",
+        json_pack("{s:s, s:i}", "value", value, "delay_ms", delay_ms), 3000,
+        record, o);
+}
+
+START_TEST(ordered_lane_keeps_the_order)
+{
+    struct ds_async *a;
+    struct outcome o = {0};
+
+    ck_assert_int_eq(ds_async_open(&a), 0);
+    /* a slow first request is not overtaken by the quick second one */
+    ck_assert_int_eq(ask_ordered(a, &o, "connected", 500), 0);
+    ck_assert_int_eq(ask_ordered(a, &o, "disconnected", 0), 0);
+    /* while an unordered one is not held back by either */
+    ck_assert_int_eq(ask(a, &o, "other", 0), 0);
+    wait_for(a, &o, 3, 5000);
+    ck_assert_int_eq(o.n, 3);
+    ck_assert_str_eq(o.what[0], "other");
+    ck_assert_str_eq(o.what[1], "connected");
+    ck_assert_str_eq(o.what[2], "disconnected");
+    ds_async_close(a);
+}
+END_TEST
+
+START_TEST(close_cancels_the_ordered_queue)
+{
+    struct ds_async *a;
+    struct outcome o = {0};
+    int i;
+
+    ck_assert_int_eq(ds_async_open(&a), 0);
+    for (i = 0; i < 5; i++)
+        ck_assert_int_eq(ask_ordered(a, &o, "queued", 300), 0);
+    while (__atomic_load_n(&received, __ATOMIC_SEQ_CST) < 1)
+        usleep(10 * 1000); /* the first is on its way */
+    ds_async_close(a);
+    /* every done was called, as cancelled (the loop never dispatched) */
+    ck_assert_int_eq(o.n, 5);
+    for (i = 0; i < o.n; i++)
+        ck_assert_int_eq(o.r[i], -ECANCELED);
+    /* and the four still waiting were never sent */
+    ck_assert_int_eq(__atomic_load_n(&received, __ATOMIC_SEQ_CST), 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ds-async");
@@ -230,6 +284,8 @@ int main(void)
     tcase_add_test(tc, quick_answer_is_not_held_by_a_slow_one);
     tcase_add_test(tc, errors_come_back);
     tcase_add_test(tc, in_flight_is_bounded_and_close_cancels);
+    tcase_add_test(tc, ordered_lane_keeps_the_order);
+    tcase_add_test(tc, close_cancels_the_ordered_queue);
     suite_add_tcase(s, tc);
     return tsguest_run_checks(s);
 }
