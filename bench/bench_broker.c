@@ -285,23 +285,7 @@ END_TEST
 
 int main(int argc, char **argv)
 {
-    Suite *s = suite_create("bench_broker");
-    TCase *tc = tcase_create("bench");
-    SRunner *sr;
-    int failed;
-
     if (argc > 1)
         seconds = atof(argv[1]) > 0 ? atof(argv[1]) : 5;
-    tcase_set_timeout(tc, 900);
-    tcase_add_test(tc, bench);
-    suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    tsguest_root(); /* made (and cleaned up at exit) by this process */
-    srunner_run_all(sr, CK_SILENT);
-    failed = srunner_ntests_failed(sr);
-    if (failed)
-        srunner_print(sr, CK_NORMAL);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tsbench_run_test(bench, 900);
 }

@@ -782,19 +782,26 @@ static void print_keys(const struct keylat *k)
                k->missed[p], k->p50[p], k->p99[p], k->p50[p] - k->p50[1]);
 }
 
+/* The target is the H.264 path's (issue 8: "RDP with H.264"); the
+ * fallbacks' worst p50 is given beside it, with no target of their own. */
 static void print_target(const struct worst *w)
 {
-    printf("\nTarget capture -> on the wire p50 <= %.0f ms: ", TARGET_P50_MS);
-    if (w->all < 0) {
+    double avc = w->path[P_AVC420];
+
+    printf("\nTarget capture -> on the wire p50 <= %.0f ms (RDP GFX AVC420): ",
+           TARGET_P50_MS);
+    if (avc < 0) {
         printf("not measured (the sessions report no latency).\n");
         return;
     }
-    printf("%s (worst p50 %.1f ms: %s, %s; worst per path:",
-           w->all <= TARGET_P50_MS ? "met" : "not met", w->all, w->where,
-           path_name[w->path_of]);
+    printf("%s (worst p50 %.1f ms). Fallbacks, no target: worst p50",
+           avc <= TARGET_P50_MS ? "met" : "not met", avc);
     for (int p = 0; p < NRDP; p++)
-        printf("%s %s %.1f ms", p ? "," : "", path_name[p], w->path[p]);
-    printf(").\n");
+        if (p != P_AVC420)
+            printf(" %s %.1f ms%s", path_name[p], w->path[p],
+                   p + 1 < NRDP ? "," : "");
+    printf(" (the worst of all rows: %s, %s).\n", w->where,
+           path_name[w->path_of]);
 }
 
 START_TEST(bench)
