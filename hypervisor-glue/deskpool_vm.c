@@ -8,9 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hv_agent.h"
+#include "hv_template.h"
 #include "hv_vm.h"
 
 #define DP_DEFAULT_STATE "/var/lib/deskpool"
@@ -50,6 +53,16 @@ static void dp_usage(FILE *f)
         "                         agent desk1 message '{\"text\":\"Hi\"}'\n"
         "  agent ID watch         print the agent's events\n"
         "  agent ID status        the agent's state after its next heartbeat\n"
+        "  memory ID              resident memory: private vs shared (clones)\n"
+        "\n"
+        "  template create --golden QCOW2 [shape options of create]\n"
+        "                  [--ready-timeout SECONDS]\n"
+        "                         boot the golden image once and save it\n"
+        "  template list | delete TID | gc [--all]\n"
+        "  clone TEMPLATE [--id ID] [--name TEXT] [--hostname NAME]\n"
+        "                 [--no-personalise] [--personalise-timeout MS]\n"
+        "                         start a desktop from a template (TEMPLATE:\n"
+        "                         a template id); prints exec -> running\n"
         "\n"
         "State folder: --state, else $DESKPOOL_STATE, else " DP_DEFAULT_STATE
         ".\n"
@@ -182,6 +195,207 @@ static int dp_cmd_create(struct hv_host *h, int argc, char **argv)
         snprintf(s.name, sizeof(s.name), "%s", s.id);
     if (hv_vm_create(h, &s, err, sizeof(err)) < 0)
         return dp_fail(err);
+    return 0;
+}
+
+/* --- templates and clones ------------------------------------------------- */
+
+static json_t *dp_template_json(const struct hv_template_info *t)
+{
+    return json_pack(
+        "{s:s, s:b, s:b, s:s, s:i, s:s, s:s, s:i, s:i, s:s, s:I, s:I, s:I}",
+        "id", t->id, "complete", t->complete, "stale", t->stale, "why", t->why,
+        "users", t->users, "golden", t->shape.golden, "accel",
+        t->complete ? hv_accel_name(t->shape.accel) : "", "memory_mb",
+        t->shape.memory_mb, "vcpus", t->shape.vcpus, "qemu_version",
+        t->qemu_version, "created", (json_int_t)t->created, "ram_bytes",
+        (json_int_t)t->ram_bytes, "state_bytes", (json_int_t)t->state_bytes);
+}
+
+static int dp_template_list(struct hv_host *h, const struct dp_opts *o)
+{
+    struct hv_template_info *v;
+    json_t *all = o->json ? json_array() : NULL;
+    size_t n;
+    int rc = hv_template_list(h, &v, &n);
+
+    if (rc < 0) {
+        json_decref(all);
+        return dp_fail(strerror(-rc));
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct hv_template_info *t = &v[i];
+        const char *state = !t->complete ? "incomplete"
+                            : t->stale   ? "stale"
+                                         : "valid";
+        if (all)
+            json_array_append_new(all, dp_template_json(t));
+        else
+            printf("%-16s %-10s users %-3d %5d MB %s ram %.1f MiB state "
+                   "%.1f MiB%s%s\n",
+                   t->id, state, t->users, t->shape.memory_mb,
+                   t->complete ? hv_accel_name(t->shape.accel) : "-",
+                   (double)t->ram_bytes / 1048576.0,
+                   (double)t->state_bytes / 1048576.0, t->why[0] ? "  " : "",
+                   t->why);
+    }
+    if (all) {
+        dp_print_json(all);
+        json_decref(all);
+    }
+    free(v);
+    return 0;
+}
+
+static void dp_on_gc(void *arg, const char *id, const char *why)
+{
+    const struct dp_opts *o = arg;
+    if (!o->quiet)
+        printf("%-16s deleted (%s)\n", id, why);
+}
+
+static int dp_cmd_template(struct hv_host *h, struct dp_opts *o, int argc,
+                           char **argv)
+{
+    char err[1024], tid[HV_ID_MAX + 1];
+    struct hv_spec s;
+    int created = 0, ready_s = 0;
+
+    if (argc >= 2 && strcmp(argv[1], "list") == 0 && argc == 2)
+        return dp_template_list(h, o);
+    if (argc == 3 && strcmp(argv[1], "delete") == 0) {
+        if (hv_template_delete(h, argv[2], err, sizeof(err)) < 0)
+            return dp_fail(err);
+        return 0;
+    }
+    if (argc >= 2 && argc <= 3 && strcmp(argv[1], "gc") == 0) {
+        int all = argc == 3 && strcmp(argv[2], "--all") == 0, n;
+        if (argc == 3 && !all)
+            return dp_fail("template gc [--all]");
+        n = hv_template_gc(h, all, dp_on_gc, o);
+        if (n < 0)
+            return dp_fail(strerror(-n));
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "create") == 0) {
+        /* --ready-timeout is ours; the rest are create's shape options. */
+        char **rest = calloc((size_t)argc + 1, sizeof(*rest));
+        int n = 0, rc;
+        if (!rest)
+            return dp_fail("out of memory");
+        rest[n++] = argv[1];
+        for (int i = 2; i < argc; i++) {
+            if (strcmp(argv[i], "--ready-timeout") == 0 && i + 1 < argc)
+                ready_s = atoi(argv[++i]);
+            else
+                rest[n++] = argv[i];
+        }
+        hv_spec_init(&s);
+        snprintf(s.id, sizeof(s.id), "template");
+        rc = dp_create_spec(&s, n, rest);
+        free(rest);
+        if (rc < 0)
+            return dp_fail("template create: bad options (see --help)");
+        if (hv_template_create(h, &s, ready_s * 1000, tid, &created, err,
+                               sizeof(err)) < 0)
+            return dp_fail(err);
+        if (o->json) {
+            json_t *j =
+                json_pack("{s:s, s:b}", "template", tid, "created", created);
+            dp_print_json(j);
+            json_decref(j);
+        } else {
+            puts(tid); /* alone on stdout, for scripts */
+            if (!created && !o->quiet)
+                fprintf(stderr, "deskpool-vm: template %s existed\n", tid);
+        }
+        return 0;
+    }
+    return dp_fail("template create|list|delete TID|gc [--all]");
+}
+
+static int dp_cmd_clone(struct hv_host *h, const struct dp_opts *o, int argc,
+                        char **argv)
+{
+    static const struct option longopts[] = {{"id", 1, 0, 'i'},
+                                             {"name", 1, 0, 'n'},
+                                             {"hostname", 1, 0, 'H'},
+                                             {"no-personalise", 0, 0, 'P'},
+                                             {"personalise-timeout", 1, 0, 't'},
+                                             {0, 0, 0, 0}};
+    struct hv_clone_options co = {0};
+    struct hv_clone_result r;
+    char id[HV_ID_MAX + 1] = "", err[1024];
+    int c;
+
+    optind = 0; /* 0: glibc re-initializes getopt for a new argv */
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'i':
+            if (dp_copy_opt(id, sizeof(id), optarg, "id") < 0)
+                return 1;
+            break;
+        case 'n': co.name = optarg; break;
+        case 'H': co.hostname = optarg; break;
+        case 'P': co.personalise_timeout_ms = -1; break;
+        case 't': co.personalise_timeout_ms = atoi(optarg); break;
+        default: return dp_fail("clone: TEMPLATE [--id ID] (see --help)");
+        }
+    }
+    if (optind != argc - 1)
+        return dp_fail("clone: TEMPLATE [--id ID] (see --help)");
+    if (!id[0]) {
+        unsigned char rnd[4] = {0};
+        if (getrandom(rnd, sizeof(rnd), 0) < 0)
+            memset(rnd, (int)time(NULL), sizeof(rnd));
+        snprintf(id, sizeof(id), "clone-%02x%02x%02x%02x", rnd[0], rnd[1],
+                 rnd[2], rnd[3]);
+    }
+    if (hv_template_clone(h, argv[optind], id, &co, &r, err, sizeof(err)) < 0)
+        return dp_fail(err);
+    if (o->json) {
+        json_t *j = json_pack(
+            "{s:s, s:s, s:f, s:f, s:b, s:s, s:s}", "id", id, "template",
+            r.template_id, "exec_to_running_ms", r.exec_to_running_ms,
+            "total_ms", r.total_ms, "personalised", r.personalised, "hostname",
+            r.hostname, "personalise_error", r.personalise_error);
+        dp_print_json(j);
+        json_decref(j);
+    } else {
+        printf("%s: running %.1f ms after exec (%.1f ms in all); %s%s\n", id,
+               r.exec_to_running_ms, r.total_ms,
+               r.personalised ? "personalised as " : "not personalised: ",
+               r.personalised ? r.hostname : r.personalise_error);
+    }
+    return 0;
+}
+
+static int dp_cmd_memory(struct hv_host *h, const struct dp_opts *o,
+                         const char *id)
+{
+    struct hv_vm_memory m;
+    int rc = hv_vm_read_memory(h, id, &m);
+
+    if (rc < 0)
+        return dp_fail(rc == -ESRCH ? "not running" : strerror(-rc));
+    if (o->json) {
+        json_t *j = json_pack(
+            "{s:s, s:i, s:I, s:I, s:I, s:I, s:I}", "id", id, "pid", (int)m.pid,
+            "rss_bytes", (json_int_t)m.rss_bytes, "pss_bytes",
+            (json_int_t)m.pss_bytes, "shared_bytes", (json_int_t)m.shared_bytes,
+            "private_bytes", (json_int_t)m.private_bytes, "anonymous_bytes",
+            (json_int_t)m.anonymous_bytes);
+        dp_print_json(j);
+        json_decref(j);
+    } else {
+        printf("%s: rss %.1f MiB (shared %.1f, private %.1f, anonymous %.1f), "
+               "pss %.1f MiB\n",
+               id, (double)m.rss_bytes / 1048576.0,
+               (double)m.shared_bytes / 1048576.0,
+               (double)m.private_bytes / 1048576.0,
+               (double)m.anonymous_bytes / 1048576.0,
+               (double)m.pss_bytes / 1048576.0);
+    }
     return 0;
 }
 
@@ -487,6 +701,12 @@ static int dp_dispatch(struct hv_host *h, struct dp_opts *o, int argc,
         return dp_cmd_qmp(h, argc, argv);
     if (strcmp(cmd, "agent") == 0)
         return dp_cmd_agent(h, argc, argv);
+    if (strcmp(cmd, "template") == 0)
+        return dp_cmd_template(h, o, argc, argv);
+    if (strcmp(cmd, "clone") == 0)
+        return dp_cmd_clone(h, o, argc, argv);
+    if (strcmp(cmd, "memory") == 0 && argc == 2)
+        return dp_cmd_memory(h, o, argv[1]);
     if (strcmp(cmd, "screenshot") == 0 && argc == 3) {
         if (hv_vm_screenshot(h, argv[1], argv[2], err, sizeof(err)) < 0)
             return dp_fail(err);

@@ -114,6 +114,13 @@ static void hv_qemu_boot(struct hv_argv *a, const struct hv_spec *s)
 int hv_qemu_argv(struct hv_argv *a, const char *qemu, const struct hv_spec *s,
                  enum hv_accel accel, const struct hv_qemu_setup *p)
 {
+    return hv_qemu_argv_mem(a, qemu, s, accel, p, NULL);
+}
+
+int hv_qemu_argv_mem(struct hv_argv *a, const char *qemu,
+                     const struct hv_spec *s, enum hv_accel accel,
+                     const struct hv_qemu_setup *p, const struct hv_qemu_mem *m)
+{
     int kvm = accel == HV_ACCEL_KVM;
 
     hv_argv_add(a, "%s", qemu);
@@ -121,7 +128,15 @@ int hv_qemu_argv(struct hv_argv *a, const char *qemu, const struct hv_spec *s,
     hv_argv_add(a, "-name");
     hv_argv_add(a, "guest=%s,process=dp-%s", s->id, s->id);
     hv_argv_add(a, "-machine");
-    hv_argv_add(a, "q35");
+    if (m && m->mem_path) {
+        hv_argv_add(a, "q35,memory-backend=ram0");
+        hv_argv_add(a, "-object");
+        hv_argv_add(a,
+                    "memory-backend-file,id=ram0,size=%dM,mem-path=%s,share=%s",
+                    s->memory_mb, m->mem_path, m->share ? "on" : "off");
+    } else {
+        hv_argv_add(a, "q35");
+    }
     hv_argv_add(a, "-accel");
     hv_argv_add(a, "%s", kvm ? "kvm" : "tcg");
     if (kvm) {
@@ -167,10 +182,22 @@ int hv_qemu_argv(struct hv_argv *a, const char *qemu, const struct hv_spec *s,
     hv_argv_add(a, "file:%s/serial.log", p->run_dir);
     hv_qemu_net(a, s);
     hv_qemu_boot(a, s);
+    if (m && m->mem_path) {
+        /* A new generation id at every restore: the guest's kernel mixes
+         * it into its random generator, so clones do not share a seed. */
+        hv_argv_add(a, "-device");
+        hv_argv_add(a, "vmgenid,guid=auto");
+    }
+    if (m && m->incoming_defer) {
+        hv_argv_add(a, "-incoming");
+        hv_argv_add(a, "defer");
+    }
     /* No obsolete syscalls, no privilege changes; spawning stays allowed
-     * because migration to a file (templates) runs a helper. With -runas
-     * QEMU drops to the user itself after start-up, which the seccomp rule
-     * against set*uid would kill; once dropped it cannot climb back. */
+     * because bridge networking runs qemu-bridge-helper (templates migrate
+     * over a unix socket or an inherited fd, never an exec: helper). With
+     * -runas QEMU drops to the user itself after start-up, which the
+     * seccomp rule against set*uid would kill; once dropped it cannot
+     * climb back. */
     hv_argv_add(a, "-sandbox");
     hv_argv_add(a, "on,obsolete=deny,resourcecontrol=deny%s",
                 p->user ? "" : ",elevateprivileges=deny");

@@ -5,9 +5,12 @@
 #ifndef HV_INTERNAL_H
 #define HV_INTERNAL_H
 
+#include <jansson.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/types.h>
 
+#include "hv_argv.h"
 #include "hv_vm.h"
 
 struct hv_host {
@@ -32,5 +35,32 @@ void hv_warn(const struct hv_host *h, const char *fmt, ...)
 /* Removes a folder and the files in it (one level: run folders are
  * flat). A missing folder is not an error. */
 int hv_remove_flat_dir(const char *dir);
+
+/* Writes j (consumed; NULL: -ENOMEM) to path atomically: a temporary
+ * file, fsync, rename. 0 or a negative errno. */
+int hv_json_save(const char *path, json_t *j);
+
+/* Waits for pid to exit; returns 1 if it did within timeout_ms. */
+int hv_wait_gone(pid_t pid, int timeout_ms);
+
+/* Hands path to the unprivileged QEMU user, if there is one. */
+int hv_give_to_qemu_user(const struct hv_host *h, const char *path);
+
+/*
+ * Starts QEMU for VM s->id (which must exist) with x (NULL: as
+ * hv_vm_start() does) in a fresh run folder, without waiting for QMP.
+ * keep_fd >= 0 is handed to QEMU as its fd 3 (hv_proc_spawn_detached_fd()).
+ * Returns 0 with the pid, or a negative errno with err set (nothing left
+ * behind). Undo a started one with hv_vm_abort().
+ */
+int hv_vm_spawn(struct hv_host *h, const struct hv_spec *s, enum hv_accel accel,
+                const struct hv_qemu_mem *x, int keep_fd, pid_t *pid, char *err,
+                size_t err_size);
+
+/* SIGKILLs pid (if > 0) and removes the VM's run folder. */
+void hv_vm_abort(struct hv_host *h, const char *id, pid_t pid);
+
+/* QEMU's last words (the end of run/ID/qemu.log) as err; returns -EIO. */
+int hv_vm_exited(struct hv_host *h, const char *id, char *err, size_t err_size);
 
 #endif

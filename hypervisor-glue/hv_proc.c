@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,21 +114,79 @@ int hv_proc_run(char *const argv[], int timeout_ms, char *output,
     return -ECHILD;
 }
 
+/* The environment with tunables added to GLIBC_TUNABLES: a new array of
+ * borrowed strings but one, *merged (free both); NULL on no memory. */
+static char **hv_proc_env(const char *tunables, char **merged)
+{
+    static const char key[] = "GLIBC_TUNABLES=";
+    size_t n = 0, k = 0;
+    char **env;
+
+    *merged = NULL;
+    while (environ[n])
+        n++;
+    env = calloc(n + 2, sizeof(*env));
+    if (!env)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(environ[i], key, sizeof(key) - 1) == 0 && !*merged) {
+            if (asprintf(merged, "%s:%s", environ[i], tunables) < 0) {
+                free(env);
+                return NULL;
+            }
+            env[k++] = *merged;
+        } else {
+            env[k++] = environ[i];
+        }
+    }
+    if (!*merged) {
+        if (asprintf(merged, "%s%s", key, tunables) < 0) {
+            free(env);
+            return NULL;
+        }
+        env[k++] = *merged;
+    }
+    env[k] = NULL;
+    return env;
+}
+
 /* The grandchild: becomes the program. */
-static void hv_proc_exec_detached(char *const argv[], int log_fd)
+static void hv_proc_exec_detached(char *const argv[], int log_fd, int keep_fd,
+                                  char **env)
 {
     int null = open("/dev/null", O_RDONLY);
+    if (keep_fd >= 0 && keep_fd < 3) {
+        keep_fd = fcntl(keep_fd, F_DUPFD_CLOEXEC, 3); /* out of the way */
+        if (keep_fd < 0)
+            _exit(126);
+    }
     if (null < 0 || dup2(null, 0) < 0 || dup2(log_fd, 1) < 0 ||
         dup2(log_fd, 2) < 0)
         _exit(126);
-    close_range(3, ~0u, 0); /* the caller's sockets are not QEMU's */
-    execvp(argv[0], argv);
+    if (keep_fd >= 0) {
+        /* dup2 clears close-on-exec; onto itself it does not. */
+        if ((keep_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(keep_fd, 3)) < 0)
+            _exit(126);
+        close_range(4, ~0u, 0);
+    } else {
+        close_range(3, ~0u, 0); /* the caller's sockets are not QEMU's */
+    }
+    if (env)
+        execvpe(argv[0], argv, env);
+    else
+        execvp(argv[0], argv);
     static const char msg[] = "cannot execute program\n";
     (void)!write(2, msg, sizeof(msg) - 1);
     _exit(127);
 }
 
 int hv_proc_spawn_detached(char *const argv[], const char *log_path, pid_t *pid)
+{
+    return hv_proc_spawn_detached_fd(argv, log_path, -1, NULL, pid);
+}
+
+static int hv_proc_spawn(char *const argv[], const char *log_path, int keep_fd,
+                         char **env, pid_t *pid)
 {
     int log_fd, pfd[2], status, rc = 0;
     pid_t child, grandchild = -1;
@@ -147,7 +206,7 @@ int hv_proc_spawn_detached(char *const argv[], const char *log_path, pid_t *pid)
         setsid();
         grandchild = fork();
         if (grandchild == 0)
-            hv_proc_exec_detached(argv, log_fd);
+            hv_proc_exec_detached(argv, log_fd, keep_fd, env);
         (void)!write(pfd[1], &grandchild, sizeof(grandchild));
         _exit(grandchild < 0 ? 1 : 0);
     }
@@ -166,6 +225,21 @@ int hv_proc_spawn_detached(char *const argv[], const char *log_path, pid_t *pid)
         ;
     if (rc == 0)
         *pid = grandchild;
+    return rc;
+}
+
+int hv_proc_spawn_detached_fd(char *const argv[], const char *log_path,
+                              int keep_fd, const char *tunables, pid_t *pid)
+{
+    char **env = NULL, *merged = NULL;
+    int rc;
+
+    /* Built before fork: the child of a threaded caller must not malloc. */
+    if (tunables && !(env = hv_proc_env(tunables, &merged)))
+        return -ENOMEM;
+    rc = hv_proc_spawn(argv, log_path, keep_fd, env, pid);
+    free(env);
+    free(merged);
     return rc;
 }
 
@@ -241,6 +315,43 @@ int hv_proc_usage(pid_t pid, struct hv_proc_usage *u)
     u->cpu_ms = ticks * 1000u / (uint64_t)(hz > 0 ? hz : 100);
     u->rss_bytes = resident * (uint64_t)page;
     return 0;
+}
+
+int hv_proc_memory(pid_t pid, struct hv_proc_memory *m)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+    } keys[] = {
+        {"Rss:", offsetof(struct hv_proc_memory, rss)},
+        {"Pss:", offsetof(struct hv_proc_memory, pss)},
+        {"Shared_Clean:", offsetof(struct hv_proc_memory, shared)},
+        {"Shared_Dirty:", offsetof(struct hv_proc_memory, shared)},
+        {"Private_Clean:", offsetof(struct hv_proc_memory, private_)},
+        {"Private_Dirty:", offsetof(struct hv_proc_memory, private_)},
+        {"Anonymous:", offsetof(struct hv_proc_memory, anonymous)},
+    };
+    char path[64], buf[4096];
+    int found = 0;
+
+    memset(m, 0, sizeof(*m));
+    snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+    if (hv_proc_read_file(path, buf, sizeof(buf)) < 0)
+        return -ESRCH;
+    /* Lines "Key:   123 kB"; the first line names the range. */
+    for (char *line = buf; line && *line;
+         line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
+            size_t n = strlen(keys[i].key);
+            unsigned long long kb;
+            if (strncmp(line, keys[i].key, n) == 0 &&
+                sscanf(line + n, " %llu kB", &kb) == 1) {
+                *(uint64_t *)((char *)m + keys[i].off) += kb * 1024u;
+                found++;
+            }
+        }
+    }
+    return found ? 0 : -EIO;
 }
 
 int hv_proc_alive(pid_t pid)

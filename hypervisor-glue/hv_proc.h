@@ -34,6 +34,16 @@ int hv_proc_run(char *const argv[], int timeout_ms, char *output,
 int hv_proc_spawn_detached(char *const argv[], const char *log_path,
                            pid_t *pid);
 
+/*
+ * The same, handing the program one more open file and glibc tunables:
+ * keep_fd becomes its fd 3 (e.g. a saved state QEMU reads with
+ * migrate-incoming fd:3); tunables (e.g. "glibc.malloc.hugetlb=1") are
+ * added to its GLIBC_TUNABLES. keep_fd < 0 and tunables NULL: as
+ * hv_proc_spawn_detached().
+ */
+int hv_proc_spawn_detached_fd(char *const argv[], const char *log_path,
+                              int keep_fd, const char *tunables, pid_t *pid);
+
 /* The last lines of a text file, up to size - 1 bytes; "" if unreadable. */
 void hv_proc_log_tail(const char *path, char *buf, size_t size);
 
@@ -45,6 +55,20 @@ struct hv_proc_usage {
 
 /* Fills *u for pid. Returns 0 or -ESRCH when the process is gone. */
 int hv_proc_usage(pid_t pid, struct hv_proc_usage *u);
+
+/* Resident memory of a process by who else maps it, from
+ * /proc/PID/smaps_rollup (all in bytes). */
+struct hv_proc_memory {
+    uint64_t rss;       /* resident */
+    uint64_t pss;       /* proportional: shared pages divided among mappers */
+    uint64_t shared;    /* Shared_Clean + Shared_Dirty: mapped by others too */
+    uint64_t private_;  /* Private_Clean + Private_Dirty: by this one alone */
+    uint64_t anonymous; /* not backed by a file: heap, copied-on-write pages */
+};
+
+/* Fills *m for pid. Returns 0, -ESRCH when the process is gone, or -EIO
+ * when smaps_rollup cannot be parsed. */
+int hv_proc_memory(pid_t pid, struct hv_proc_memory *m);
 
 /* True when pid is alive (and not a zombie). */
 int hv_proc_alive(pid_t pid);

@@ -108,6 +108,7 @@ static const struct hv_field hv_fields[] = {
     {"net", HV_NET, offsetof(struct hv_spec, net), 0, 0, 0},
     HV_S("ifname", ifname),
     {"accel", HV_ACCEL, offsetof(struct hv_spec, accel), 0, 0, 0},
+    HV_S("template", template_id),
 };
 
 static int hv_field_parse(struct hv_spec *s, const struct hv_field *f,
@@ -185,6 +186,8 @@ json_t *hv_spec_to_json(const struct hv_spec *s)
         const struct hv_field *f = &hv_fields[i];
         const char *base = (const char *)s + f->offset;
         json_t *v = NULL;
+        if (f->offset == offsetof(struct hv_spec, template_id) && !base[0])
+            continue; /* plain VMs keep the vm.json they always had */
         switch (f->type) {
         case HV_STR: v = json_string(base); break;
         case HV_INT: v = json_integer(*(const int *)base); break;
@@ -228,6 +231,8 @@ int hv_spec_validate(const struct hv_spec *s, char *err, size_t err_size)
         return hv_fail(err, err_size, "initrd: needs a kernel");
     if (s->cmdline[0] && !s->kernel[0])
         return hv_fail(err, err_size, "cmdline: needs a kernel");
+    if (s->template_id[0] && !hv_id_valid(s->template_id))
+        return hv_fail(err, err_size, "template: not a valid template id");
     if (strchr(s->cmdline, '\n') || strchr(s->name, '\n'))
         return hv_fail(err, err_size, "cmdline/name: no newlines");
     if (s->width < 320 || s->height < 200 || s->width > 8192 ||

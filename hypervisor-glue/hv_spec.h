@@ -47,6 +47,11 @@ struct hv_spec {
     enum hv_net_mode net;
     char ifname[HV_IFNAME_MAX + 1]; /* tap device or bridge */
     enum hv_accel accel;
+    /* The template (hv_template.h) this VM was cloned from, "" for a plain
+     * linked clone of golden. Its disk is then an overlay on the
+     * template's disk, and the template is kept while the VM exists.
+     * vm.json has "template" only when it is set. */
+    char template_id[HV_ID_MAX + 1];
 };
 
 /* Fills s with defaults: 1 vCPU, 1024 MB, 1024x768, no network, auto. */

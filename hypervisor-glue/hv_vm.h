@@ -14,6 +14,7 @@
  *       qemu.pid       QEMU's pid
  *       serial.log     the guest's serial console
  *       qemu.log       QEMU's own messages (why it failed to start)
+ *   templates/TID/     templates instant clones start from (hv_template.h)
  *
  * QEMU is started detached (own session, reparented) with an argv array,
  * its output in run/ID/qemu.log, so VMs outlive the process that started
@@ -118,6 +119,33 @@ struct hv_vm_usage {
 /* Fills *u. Returns 0, -ESRCH when no QEMU runs for the VM, or -EINVAL
  * for a malformed id. */
 int hv_vm_read_usage(struct hv_host *h, const char *id, struct hv_vm_usage *u);
+
+/*
+ * A VM's resident memory split by sharing, from /proc/PID/smaps_rollup:
+ * what instant clones save. A clone maps its template's RAM file
+ * privately (copy-on-write), so pages it only reads stay page cache shared
+ * with every other clone of the template, and pages it writes become its
+ * own anonymous memory. Counts follow the kernel's: a page mapped by one
+ * process alone is "private" even when it is file cache, so with a single
+ * clone running its template pages show as private; pss divides each
+ * shared page among the processes mapping it. Costlier than
+ * hv_vm_read_usage() (the kernel walks the page tables): for accounting,
+ * not for every pass.
+ */
+struct hv_vm_memory {
+    pid_t pid;
+    uint64_t rss_bytes;       /* resident, shared or not */
+    uint64_t pss_bytes;       /* proportional share */
+    uint64_t shared_bytes;    /* resident pages other processes map too */
+    uint64_t private_bytes;   /* resident pages this QEMU alone maps */
+    uint64_t anonymous_bytes; /* not file-backed: QEMU's heap and the
+                                 guest pages a clone has written */
+};
+
+/* Fills *m. Returns 0, -ESRCH when no QEMU runs for the VM, or -EINVAL
+ * for a malformed id. */
+int hv_vm_read_memory(struct hv_host *h, const char *id,
+                      struct hv_vm_memory *m);
 
 int hv_vm_get_spec(struct hv_host *h, const char *id, struct hv_spec *spec,
                    char *err, size_t err_size);

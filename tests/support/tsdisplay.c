@@ -96,6 +96,7 @@ static void tsdisplay_launch(struct tsdisplay *d, const char *state_dir,
         /* tests never take the real port 3389 (the default) */
         argv[n++] = "--rdp-listen";
         argv[n++] = rdp ? "127.0.0.1:0" : "";
+        dup2(fd, 1); /* FreeRDP logs INFO lines on stdout */
         dup2(fd, 2);
         execv(exe, argv);
         _exit(127);
