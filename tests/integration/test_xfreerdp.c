@@ -216,6 +216,7 @@ START_TEST(xfreerdp_clipboard_both_ways)
     char *xclip_in[] = {"xclip", "-selection", "clipboard", "-i", NULL};
     char *xclip_out[] = {"xclip", "-selection", "clipboard", "-o", NULL};
     char id[80], got[256] = "", path[160], *body;
+    json_t *set;
     struct hv_host *h = NULL;
     struct tsxfreerdp *x = xfreerdp_on_desktop(NULL, &h, id, sizeof(id));
     long long until;
@@ -237,7 +238,9 @@ START_TEST(xfreerdp_clipboard_both_ways)
     /* the desktop copies: the server offers it, a paste on the client
      * (xclip -o asks xfreerdp) gets it */
     snprintf(path, sizeof(path), "/api/v1/desktops/%s/clipboard", id);
-    body = json_dumps(json_pack("{s:s}", "text", from_desktop), 0);
+    set = json_pack("{s:s}", "text", from_desktop);
+    body = json_dumps(set, 0);
+    json_decref(set);
     ck_assert_int_eq(tsbroker_call(&alice, "POST", path, body, NULL), 200);
     free(body);
     for (until = tsguest_now_ms() + 20000; tsguest_now_ms() < until;
