@@ -430,12 +430,14 @@ static void bk_api_me(struct bk_api *api, struct bk_req *req)
 
 json_t *bk_api_desktop_json(const struct bk_desktop *d)
 {
-    return json_pack("{ss ss ss ss sI sI sI ss ss ss}", "id", d->id, "pool",
-                     d->pool, "state", bk_state_name(d->state), "user", d->user,
-                     "image_gen", (json_int_t)d->image_gen, "created",
+    return json_pack("{ss ss ss ss sI sI sI ss ss ss ss sb}", "id", d->id,
+                     "pool", d->pool, "state", bk_state_name(d->state), "user",
+                     d->user, "image_gen", (json_int_t)d->image_gen, "created",
                      (json_int_t)d->created, "state_since",
                      (json_int_t)d->state_since, "error", d->error, "protocol",
-                     d->protocol, "client", d->client);
+                     d->protocol, "client", d->client, "provisioning",
+                     d->provisioning[0] ? d->provisioning : "boot",
+                     "personalised", d->personalised);
 }
 
 /* What a user sees of a pool: availability, never its image or users. */
@@ -599,7 +601,7 @@ static int bk_api_launch_store(struct bk_api *api, const struct bk_wait_data *w,
 
 /* Tries to assign; answers, or returns -EAGAIN (none ready yet). */
 static int bk_api_launch_try(struct bk_api *api, struct bk_req *req,
-                             const struct bk_wait_data *w)
+                             struct bk_wait_data *w)
 {
     struct bk_desktop d;
     char ticket[DP_TOKEN_LEN + 1] = "";
@@ -616,6 +618,12 @@ static int bk_api_launch_try(struct bk_api *api, struct bk_req *req,
     else if (r)
         bk_req_error(req, 500, "internal", "cannot assign a desktop");
     else {
+        /* No longer waiting, before the kick: a pass that still counted
+         * this launch would make a desktop nobody waits for. */
+        if (w->demand) {
+            bk_mgr_demand(w->demand, w->pool, -1);
+            w->demand = NULL;
+        }
         if (d.fresh) /* prepare-session, and maybe a new spare */
             bk_mgr_kick(api->mgr);
         bk_api_launch_reply(api, req, &d, w->protocol, ticket, expires,

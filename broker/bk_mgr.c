@@ -7,14 +7,24 @@
  * (libdeskpool-hv); they run here, never on the HTTP thread.
  *
  * Order of writes, so that a kill -9 anywhere converges on restart:
- *   provision: row PROVISIONING -> create + start VM -> row BOOTING
+ *   provision: row PROVISIONING -> create + start VM (or clone it from the
+ *              pool's template) -> row BOOTING
  *   delete:    row DELETING -> delete VM -> remove row
- *   refresh:   row REFRESHING -> power off, new disk, start -> row BOOTING
+ *   refresh:   row REFRESHING -> power off, new disk, start (instant: delete
+ *              the VM, clone anew) -> row BOOTING
  * Adoption at start finishes or undoes whatever a crash interrupted.
+ *
+ * Instant pools: a template takes 15-120 s to make, so it is made on a
+ * thread of its own (struct bk_mgr_tmpl, one at a time), never on the
+ * manager's; until it is there the pool provisions by booting. A clone
+ * (a few hundred ms) runs here. Its agent is personalised by this thread
+ * through its own agent connection, and the desktop is READY once the
+ * agent said ready and answered personalise.
  */
 #include "bk_mgr.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -30,6 +40,7 @@
 #include "dp_time.h"
 #include "dp_token.h"
 #include "hv_agent.h"
+#include "hv_template.h"
 #include "hv_vm.h"
 
 #define BK_MGR_MAX_POLL  1024
@@ -44,6 +55,35 @@ struct bk_mgr_desk {
     char prepared_for[BK_USER_MAX + 1]; /* prepare-session sent for */
     uint64_t boot_started_ms;
     int seen; /* still in the store (this pass) */
+    /* instant clones: personalise sent on this boot / answered */
+    int personalising, personalise_done;
+};
+
+/*
+ * A template being made on a thread of its own. The manager and the
+ * thread share it under its own lock: the manager may stop (and be freed)
+ * while the thread still waits for a guest, so whichever lets go last
+ * frees it. The thread wakes the manager through its own copy of the
+ * eventfd.
+ */
+struct bk_mgr_tmpl {
+    struct bk_mgr_tmpl *next;
+    pthread_mutex_t lock;
+    int refs; /* the manager and the thread */
+    int kick_fd;
+    char state_dir[sizeof(((struct bk_config *)0)->vm_dir)];
+    char qemu_user[sizeof(((struct bk_config *)0)->qemu_user)];
+    char pool[BK_NAME_MAX + 1]; /* the pool it was made for first */
+    char id[HV_ID_MAX + 1];     /* the template id of the shape */
+    struct hv_spec shape;
+    /* under lock: */
+    int done;
+    int status;
+    char err[512];
+    char made[HV_ID_MAX + 1]; /* the id hv_template_create gave */
+    /* the manager's: */
+    uint64_t retry_ms; /* a failed build is tried again after this */
+    int reported;
 };
 
 struct bk_mgr_cmd {
@@ -108,6 +148,8 @@ struct bk_mgr {
     uint64_t next_pass_ms;
     struct bk_stats *stats;
     uint64_t next_stats_ms;
+    struct bk_mgr_tmpl *tmpls; /* templates being made, or failed */
+    uint64_t instant_sig;      /* bk_mgr_instant_sig() of the last pass */
 };
 
 static void bk_mgr_log(const char *fmt, ...)
@@ -228,6 +270,71 @@ static int bk_mgr_set_state(struct bk_mgr *m, const struct bk_desktop *d,
 
 /* --- agent events -------------------------------------------------------- */
 
+/* An instant clone still has to get its own identity on this boot: until
+ * its agent answered personalise it is not READY. */
+static int bk_mgr_unpersonalised(const struct bk_desktop *d,
+                                 const struct bk_mgr_desk *rt)
+{
+    return d->state == BK_BOOTING && !strcmp(d->provisioning, "instant") &&
+           !d->personalised && !rt->personalise_done;
+}
+
+static void bk_mgr_personalised(void *arg, int status, json_t *result,
+                                const char *code, const char *message)
+{
+    struct bk_mgr_desk *rt = arg;
+    struct bk_mgr *m = rt->m;
+    struct hv_agent_state st = {0};
+    struct bk_desktop d;
+
+    (void)result;
+    if (status == -ECANCELED)
+        return; /* the channel was closed: the desktop is going */
+    rt->personalising = 0;
+    if (status == -ECONNRESET)
+        return; /* asked again on the next connection's hello */
+    rt->personalise_done = 1;
+    if (bk_store_desktop_get(m->store, rt->id, &d) != 0)
+        return;
+    if (status == 0) {
+        bk_store_desktop_set_made(m->store, rt->id, "instant", 1);
+        bk_mgr_event(m, "personalised", d.pool, d.id, d.user,
+                     json_pack("{ss}", "hostname", d.id));
+    } else {
+        /* it runs all the same, as a twin of its template; the store
+         * says it was not personalised */
+        bk_mgr_log("%s: personalise: %s%s%s", d.id, code ? code : "",
+                   code && code[0] ? ": " : "",
+                   message && message[0] ? message : strerror(-status));
+        bk_mgr_event(
+            m, "personalise-failed", d.pool, d.id, d.user,
+            json_pack("{ss}", "error",
+                      message && message[0] ? message : strerror(-status)));
+    }
+    if (rt->agent)
+        hv_agent_state(rt->agent, &st);
+    if (d.state == BK_BOOTING && st.ready)
+        bk_mgr_set_state(m, &d, BK_READY, NULL);
+    bk_mgr_changed(m);
+}
+
+/* Gives a clone its own hostname (its desktop id), a random machine-id
+ * and the host's clock; the reply arrives through the agent's poll. */
+static void bk_mgr_personalise(struct bk_mgr_desk *rt)
+{
+    char mid[33];
+
+    if (dp_token_random_text(mid, 32, "0123456789abcdef") == 0 &&
+        hv_agent_request(rt->agent, "personalise",
+                         json_pack("{ss ss sI}", "hostname", rt->id,
+                                   "machine_id", mid, "time",
+                                   (json_int_t)time(NULL)),
+                         0, bk_mgr_personalised, rt) == 0)
+        rt->personalising = 1;
+    else
+        rt->personalise_done = 1; /* not personalised; READY anyway */
+}
+
 static void bk_mgr_agent_event(void *arg, const char *name, json_t *data)
 {
     struct bk_mgr_desk *rt = arg;
@@ -239,12 +346,18 @@ static void bk_mgr_agent_event(void *arg, const char *name, json_t *data)
         bk_mgr_view_resend(m, rt->id); /* a rebooted guest forgot it */
     if (bk_store_desktop_get(m->store, rt->id, &d) != 0)
         return;
-    if (!strcmp(name, "ready") && bk_state_in_use(d.state)) {
+    /* A clone's agent runs already: it answers our hello with its own and
+     * says ready at once. */
+    if (!strcmp(name, "hello") && bk_mgr_unpersonalised(&d, rt) &&
+        !rt->personalising) {
+        bk_mgr_personalise(rt);
+    } else if (!strcmp(name, "ready") && bk_state_in_use(d.state)) {
         /* the guest restarted under its user: tell it again whose it is */
         rt->prepared_for[0] = '\0';
         bk_mgr_kick(m);
     } else if (!strcmp(name, "ready") && d.state == BK_BOOTING) {
-        bk_mgr_set_state(m, &d, BK_READY, NULL);
+        if (!bk_mgr_unpersonalised(&d, rt)) /* else when personalised */
+            bk_mgr_set_state(m, &d, BK_READY, NULL);
     } else if (!strcmp(name, "logout") && bk_state_in_use(d.state)) {
         bk_mgr_set_state(m, &d, BK_LOGGED_OFF, NULL);
         bk_mgr_kick(m); /* refresh it */
@@ -254,6 +367,59 @@ static void bk_mgr_agent_event(void *arg, const char *name, json_t *data)
 }
 
 /* --- VM operations ------------------------------------------------------- */
+
+static void bk_mgr_gc_note(void *arg, const char *id, const char *why)
+{
+    (void)arg;
+    bk_mgr_log("template %s deleted: %s", id, why);
+}
+
+/* Is template id the current one of an instant pool (not being deleted)? */
+static int bk_mgr_template_wanted(struct bk_mgr *m, json_t *pools,
+                                  const char *id)
+{
+    char tid[HV_ID_MAX + 1], err[512];
+    struct hv_spec shape;
+    size_t i;
+    json_t *p;
+
+    json_array_foreach(pools, i, p)
+    {
+        if (bk_pool_instant(p) &&
+            !json_is_true(json_object_get(p, "deleting")) &&
+            bk_pool_spec(p, "template", &shape, err, sizeof(err)) == 0 &&
+            hv_template_id(m->host, &shape, tid, err, sizeof(err)) == 0 &&
+            !strcmp(tid, id))
+            return 1;
+    }
+    return 0;
+}
+
+/* Templates no VM uses any more go when stale (or left incomplete by a
+ * crash), or when no instant pool has their shape now (the pool was
+ * deleted or changed); the current template of a pool stays for its next
+ * clone even while no desktop uses it. */
+static void bk_mgr_template_gc(struct bk_mgr *m)
+{
+    struct hv_template_info *v = NULL;
+    json_t *pools = NULL;
+    char err[512];
+    size_t n = 0, i;
+
+    hv_template_gc(m->host, 0, bk_mgr_gc_note, m);
+    if (hv_template_list(m->host, &v, &n) == 0 && n)
+        pools = bk_store_pool_list(m->store);
+    for (i = 0; pools && i < n; i++) {
+        if (!v[i].complete || v[i].stale || v[i].users > 0 ||
+            bk_mgr_template_wanted(m, pools, v[i].id))
+            continue;
+        /* -EBUSY: a clone is being made from it right now */
+        if (hv_template_delete(m->host, v[i].id, err, sizeof(err)) == 0)
+            bk_mgr_gc_note(m, v[i].id, "no instant pool has its shape");
+    }
+    json_decref(pools);
+    free(v);
+}
 
 /* Deletes a desktop: row DELETING, VM gone, row removed. */
 static int bk_mgr_delete(struct bk_mgr *m, const struct bk_desktop *d)
@@ -273,6 +439,7 @@ static int bk_mgr_delete(struct bk_mgr *m, const struct bk_desktop *d)
     bk_store_desktop_remove(m->store, d->id);
     bk_mgr_event(m, "deleted", d->pool, d->id, "", NULL);
     bk_mgr_changed(m);
+    bk_mgr_template_gc(m);
     return 0;
 }
 
@@ -295,13 +462,202 @@ static int bk_mgr_boot(struct bk_mgr *m, const struct bk_desktop *d, char *err,
     return 0;
 }
 
+/* --- templates of instant pools -------------------------------------------
+ */
+
+#define BK_MGR_TMPL_RETRY_S 300 /* after a failed build */
+
+static void bk_mgr_tmpl_unref(struct bk_mgr_tmpl *t)
+{
+    int last;
+
+    pthread_mutex_lock(&t->lock);
+    last = --t->refs == 0;
+    pthread_mutex_unlock(&t->lock);
+    if (!last)
+        return;
+    if (t->kick_fd >= 0)
+        close(t->kick_fd);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+/* The build thread: its own hv_host (the manager's is not shared between
+ * threads), the template made or found, the manager woken. */
+static void *bk_mgr_tmpl_main(void *arg)
+{
+    struct bk_mgr_tmpl *t = arg;
+    struct hv_host_config hc = {.state_dir = t->state_dir,
+                                .qemu_user =
+                                    t->qemu_user[0] ? t->qemu_user : NULL,
+                                .quiet = 1};
+    struct hv_host *h = NULL;
+    char id[HV_ID_MAX + 1] = "", err[512] = "";
+    uint64_t one = 1;
+    int r = hv_host_open(&h, &hc, err, sizeof(err));
+
+    if (!r)
+        r = hv_template_create(h, &t->shape, 0, id, NULL, err, sizeof(err));
+    if (h)
+        hv_host_close(h);
+    pthread_mutex_lock(&t->lock);
+    t->status = r;
+    snprintf(t->err, sizeof(t->err), "%s", r ? err : "");
+    snprintf(t->made, sizeof(t->made), "%s", id);
+    t->done = 1;
+    pthread_mutex_unlock(&t->lock);
+    if (write(t->kick_fd, &one, sizeof(one)) < 0) {
+        /* the counter is full: the manager wakes anyway */
+    }
+    bk_mgr_tmpl_unref(t);
+    return NULL;
+}
+
+/* Reports finished builds; forgets them (a failed one after a while, so
+ * that it is tried again). */
+static void bk_mgr_tmpl_poll(struct bk_mgr *m)
+{
+    struct bk_mgr_tmpl *t, **pp;
+    uint64_t now = dp_time_now_ms();
+
+    for (pp = &m->tmpls; (t = *pp);) {
+        int done, status;
+        char err[512], made[HV_ID_MAX + 1];
+
+        pthread_mutex_lock(&t->lock);
+        done = t->done;
+        status = t->status;
+        snprintf(err, sizeof(err), "%s", t->err);
+        snprintf(made, sizeof(made), "%s", t->made);
+        pthread_mutex_unlock(&t->lock);
+        if (done && !t->reported) {
+            t->reported = 1;
+            t->retry_ms = now + BK_MGR_TMPL_RETRY_S * 1000ull;
+            if (status == 0)
+                bk_mgr_log("%s: template %s ready", t->pool, made);
+            else
+                bk_mgr_log("%s: template %s: %s", t->pool, t->id, err);
+            bk_mgr_event(m, "template", t->pool, "", "",
+                         json_pack("{ss ss ss}", "state",
+                                   status ? "failed" : "ready", "id", t->id,
+                                   "error", status ? err : ""));
+            bk_mgr_changed(m);
+        }
+        if (done && (status == 0 || now >= t->retry_ms)) {
+            *pp = t->next;
+            bk_mgr_tmpl_unref(t);
+            continue;
+        }
+        pp = &t->next;
+    }
+}
+
+/* Starts making template tid for pool on a thread of its own, unless it
+ * is being made, failed lately, or another build runs (one at a time: a
+ * template boots a guest). */
+static void bk_mgr_tmpl_build(struct bk_mgr *m, const json_t *pool,
+                              const char *tid, const struct hv_spec *shape)
+{
+    struct bk_mgr_tmpl *t;
+    pthread_attr_t attr;
+    int r;
+
+    for (t = m->tmpls; t; t = t->next) {
+        int done;
+
+        pthread_mutex_lock(&t->lock);
+        done = t->done;
+        pthread_mutex_unlock(&t->lock);
+        if (!strcmp(t->id, tid) || !done)
+            return;
+    }
+    t = calloc(1, sizeof(*t));
+    if (!t)
+        return;
+    pthread_mutex_init(&t->lock, NULL);
+    t->refs = 2;
+    t->kick_fd = fcntl(m->efd, F_DUPFD_CLOEXEC, 0);
+    snprintf(t->state_dir, sizeof(t->state_dir), "%s", m->cfg.vm_dir);
+    snprintf(t->qemu_user, sizeof(t->qemu_user), "%s", m->cfg.qemu_user);
+    snprintf(t->pool, sizeof(t->pool), "%s", bk_pool_str(pool, "name"));
+    snprintf(t->id, sizeof(t->id), "%s", tid);
+    t->shape = *shape;
+    r = t->kick_fd < 0 ? -errno : -pthread_attr_init(&attr);
+    if (!r) {
+        /* detached: a stopping broker does not wait for a guest to boot;
+         * an interrupted build is collected at the next start */
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        r = -pthread_create(&(pthread_t){0}, &attr, bk_mgr_tmpl_main, t);
+        pthread_attr_destroy(&attr);
+    }
+    if (r) {
+        bk_mgr_log("%s: cannot start making template %s: %s", t->pool, tid,
+                   strerror(-r));
+        t->refs = 1;
+        bk_mgr_tmpl_unref(t);
+        return;
+    }
+    t->next = m->tmpls;
+    m->tmpls = t;
+    bk_mgr_log("%s: making template %s", t->pool, tid);
+    bk_mgr_event(
+        m, "template", t->pool, "", "",
+        json_pack("{ss ss ss}", "state", "building", "id", tid, "error", ""));
+}
+
+/*
+ * The template an instant pool's desktops are cloned from: 1 with its id
+ * in tid when it is ready; else 0, and it is being made (or failed
+ * lately). The id hashes the shape and its files as they are now, so a
+ * golden image changed in place gives a new id, hence a new template.
+ * quiet: no log when the shape has no template id (a missing file: the
+ * provisioning attempt says so).
+ */
+static int bk_mgr_template(struct bk_mgr *m, const json_t *pool, char *tid,
+                           int quiet)
+{
+    struct hv_spec shape;
+    char err[512];
+    int r;
+
+    if (bk_pool_spec(pool, "template", &shape, err, sizeof(err)) ||
+        hv_template_id(m->host, &shape, tid, err, sizeof(err))) {
+        if (!quiet)
+            bk_mgr_log("%s: no template: %s", bk_pool_str(pool, "name"), err);
+        return 0;
+    }
+    r = hv_template_check(m->host, tid, err, sizeof(err));
+    if (r == 0)
+        return 1;
+    if (r != -ENOENT)
+        bk_mgr_log("%s: template %s: %s", bk_pool_str(pool, "name"), tid, err);
+    bk_mgr_tmpl_build(m, pool, tid, &shape);
+    return 0;
+}
+
+/* Makes VM id as a running clone of template tid. Its agent is left to
+ * this thread's own connection (personalise on its hello). */
+static int bk_mgr_clone(struct bk_mgr *m, const char *tid, const char *id,
+                        char *err, size_t err_size)
+{
+    struct hv_clone_options o = {.name = id, .personalise_timeout_ms = -1};
+    struct hv_clone_result cr;
+    int r = hv_template_clone(m->host, tid, id, &o, &cr, err, err_size);
+
+    if (r == 0)
+        bk_mgr_log("%s: cloned from template %s: running %.0f ms after exec",
+                   id, tid, cr.exec_to_running_ms);
+    return r;
+}
+
 /* Refresh: a clean disk from the golden image, booted again. A floating
  * desktop loses its user; a desktop of an older image generation is
  * deleted instead (the pool makes a new one from the new image). */
 static int bk_mgr_refresh(struct bk_mgr *m, const struct bk_desktop *d,
                           const json_t *pool)
 {
-    char err[512];
+    char err[512], tid[HV_ID_MAX + 1];
+    const char *made = "boot";
     int r;
 
     if (pool &&
@@ -313,19 +669,34 @@ static int bk_mgr_refresh(struct bk_mgr *m, const struct bk_desktop *d,
     if (!pool || !bk_pool_dedicated(pool))
         bk_store_desktop_unassign(m->store, d->id);
     bk_mgr_desk_drop(m, d->id);
-    r = hv_vm_poweroff(m->host, d->id, err, sizeof(err));
-    if (r < 0 && r != -ENOTCONN)
-        goto fail;
-    r = hv_vm_refresh(m->host, d->id, err, sizeof(err));
-    if (r)
-        goto fail;
-    r = hv_vm_start(m->host, d->id, err, sizeof(err));
-    if (r)
-        goto fail;
+    if (pool && bk_pool_instant(pool) && bk_mgr_template(m, pool, tid, 0)) {
+        /* a fresh clone is quicker than a fresh disk and a cold boot */
+        r = hv_vm_delete(m->host, d->id, err, sizeof(err));
+        if (r && r != -ENOENT)
+            goto fail;
+        r = bk_mgr_clone(m, tid, d->id, err, sizeof(err));
+        if (r)
+            goto fail;
+        made = "instant";
+    } else {
+        r = hv_vm_poweroff(m->host, d->id, err, sizeof(err));
+        if (r < 0 && r != -ENOTCONN)
+            goto fail;
+        r = hv_vm_refresh(m->host, d->id, err, sizeof(err));
+        if (r)
+            goto fail;
+        r = hv_vm_start(m->host, d->id, err, sizeof(err));
+        if (r)
+            goto fail;
+    }
+    bk_store_desktop_set_made(m->store, d->id, made, 0);
     bk_store_desktop_set_state(m->store, d->id, BK_REFRESHING, BK_BOOTING,
                                NULL);
     bk_mgr_desk_attach(m, d->id);
-    bk_mgr_event(m, "refreshed", d->pool, d->id, "", NULL);
+    bk_mgr_event(m, "refreshed", d->pool, d->id, "",
+                 json_pack("{ss}", "provisioning", made));
+    if (!strcmp(made, "instant"))
+        bk_mgr_template_gc(m); /* its old template may be stale now */
     bk_mgr_changed(m);
     return 0;
 fail:
@@ -404,7 +775,8 @@ static void bk_mgr_provision_failed(struct bk_mgr *m, const json_t *pool,
 static int bk_mgr_provision(struct bk_mgr *m, const json_t *pool)
 {
     const char *name = bk_pool_str(pool, "name");
-    char id[BK_NAME_MAX + 1], err[512];
+    char id[BK_NAME_MAX + 1], err[512], tid[HV_ID_MAX + 1];
+    const char *made = "boot";
     struct hv_spec spec;
     int r;
 
@@ -414,9 +786,20 @@ static int bk_mgr_provision(struct bk_mgr *m, const json_t *pool)
             json_integer_value(json_object_get(pool, "image_gen"))))
         return -EIO;
     r = bk_pool_spec(pool, id, &spec, err, sizeof(err));
-    if (!r)
+    /* Instant: a clone of the pool's template; while that is being made,
+     * desktops boot as in a boot pool (launches keep working). */
+    if (!r && bk_pool_instant(pool) && bk_mgr_template(m, pool, tid, 0)) {
+        r = bk_mgr_clone(m, tid, id, err, sizeof(err));
+        if (r == 0) {
+            made = "instant";
+        } else if (r == -ENOENT || r == -ESTALE) {
+            bk_mgr_log("%s: %s: booting instead", id, err);
+            r = 0; /* gone meanwhile: boot this one */
+        }
+    }
+    if (!r && !strcmp(made, "boot"))
         r = hv_vm_create(m->host, &spec, err, sizeof(err));
-    if (!r) {
+    if (!r && !strcmp(made, "boot")) {
         r = hv_vm_start(m->host, id, err, sizeof(err));
         if (r) {
             char e2[256];
@@ -428,10 +811,12 @@ static int bk_mgr_provision(struct bk_mgr *m, const json_t *pool)
         bk_mgr_provision_failed(m, pool, id, err);
         return r;
     }
+    bk_store_desktop_set_made(m->store, id, made, 0);
     bk_store_desktop_set_state(m->store, id, BK_PROVISIONING, BK_BOOTING, NULL);
     bk_store_pool_result(m->store, name, NULL, 0);
     bk_mgr_desk_attach(m, id);
-    bk_mgr_event(m, "provisioned", name, id, "", NULL);
+    bk_mgr_event(m, "provisioned", name, id, "",
+                 json_pack("{ss}", "provisioning", made));
     bk_mgr_changed(m);
     return 0;
 }
@@ -586,8 +971,10 @@ static void bk_mgr_reconcile_pool(struct bk_mgr *m, const json_t *pool,
             live--;
             spare--;
         }
-    /* Surplus spares beyond spare and min go. */
-    for (i = n; i-- > 0 && spare > bk_pool_int(pool, "spare") &&
+    /* Surplus spares beyond spare and min go (not those a waiting launch
+     * is about to take). */
+    waiting = bk_mgr_waiting(m, name);
+    for (i = n; i-- > 0 && spare > bk_pool_int(pool, "spare") + waiting &&
                 live > bk_pool_int(pool, "min");)
         if (!strcmp(v[i].pool, name) && v[i].state == BK_READY &&
             !v[i].user[0] && v[i].image_gen >= gen) {
@@ -598,11 +985,16 @@ static void bk_mgr_reconcile_pool(struct bk_mgr *m, const json_t *pool,
     if (json_is_true(json_object_get(pool, "restrained")) ||
         bk_mgr_backing_off(m, pool))
         return;
+    /* An instant pool has its template ready before a launch needs it. */
+    if (bk_pool_instant(pool)) {
+        char tid[HV_ID_MAX + 1];
+
+        bk_mgr_template(m, pool, tid, 1);
+    }
     need = bk_pool_int(pool, "min") - live;
     if (bk_pool_int(pool, "spare") - spare - coming > need)
         need = bk_pool_int(pool, "spare") - spare - coming;
     /* Launches waiting beyond the spares get desktops of their own. */
-    waiting = bk_mgr_waiting(m, name);
     if (waiting - spare - coming > need)
         need = waiting - spare - coming;
     if (need > bk_pool_int(pool, "max") - live)
@@ -614,6 +1006,29 @@ static void bk_mgr_reconcile_pool(struct bk_mgr *m, const json_t *pool,
     }
 }
 
+/* A fingerprint of the instant pools and their image generations. */
+static uint64_t bk_mgr_instant_sig(json_t *pools)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    size_t i;
+    json_t *p;
+
+    json_array_foreach(pools, i, p)
+    {
+        char key[BK_NAME_MAX + 32];
+        const char *c;
+
+        if (!bk_pool_instant(p) || json_is_true(json_object_get(p, "deleting")))
+            continue;
+        snprintf(
+            key, sizeof(key), "%s/%lld;", bk_pool_str(p, "name"),
+            (long long)json_integer_value(json_object_get(p, "image_gen")));
+        for (c = key; *c; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    }
+    return h;
+}
+
 static void bk_mgr_reconcile(struct bk_mgr *m)
 {
     json_t *pools = bk_store_pool_list(m->store), *p;
@@ -621,6 +1036,7 @@ static void bk_mgr_reconcile(struct bk_mgr *m)
     size_t n = 0, i;
     int in_flight = 0;
 
+    bk_mgr_tmpl_poll(m);
     if (!pools || bk_store_desktop_list(m->store, NULL, NULL, &v, &n)) {
         json_decref(pools);
         return;
@@ -644,6 +1060,12 @@ static void bk_mgr_reconcile(struct bk_mgr *m)
         }
     }
     free(v);
+    /* Instant pools came, went or changed their image: templates of
+     * shapes no pool has any more can go. */
+    if (bk_mgr_instant_sig(pools) != m->instant_sig) {
+        m->instant_sig = bk_mgr_instant_sig(pools);
+        bk_mgr_template_gc(m);
+    }
     json_decref(pools);
 }
 
@@ -705,6 +1127,7 @@ static void bk_mgr_adopt(struct bk_mgr *m)
         hv_vm_list_free(ids, nids);
     }
     free(v);
+    bk_mgr_template_gc(m); /* after adoption: what no VM uses any more */
 }
 
 /* --- commands ------------------------------------------------------------ */
@@ -1268,6 +1691,12 @@ void bk_mgr_stop(struct bk_mgr *m)
 
         m->wants = w->next;
         free(w);
+    }
+    while (m->tmpls) { /* a build still running frees its own */
+        struct bk_mgr_tmpl *t = m->tmpls;
+
+        m->tmpls = t->next;
+        bk_mgr_tmpl_unref(t);
     }
     while (m->views) { /* after the desks: their replies look views up */
         struct bk_mgr_viewing *v = m->views;

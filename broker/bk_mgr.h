@@ -9,13 +9,21 @@
  *   - each pool gets at least `min` desktops and `spare` ready unassigned
  *     ones, never more than `max`; surplus spares and spares of an old
  *     image generation are deleted (rolling update);
- *   - provisioning (linked clone, then boot) runs at most provision_limit
- *     desktops at once; a failure backs off (2^errors s, up to 5 min) and
- *     after 5 in a row the pool is *restrained* until an admin resumes it;
+ *   - provisioning (linked clone, then boot; for an instant pool a clone
+ *     of the pool's template) runs at most provision_limit desktops at
+ *     once; a failure backs off (2^errors s, up to 5 min) and after 5 in a
+ *     row the pool is *restrained* until an admin resumes it;
+ *   - an instant pool's template is made on a thread of its own the first
+ *     time the pool needs it and whenever its shape or files changed (a
+ *     new template id); until it is ready the pool provisions by booting.
+ *     A clone is personalised (hostname = desktop id, random machine-id,
+ *     clock) through the manager's agent connection and is READY once its
+ *     agent said ready and answered; stale and incomplete templates no VM
+ *     uses are collected after deletions and at start;
  *   - agent events drive the states: ready -> READY; logout -> LOGGED_OFF,
  *     then a floating desktop is refreshed (powered off, its disk replaced
- *     by a fresh linked clone, booted again) and a dedicated one is READY
- *     for its user again;
+ *     by a fresh linked clone, booted again; instant: deleted and cloned
+ *     anew) and a dedicated one is READY for its user again;
  *   - an ASSIGNED desktop is told who it belongs to (prepare-session);
  *   - pools being deleted lose their desktops, then their row.
  *

@@ -178,12 +178,6 @@ static int bk_pool_relations(const json_t *p, char *err, size_t err_size)
         snprintf(err, err_size, "spare: must be 0..max (%d)", max);
         return -EINVAL;
     }
-    if (!strcmp(bk_pool_str(p, "provisioning"), "instant")) {
-        snprintf(err, err_size,
-                 "provisioning: instant clones are not available yet; "
-                 "use \"boot\"");
-        return -EINVAL;
-    }
     if (bk_pool_str(p, "initrd")[0] && !bk_pool_str(p, "kernel")[0]) {
         snprintf(err, err_size, "initrd: needs a kernel");
         return -EINVAL;
@@ -259,6 +253,11 @@ const char *bk_pool_str(const json_t *settings, const char *key)
 int bk_pool_dedicated(const json_t *settings)
 {
     return !strcmp(bk_pool_str(settings, "type"), "dedicated");
+}
+
+int bk_pool_instant(const json_t *settings)
+{
+    return !strcmp(bk_pool_str(settings, "provisioning"), "instant");
 }
 
 int bk_pool_spec(const json_t *settings, const char *id, struct hv_spec *spec,

@@ -9,8 +9,8 @@
  *   type          "floating" (refreshed after logoff) | "dedicated" (kept)
  *   min, max      desktops kept at least / at most (0..1000, min <= max)
  *   spare         ready unassigned desktops kept (0..max)
- *   provisioning  "boot" (linked clone, full boot); "instant" comes with
- *                 instant clones and is refused until then
+ *   provisioning  "boot" (linked clone, full boot) | "instant" (a clone of
+ *                 the pool's template, restored running; see bk_mgr.h)
  *   golden        qcow2 image desktops are linked clones of (absolute path)
  *   kernel, initrd, cmdline   optional direct kernel boot
  *   vcpus, memory_mb, width, height, accel ("auto" | "kvm" | "tcg")
@@ -53,5 +53,7 @@ int bk_pool_entitled(const json_t *settings, const char *user,
 int bk_pool_int(const json_t *settings, const char *key);
 const char *bk_pool_str(const json_t *settings, const char *key);
 int bk_pool_dedicated(const json_t *settings);
+/* provisioning is "instant": desktops are clones of the pool's template. */
+int bk_pool_instant(const json_t *settings);
 
 #endif

@@ -113,6 +113,12 @@ static const char *const bk_store_migrations[] = {
     "CREATE INDEX tickets_expires ON tickets(expires);",
     /* 3: who is looking at a desktop in use (deskpool-display's client) */
     "ALTER TABLE desktops ADD COLUMN client TEXT NOT NULL DEFAULT '';",
+    /* 4: how a desktop was made (boot or instant clone), and whether its
+     * agent took its own identity (an instant clone's personalise) */
+    "ALTER TABLE desktops ADD COLUMN provisioning TEXT NOT NULL"
+    " DEFAULT 'boot';"
+    "ALTER TABLE desktops ADD COLUMN personalised INTEGER NOT NULL"
+    " DEFAULT 0;",
 };
 
 static int bk_store_exec(struct bk_store *s, const char *sql)
@@ -511,7 +517,7 @@ int bk_store_pool_unrestrain(struct bk_store *s, const char *name)
 
 #define BK_DESKTOP_COLS                                                        \
     "id, pool, state, user, image_gen, created, state_since, assigned_at,"     \
-    " error, protocol, client"
+    " error, protocol, client, provisioning, personalised"
 
 static const char BK_SQL_DESKTOP_INSERT[] =
     "INSERT INTO desktops(id, pool, state, image_gen, created, state_since)"
@@ -545,6 +551,8 @@ static void bk_store_desktop_row(sqlite3_stmt *st, struct bk_desktop *d)
     bk_store_copy(d->error, sizeof(d->error), st, 8);
     bk_store_copy(d->protocol, sizeof(d->protocol), st, 9);
     bk_store_copy(d->client, sizeof(d->client), st, 10);
+    bk_store_copy(d->provisioning, sizeof(d->provisioning), st, 11);
+    d->personalised = sqlite3_column_int(st, 12);
 }
 
 int bk_store_desktop_insert(struct bk_store *s, const char *id,
@@ -649,6 +657,25 @@ int bk_store_desktop_set_client(struct bk_store *s, const char *id,
 static const char BK_SQL_DESKTOP_GEN[] =
     "UPDATE desktops SET image_gen = ? WHERE id = ?";
 static const char BK_SQL_DESKTOP_REMOVE[] = "DELETE FROM desktops WHERE id = ?";
+static const char BK_SQL_DESKTOP_MADE[] =
+    "UPDATE desktops SET provisioning = ?, personalised = ? WHERE id = ?";
+
+int bk_store_desktop_set_made(struct bk_store *s, const char *id,
+                              const char *provisioning, int personalised)
+{
+    sqlite3_stmt *st = bk_store_stmt(s, BK_SQL_DESKTOP_MADE);
+    int r;
+
+    if (!st)
+        return -EIO;
+    bk_store_bind_text(st, 1, provisioning);
+    sqlite3_bind_int(st, 2, personalised ? 1 : 0);
+    bk_store_bind_text(st, 3, id);
+    r = bk_store_done(s, st);
+    if (!r && !sqlite3_changes(s->db))
+        r = -ENOENT;
+    return r;
+}
 
 int bk_store_desktop_unassign(struct bk_store *s, const char *id)
 {

@@ -65,7 +65,9 @@ struct bk_desktop {
     /* address of the display client of the current session; "" when no
      * session is connected */
     char client[BK_CLIENT_MAX + 1];
-    int fresh; /* bk_store_assign: assigned just now (not a row) */
+    char provisioning[8]; /* how its VM was made: "boot" or "instant" */
+    int personalised;     /* an instant clone's agent took its identity */
+    int fresh;            /* bk_store_assign: assigned just now (not a row) */
 };
 
 struct bk_store;
@@ -128,6 +130,10 @@ int bk_store_desktop_unassign(struct bk_store *s, const char *id);
  * image). */
 int bk_store_desktop_set_gen(struct bk_store *s, const char *id, int64_t gen);
 int bk_store_desktop_remove(struct bk_store *s, const char *id);
+/* Records how the desktop's current VM was made ("boot" or "instant") and
+ * whether its agent was personalised. -ENOENT if absent. */
+int bk_store_desktop_set_made(struct bk_store *s, const char *id,
+                              const char *provisioning, int personalised);
 /* Desktops, optionally only of pool and/or user (NULL: any), by id.
  * Caller frees *out. */
 int bk_store_desktop_list(struct bk_store *s, const char *pool,

@@ -611,8 +611,8 @@ START_TEST(client_address_follows_the_session)
 }
 END_TEST
 
-/* A store of the previous broker (version 2: no client column) gets it,
- * and keeps its desktops. */
+/* A store of an older broker (version 2: no client column, nor how
+ * desktops were made) gains them, and keeps its desktops. */
 START_TEST(version_2_store_gains_the_client_column)
 {
     char err[256];
@@ -621,15 +621,25 @@ START_TEST(version_2_store_gains_the_client_column)
     desktop_add("p-1", "p", BK_READY);
     bk_store_close(st);
     st = NULL;
-    ck_assert_int_eq(file_version(db), 3);
+    ck_assert_int_eq(file_version(db), 4);
     file_exec(db, "ALTER TABLE desktops DROP COLUMN client");
+    file_exec(db, "ALTER TABLE desktops DROP COLUMN provisioning");
+    file_exec(db, "ALTER TABLE desktops DROP COLUMN personalised");
     file_exec(db, "PRAGMA user_version = 2");
     ck_assert_msg(bk_store_open(&st, db, err, sizeof(err)) == 0, "%s", err);
-    ck_assert_int_eq(file_version(db), 3);
+    ck_assert_int_eq(file_version(db), 4);
     ck_assert_int_eq(desktop("p-1").state, BK_READY);
     ck_assert_str_eq(desktop("p-1").client, "");
     ck_assert_int_eq(bk_store_desktop_set_client(st, "p-1", "10.1.2.3", 1), 0);
     ck_assert_str_eq(desktop("p-1").client, "10.1.2.3");
+    /* made by booting, not personalised, until the manager says more */
+    ck_assert_str_eq(desktop("p-1").provisioning, "boot");
+    ck_assert_int_eq(desktop("p-1").personalised, 0);
+    ck_assert_int_eq(bk_store_desktop_set_made(st, "p-1", "instant", 1), 0);
+    ck_assert_str_eq(desktop("p-1").provisioning, "instant");
+    ck_assert_int_eq(desktop("p-1").personalised, 1);
+    ck_assert_int_eq(bk_store_desktop_set_made(st, "nosuch", "boot", 0),
+                     -ENOENT);
 }
 END_TEST
 
