@@ -41,7 +41,7 @@
 #include "ds_source.h"
 
 #define DS_RDPGFX_IN_FLIGHT 2    /* frames sent and not yet acknowledged */
-#define DS_RDPGFX_CAPS_MS   5000 /* from opening the channel to its caps */
+#define DS_RDPGFX_CAPS_MS   10000 /* from opening the channel to its caps */
 #define DS_RDPGFX_STILL_MS  300  /* no damage this long: motion stopped */
 
 enum ds_rdpgfx_state {
