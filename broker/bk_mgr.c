@@ -1748,18 +1748,20 @@ int bk_mgr_agent(struct bk_mgr *m, const char *desktop, const char *op,
 {
     static const char *const allowed[] = {"clipboard-get", "clipboard-set",
                                           "set-resolution"};
-    struct bk_mgr_cmd *c = NULL;
+    struct bk_mgr_cmd *c;
     size_t i;
 
     for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
         if (!strcmp(op, allowed[i]))
             break;
-    if (i < sizeof(allowed) / sizeof(allowed[0]) && done)
-        c = calloc(1, sizeof(*c));
+    if (i == sizeof(allowed) / sizeof(allowed[0]) || !done) {
+        json_decref(args);
+        return -EINVAL;
+    }
+    c = calloc(1, sizeof(*c));
     if (!c) {
         json_decref(args);
-        return done && i < sizeof(allowed) / sizeof(allowed[0]) ? -ENOMEM
-                                                                : -EINVAL;
+        return -ENOMEM;
     }
     snprintf(c->desktop, sizeof(c->desktop), "%s", desktop);
     snprintf(c->op, sizeof(c->op), "%s", op);

@@ -190,24 +190,13 @@ static int ds_rdp_resize_tiles(struct ds_rdp *s, int width, int height)
 
 static void ds_rdp_mark(struct ds_rdp *s, int x, int y, int w, int h)
 {
+    struct ds_source_rect r = {x, y, w, h};
     int tx, ty;
 
-    if (x < 0) {
-        w += x;
-        x = 0;
-    }
-    if (y < 0) {
-        h += y;
-        y = 0;
-    }
-    if (x + w > s->width)
-        w = s->width - x;
-    if (y + h > s->height)
-        h = s->height - y;
-    if (w <= 0 || h <= 0)
+    if (!ds_source_rect_clip(&r, s->width, s->height))
         return;
-    for (ty = y / DS_RDP_TILE; ty <= (y + h - 1) / DS_RDP_TILE; ty++)
-        for (tx = x / DS_RDP_TILE; tx <= (x + w - 1) / DS_RDP_TILE; tx++)
+    for (ty = r.y / DS_RDP_TILE; ty <= (r.y + r.h - 1) / DS_RDP_TILE; ty++)
+        for (tx = r.x / DS_RDP_TILE; tx <= (r.x + r.w - 1) / DS_RDP_TILE; tx++)
             s->dirty[ty * s->tiles_x + tx] = 1;
     s->any_dirty = 1;
 }

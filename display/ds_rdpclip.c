@@ -275,13 +275,11 @@ static UINT ds_rdpclip_on_request(CliprdrServerContext *ctx,
 {
     struct ds_rdpclip *c = ctx->custom;
 
-    if (req->requestedFormatId != DS_RDPCLIP_CF_UNICODETEXT) {
-        c->client_waits = 1;
-        ds_rdpclip_send_data(c, NULL);
-        return CHANNEL_RC_OK;
-    }
     c->client_waits = 1;
-    ds_rdpclip_get(c);
+    if (req->requestedFormatId != DS_RDPCLIP_CF_UNICODETEXT)
+        ds_rdpclip_send_data(c, NULL); /* only text was offered */
+    else
+        ds_rdpclip_get(c);
     return CHANNEL_RC_OK;
 }
 

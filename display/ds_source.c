@@ -160,27 +160,30 @@ static int ds_source_rect_adjacent(const struct ds_source_rect *a,
     return 0;
 }
 
+int ds_source_rect_clip(struct ds_source_rect *r, int width, int height)
+{
+    if (r->x < 0) {
+        r->w += r->x;
+        r->x = 0;
+    }
+    if (r->y < 0) {
+        r->h += r->y;
+        r->y = 0;
+    }
+    if (r->x + r->w > width)
+        r->w = width - r->x;
+    if (r->y + r->h > height)
+        r->h = height - r->y;
+    return r->w > 0 && r->h > 0;
+}
+
 static void ds_source_damage_add(struct ds_source *src, int x, int y, int w,
                                  int h)
 {
-    int fw = src->client->width, fh = src->client->height;
-    struct ds_source_rect r;
+    struct ds_source_rect r = {x, y, w, h};
 
-    if (x < 0) {
-        w += x;
-        x = 0;
-    }
-    if (y < 0) {
-        h += y;
-        y = 0;
-    }
-    if (x + w > fw)
-        w = fw - x;
-    if (y + h > fh)
-        h = fh - y;
-    if (w <= 0 || h <= 0)
+    if (!ds_source_rect_clip(&r, src->client->width, src->client->height))
         return;
-    r = (struct ds_source_rect){x, y, w, h};
 
     /* Merge with what r contains or extends; r grows, so start over. */
     for (int i = 0; i < src->ndamage;) {

@@ -87,6 +87,9 @@ struct ds_source_rect {
     int x, y, w, h;
 };
 
+/* Clips r to a width x height screen in place; 0 when nothing is left. */
+int ds_source_rect_clip(struct ds_source_rect *r, int width, int height);
+
 /* The framebuffer: height rows of width XRGB8888 pixels (0x00RRGGBB),
  * stride bytes apart. */
 struct ds_source_fb {

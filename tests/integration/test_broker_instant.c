@@ -106,24 +106,6 @@ static void wait_template(const char *pool, const char *state)
     }
 }
 
-/* The top bar's hostname reads exactly want. */
-static int shows_hostname(const struct tsscreen *s, const char *want, char *why,
-                          size_t why_size)
-{
-    struct td_layout l;
-    struct tsscreen_diff d;
-
-    td_layout_compute(&l, TSGUEST_WIDTH, TSGUEST_HEIGHT);
-    tsscreen_diff_init(&d, s);
-    for (int y = l.hostname.y; y < l.hostname.y + l.hostname.h; y++)
-        for (int x = l.hostname.x; x < l.hostname.x + l.hostname.w; x++)
-            tsscreen_diff_pixel(
-                &d, s, x, y,
-                tsscreen_text_pixel(x, y, l.hostname.x, l.hostname.y, want,
-                                    TD_COLOR_TOPBAR_TEXT, TD_COLOR_TOPBAR));
-    return tsscreen_diff_why(&d, "the top bar's hostname", why, why_size) == 0;
-}
-
 /* The desktop's screen shows hostname (NULL: any) in its top bar and text
  * in its text box (polled: testdesk re-reads the hostname every second). */
 static void poll_screen(struct hv_host *h, const char *id, const char *hostname,
@@ -139,9 +121,9 @@ static void poll_screen(struct hv_host *h, const char *id, const char *hostname,
         if (tsguest_screen(h, id, &img) == 0) {
             struct tsscreen s = tsscreen_from_ppm(img);
 
-            ok =
-                (!hostname || shows_hostname(&s, hostname, why, sizeof(why))) &&
-                tsscreen_textbox_why(&s, text, why, sizeof(why)) == 0;
+            ok = (!hostname ||
+                  !tsscreen_hostname_why(&s, hostname, why, sizeof(why))) &&
+                 tsscreen_textbox_why(&s, text, why, sizeof(why)) == 0;
         }
         tsppm_free(img);
         if (ok)

@@ -178,21 +178,7 @@ static int shows_textbox(const struct tsscreen *s, const void *arg, char *why,
 static int shows_hostname(const struct tsscreen *s, const void *arg, char *why,
                           size_t why_size)
 {
-    struct td_layout l;
-    struct tsscreen_diff d;
-    char what[128];
-
-    td_layout_compute(&l, TSGUEST_WIDTH, TSGUEST_HEIGHT);
-    tsscreen_diff_init(&d, s);
-    for (int y = l.hostname.y; y < l.hostname.y + l.hostname.h; y++)
-        for (int x = l.hostname.x; x < l.hostname.x + l.hostname.w; x++)
-            tsscreen_diff_pixel(
-                &d, s, x, y,
-                tsscreen_text_pixel(x, y, l.hostname.x, l.hostname.y, arg,
-                                    TD_COLOR_TOPBAR_TEXT, TD_COLOR_TOPBAR));
-    snprintf(what, sizeof(what), "the top bar's hostname should read \"%s\"",
-             (const char *)arg);
-    return tsscreen_diff_why(&d, what, why, why_size) == 0;
+    return tsscreen_hostname_why(s, arg, why, why_size) == 0;
 }
 
 /* The hostname the guest's agent introduces itself with (a new
@@ -539,24 +525,6 @@ START_TEST(failures_leave_nothing_behind)
 }
 END_TEST
 
-/* The real uid of pid (all four of /proc/PID/status equal), or -1. */
-static int proc_uid(pid_t pid)
-{
-    char path[64], line[256];
-    unsigned r, e, sv, fs;
-    FILE *f;
-    int uid = -1;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    f = fopen(path, "r");
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "Uid: %u %u %u %u", &r, &e, &sv, &fs) == 4)
-            uid = r == e && e == sv && sv == fs ? (int)r : -2;
-    if (f)
-        fclose(f);
-    return uid;
-}
-
 START_TEST(clone_runs_as_unprivileged_qemu)
 {
     struct hv_host_config cfg = {.state_dir = hv_host_state_dir(host),
@@ -584,7 +552,7 @@ START_TEST(clone_runs_as_unprivileged_qemu)
     ck_assert(r.personalised);
     ck_assert_int_eq(hv_vm_status(h, "unpriv", &st, err, sizeof(err)), 0);
     ck_assert_str_eq(st.state, "running");
-    ck_assert_int_eq(proc_uid(st.pid), (int)pw->pw_uid);
+    ck_assert_int_eq(tsguest_proc_uid(st.pid), (int)pw->pw_uid);
     /* The restored guest lives: its agent answers with the new name, and
      * QEMU (unprivileged) still saves its screen. */
     assert_agent_hostname("unpriv", "unpriv");

@@ -382,24 +382,6 @@ START_TEST(four_desktops_at_once)
 }
 END_TEST
 
-/* The real, effective, saved and file-system uids of pid, all equal? */
-static int proc_uid(pid_t pid)
-{
-    char path[64], line[256];
-    unsigned r, e, sv, fs;
-    FILE *f;
-    int uid = -1;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    f = fopen(path, "r");
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "Uid: %u %u %u %u", &r, &e, &sv, &fs) == 4)
-            uid = r == e && e == sv && sv == fs ? (int)r : -2;
-    if (f)
-        fclose(f);
-    return uid;
-}
-
 START_TEST(qemu_drops_root)
 {
     struct hv_host_config cfg = {
@@ -423,7 +405,7 @@ START_TEST(qemu_drops_root)
     create_vm("unpriv");
     ck_assert_msg(hv_vm_start(h, "unpriv", err, sizeof(err)) == 0, "%s", err);
     ck_assert_int_eq(hv_vm_status(h, "unpriv", &st, err, sizeof(err)), 0);
-    ck_assert_int_eq(proc_uid(st.pid), (int)pw->pw_uid);
+    ck_assert_int_eq(tsguest_proc_uid(st.pid), (int)pw->pw_uid);
     wait_serial("unpriv", TSGUEST_READY, 1);
     /* QEMU, now unprivileged, still writes its screendump (into its own
      * run folder) and the manager copies it out. */

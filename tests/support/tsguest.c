@@ -792,6 +792,23 @@ int tsguest_click(struct hv_host *h, const char *id, const char *button)
     return rc;
 }
 
+int tsguest_proc_uid(pid_t pid)
+{
+    char path[64], line[256];
+    unsigned r, e, sv, fs;
+    FILE *f;
+    int uid = -1;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "Uid: %u %u %u %u", &r, &e, &sv, &fs) == 4)
+            uid = r == e && e == sv && sv == fs ? (int)r : -2;
+    if (f)
+        fclose(f);
+    return uid;
+}
+
 void tsguest_cpu_model(char *buf, size_t size)
 {
     char line[256];

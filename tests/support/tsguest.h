@@ -30,6 +30,7 @@
 
 #include <check.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "hv_vm.h"
 #include "tsppm.h"
@@ -63,6 +64,11 @@ long long tsguest_now_ms(void);
 /* The CPU's model name from /proc/cpuinfo ("unknown CPU" if none), for
  * benchmark tables. */
 void tsguest_cpu_model(char *buf, size_t size);
+
+/* The uid pid runs as when its real, effective, saved and file-system
+ * uids are all that one (/proc/PID/status); -2 when they differ, -1 when
+ * pid cannot be read. */
+int tsguest_proc_uid(pid_t pid);
 
 /* Sleeps ms milliseconds, resuming after signals. */
 void tsguest_sleep_ms(int ms);

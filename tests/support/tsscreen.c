@@ -250,6 +250,26 @@ int tsscreen_keep_file(const char *src, const char *test, const char *name)
     return err;
 }
 
+int tsscreen_hostname_why(const struct tsscreen *s, const char *want, char *why,
+                          size_t why_size)
+{
+    struct td_layout l;
+    struct tsscreen_diff d;
+    char what[128];
+
+    td_layout_compute(&l, s->width, s->height);
+    tsscreen_diff_init(&d, s);
+    for (int y = l.hostname.y; y < l.hostname.y + l.hostname.h; y++)
+        for (int x = l.hostname.x; x < l.hostname.x + l.hostname.w; x++)
+            tsscreen_diff_pixel(
+                &d, s, x, y,
+                tsscreen_text_pixel(x, y, l.hostname.x, l.hostname.y, want,
+                                    TD_COLOR_TOPBAR_TEXT, TD_COLOR_TOPBAR));
+    snprintf(what, sizeof(what), "the top bar's hostname should read \"%s\"",
+             want);
+    return tsscreen_diff_why(&d, what, why, why_size);
+}
+
 int tsscreen_textbox_why(const struct tsscreen *s, const char *text, char *why,
                          size_t why_size)
 {

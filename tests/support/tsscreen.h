@@ -125,6 +125,15 @@ void tsscreen_diff_glyph(struct tsscreen_diff *d, const struct tsscreen *s,
                          int x, int y, unsigned char c, uint32_t fg,
                          uint32_t bg);
 
+/*
+ * Does the top bar's hostname (laid out for s's size) read exactly want?
+ * 0 when it does; else the number of differing pixels, with why set as
+ * tsscreen_diff_why() does ("the top bar's hostname should read \"WANT\"
+ * : ...").
+ */
+int tsscreen_hostname_why(const struct tsscreen *s, const char *want, char *why,
+                          size_t why_size);
+
 /* Compares the cells of text, drawn from (x, y) in fg on bg. */
 void tsscreen_diff_text(struct tsscreen_diff *d, const struct tsscreen *s,
                         int x, int y, const char *text, uint32_t fg,

@@ -145,13 +145,24 @@ static void wait_for(struct ds_async *a, struct outcome *o, int want, int ms)
     }
 }
 
+/* A request the server answers with value after delay_ms, on the
+ * unordered workers or (ordered) the ordered lane. */
+static int ask_on(struct ds_async *a, struct outcome *o, const char *value,
+                  int delay_ms, int ordered)
+{
+    json_t *args =
+        json_pack("{s:s, s:i}", "value", value, "delay_ms", delay_ms);
+
+    return ordered
+               ? ds_async_request_ordered(a, sock_path, "test", args, 3000,
+                                          record, o)
+               : ds_async_request(a, sock_path, "test", args, 3000, record, o);
+}
+
 static int ask(struct ds_async *a, struct outcome *o, const char *value,
                int delay_ms)
 {
-    return ds_async_request(
-        a, sock_path, "test",
-        json_pack("{s:s, s:i}", "value", value, "delay_ms", delay_ms), 3000,
-        record, o);
+    return ask_on(a, o, value, delay_ms, 0);
 }
 
 START_TEST(quick_answer_is_not_held_by_a_slow_one)
@@ -228,10 +239,7 @@ END_TEST
 static int ask_ordered(struct ds_async *a, struct outcome *o, const char *value,
                        int delay_ms)
 {
-    return ds_async_request_ordered(
-        a, sock_path, "test",
-        json_pack("{s:s, s:i}", "value", value, "delay_ms", delay_ms), 3000,
-        record, o);
+    return ask_on(a, o, value, delay_ms, 1);
 }
 
 START_TEST(ordered_lane_keeps_the_order)
