@@ -151,6 +151,10 @@ static json_t *bk_admin_desktop_json(struct bk_api *api,
     }
     if (o && bk_stats_usage(bk_mgr_stats(api->mgr), d->id, &u) == 0) {
         json_object_set_new(o, "rss_mb", json_integer(u.rss_mb));
+        if (u.private_mb >= 0) {
+            json_object_set_new(o, "private_mb", json_integer(u.private_mb));
+            json_object_set_new(o, "shared_mb", json_integer(u.shared_mb));
+        }
         if (u.cpu_percent >= 0)
             json_object_set_new(o, "cpu_percent", json_real(u.cpu_percent));
     }

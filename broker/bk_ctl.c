@@ -1322,24 +1322,35 @@ static int ctl_pools_do(struct ctl *ctl, const char *name, int argc,
 
 /* --- desktops, sessions, events ------------------------------------------ */
 
+/* How a desktop's VM was made: "boot", "instant", or "instant, twin" for
+ * a clone its agent did not personalise (same hostname and machine-id as
+ * its template). */
+static const char *ctl_desktop_made(const json_t *d)
+{
+    if (strcmp(ctl_str(d, "provisioning"), "instant"))
+        return ctl_str(d, "provisioning");
+    return json_is_true(json_object_get(d, "personalised")) ? "instant"
+                                                            : "instant, twin";
+}
+
 static void ctl_desktops_table(const json_t *desktops)
 {
-    struct ctl_table t = {.ncol = 7};
+    struct ctl_table t = {.ncol = 8};
     json_t *d;
     size_t i;
 
     ctl_table_add(&t, (const char *[]){"ID", "POOL", "STATE", "USER",
-                                       "PROTOCOL", "SINCE", "ERROR"});
+                                       "PROTOCOL", "MADE", "SINCE", "ERROR"});
     json_array_foreach(desktops, i, d)
     {
         char since[32];
 
         ctl_time_text(ctl_int(d, "state_since"), since, sizeof(since));
-        ctl_table_add(&t,
-                      (const char *[]){ctl_str(d, "id"), ctl_str(d, "pool"),
-                                       ctl_str(d, "state"), ctl_str(d, "user"),
-                                       ctl_str(d, "protocol"), since,
-                                       ctl_str(d, "error")});
+        ctl_table_add(
+            &t, (const char *[]){ctl_str(d, "id"), ctl_str(d, "pool"),
+                                 ctl_str(d, "state"), ctl_str(d, "user"),
+                                 ctl_str(d, "protocol"), ctl_desktop_made(d),
+                                 since, ctl_str(d, "error")});
     }
     ctl_table_done(&t);
 }

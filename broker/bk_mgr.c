@@ -1322,12 +1322,16 @@ static void bk_mgr_commands(struct bk_mgr *m)
 
 /* --- dashboard samples --------------------------------------------------- */
 
-/* A desktop's QEMU now, with its CPU use since the last pass. 0 or -ESRCH
+/* A desktop's QEMU now, with its CPU use since the last pass; for an
+ * instant clone also its memory split by sharing (what clones save; the
+ * kernel walks the page tables for it, so only for clones). 0 or -ESRCH
  * (not running). */
-static int bk_mgr_usage(struct bk_mgr *m, const char *id,
+static int bk_mgr_usage(struct bk_mgr *m, const struct bk_desktop *d,
                         struct bk_stats_usage *u)
 {
+    const char *id = d->id;
     struct bk_stats_usage prev;
+    struct hv_vm_memory mem;
     struct hv_vm_usage vu;
 
     if (hv_vm_read_usage(m->host, id, &vu))
@@ -1338,6 +1342,12 @@ static int bk_mgr_usage(struct bk_mgr *m, const char *id,
     u->cpu_ms = vu.cpu_ms;
     u->t_ms = dp_time_now_ms();
     u->rss_mb = (int64_t)(vu.rss_bytes >> 20);
+    u->private_mb = u->shared_mb = -1;
+    if (!strcmp(d->provisioning, "instant") &&
+        hv_vm_read_memory(m->host, id, &mem) == 0) {
+        u->private_mb = (int64_t)(mem.private_bytes >> 20);
+        u->shared_mb = (int64_t)(mem.shared_bytes >> 20);
+    }
     u->cpu_percent = bk_stats_cpu_percent(
         bk_stats_usage(m->stats, id, &prev) == 0 ? &prev : NULL, u->pid,
         u->cpu_ms, u->t_ms);
@@ -1358,7 +1368,7 @@ static void bk_mgr_sample(struct bk_mgr *m)
     u = calloc(n ? n : 1, sizeof(*u));
     for (i = 0; i < n; i++) {
         bk_stats_count(&s, v[i].state, 1);
-        if (u && bk_mgr_usage(m, v[i].id, &u[nu]) == 0)
+        if (u && bk_mgr_usage(m, &v[i], &u[nu]) == 0)
             nu++;
     }
     s.t = bk_stats_unix_ms();

@@ -44,6 +44,10 @@ struct bk_stats_usage {
     uint64_t cpu_ms; /* its CPU time (user + system) at t_ms */
     uint64_t t_ms;   /* when it was read, monotonic ms (dp_time_now_ms) */
     int64_t rss_mb;  /* resident memory, MiB */
+    /* Instant clones only (-1 for others): of rss_mb, what this QEMU
+     * alone maps and what other processes map too (its template's RAM in
+     * the page cache, QEMU's libraries), MiB. */
+    int64_t private_mb, shared_mb;
     /* CPU use since the reading before, 100 = one core; < 0 while
      * unknown (the first reading of this process) */
     double cpu_percent;

@@ -149,6 +149,36 @@ static void assert_instant(const char *id, const char *state, const char *user)
     json_decref(d);
 }
 
+/* With two clones of the template running, the admin API splits clone
+ * id's resident memory: much of it is shared (the template's RAM in the
+ * page cache that both read), and the two parts add up to its RSS. The
+ * broker samples every stats_interval (10 s). */
+static void assert_shared_memory(const char *id)
+{
+    long long until = tsguest_now_ms() + SCREEN_MS;
+
+    for (;;) {
+        json_t *d = desktop(id);
+        json_int_t rss = json_integer_value(json_object_get(d, "rss_mb")),
+                   own = json_integer_value(json_object_get(d, "private_mb")),
+                   shared = json_integer_value(json_object_get(d, "shared_mb"));
+        int sampled = json_object_get(d, "shared_mb") != NULL;
+
+        json_decref(d);
+        if (sampled && shared >= 16) {
+            ck_assert_msg(own > 0 && own + shared <= rss + 1 &&
+                              own + shared >= rss - 1,
+                          "%s: private %lld + shared %lld MiB vs RSS %lld", id,
+                          (long long)own, (long long)shared, (long long)rss);
+            return;
+        }
+        ck_assert_msg(tsguest_now_ms() < until, "%s: %s (shared %lld MiB)", id,
+                      sampled ? "too little shared" : "no memory split",
+                      (long long)shared);
+        tsguest_sleep_ms(1000);
+    }
+}
+
 static void setup(void)
 {
     tsbroker_init(&broker, 0);
@@ -225,6 +255,7 @@ START_TEST(launch_with_no_spare_gets_an_instant_clone)
     assert_instant(again, "ASSIGNED", "alice");
     ck_assert_str_ne(again, b);
     poll_screen(h, again, again, "");
+    assert_shared_memory(b);
     hv_host_close(h);
 }
 END_TEST

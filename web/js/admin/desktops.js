@@ -31,12 +31,16 @@ function cpuText(d) {
     return parts.join(' · ') || DASH;
 }
 
-/* "312 / 1024 MiB": resident memory of the VM and its size. */
+/* "312 / 1024 MiB": resident memory of the VM and its size; an instant
+ * clone's line below says how much of it is its own. */
 function memoryText(d) {
     const has = (v) => v !== undefined && v !== null;
     if (!has(d.rss_mb) && !has(d.memory_mb))
         return DASH;
-    return `${dash(has(d.rss_mb) ? Math.round(d.rss_mb) : null)} / ${dash(d.memory_mb)} MiB`;
+    const text = `${dash(has(d.rss_mb) ? Math.round(d.rss_mb) : null)} / ${dash(d.memory_mb)} MiB`;
+    if (!has(d.private_mb))
+        return text;
+    return [text, el('div', { class: 'field-hint' }, `${d.private_mb} private · ${d.shared_mb} shared`)];
 }
 
 /*
@@ -143,10 +147,15 @@ export function mount(section) {
                 'danger'));
     }
 
+    /* The image generation, and how the VM was made: an instant clone
+     * its agent did not personalise runs as a twin of its template. */
     function imageCell(d, pool) {
+        const made = d.provisioning !== 'instant' ? null
+            : el('div', { class: d.personalised ? 'field-hint' : 'field-hint error-text' },
+                d.personalised ? 'instant clone' : 'instant clone, not personalised');
         if (!pool || pool.image_gen === d.image_gen)
-            return String(d.image_gen);
-        return [String(d.image_gen), el('span', { class: 'muted' }, ` (pool: ${pool.image_gen})`)];
+            return [String(d.image_gen), made];
+        return [String(d.image_gen), el('span', { class: 'muted' }, ` (pool: ${pool.image_gen})`), made];
     }
 
     function row(d, pool) {
