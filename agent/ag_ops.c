@@ -6,14 +6,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dp_msg.h"
+
+/* Bytes of a personalise request's random_seed. */
+#define AG_SEED_BYTES 32
 
 #define AG_VERSION_TEXT "deskpool-agent 1"
 
@@ -285,9 +290,60 @@ static int ag_hostname_ok(const char *h)
                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == n;
 }
 
+/* 2n lowercase hex digits into n bytes; -EINVAL for anything else. */
+static int ag_unhex(const char *hex, unsigned char *out, size_t n)
+{
+    if (strlen(hex) != 2 * n || strspn(hex, "0123456789abcdef") != 2 * n)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        sscanf(hex + 2 * i, "%2x", &v);
+        out[i] = (unsigned char)v;
+    }
+    return 0;
+}
+
+/* Mixes the host's fresh random bytes into the kernel's pool, credited
+ * (a clone's pool is its template's: without new entropy all clones would
+ * draw the same numbers until the kernel reseeds). Crediting needs root;
+ * an agent without it still mixes them in by writing them. Not live:
+ * the bytes go to etc_dir/random-seed, where tests read them. */
+static int ag_add_entropy(struct ag_ops *a, const unsigned char *seed, size_t n)
+{
+    struct rand_pool_info *e;
+    char path[512];
+    int fd, rc = -ENOMEM;
+
+    if (!a->live) {
+        snprintf(path, sizeof(path), "%s/random-seed", a->etc_dir);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    } else {
+        fd = open("/dev/random", O_WRONLY | O_CLOEXEC);
+        e = fd >= 0 ? malloc(sizeof(*e) + n) : NULL;
+        if (e) {
+            e->entropy_count = (int)(n * 8);
+            e->buf_size = (int)n;
+            memcpy(e->buf, seed, n);
+            rc = ioctl(fd, RNDADDENTROPY, e) < 0 ? -errno : 0;
+            explicit_bzero(e->buf, n);
+            free(e);
+        }
+        if (rc == 0)
+            return close(fd), 0;
+    }
+    if (fd >= 0 && write(fd, seed, n) != (ssize_t)n)
+        rc = -EIO;
+    else
+        rc = fd < 0 ? -errno : 0;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 static int op_personalise(struct ag_ops *a, json_t *args, struct ag_reply *r)
 {
-    const char *host, *mid;
+    const char *host, *mid, *seed_hex = NULL;
+    unsigned char seed[AG_SEED_BYTES];
     json_int_t t = 0;
     char path[512], line[80];
     int rc;
@@ -298,8 +354,17 @@ static int op_personalise(struct ag_ops *a, json_t *args, struct ag_reply *r)
                       sizeof(r->message)) < 0 ||
         (json_object_get(args, "time") &&
          dp_msg_int(args, "time", 0, 1LL << 40, &t, r->message,
-                    sizeof(r->message)) < 0))
+                    sizeof(r->message)) < 0) ||
+        (json_object_get(args, "random_seed") &&
+         dp_msg_string(args, "random_seed", 2 * AG_SEED_BYTES,
+                       2 * AG_SEED_BYTES, 1, &seed_hex, r->message,
+                       sizeof(r->message)) < 0))
         return ag_bad(r, "bad-request", -EINVAL);
+    if (seed_hex && ag_unhex(seed_hex, seed, sizeof(seed)) < 0) {
+        snprintf(r->message, sizeof(r->message),
+                 "random_seed: %d lowercase hex digits", 2 * AG_SEED_BYTES);
+        return ag_bad(r, "bad-request", -EINVAL);
+    }
     if (!ag_hostname_ok(host) || strspn(mid, "0123456789abcdef") != 32) {
         snprintf(r->message, sizeof(r->message), "%s",
                  ag_hostname_ok(host) ? "machine_id: 32 lowercase hex digits"
@@ -320,6 +385,9 @@ static int op_personalise(struct ag_ops *a, json_t *args, struct ag_reply *r)
         if (clock_settime(CLOCK_REALTIME, &ts) < 0)
             rc = -errno;
     }
+    if (rc == 0 && seed_hex)
+        rc = ag_add_entropy(a, seed, sizeof(seed));
+    explicit_bzero(seed, sizeof(seed));
     if (rc < 0) {
         snprintf(r->message, sizeof(r->message), "%s", strerror(-rc));
         return ag_bad(r, "failed", rc);

@@ -37,7 +37,9 @@ void ag_ops_desk_event(void *arg, const struct ag_desk_event *ev);
 /*
  * Where personalise writes (etc_dir/hostname, etc_dir/machine-id; default
  * "/etc") and whether it also changes the running system (sethostname,
- * the clock; default yes). Tests point it elsewhere and turn live off.
+ * the clock, the kernel's random pool; default yes). Tests point it
+ * elsewhere and turn live off; then the random seed is written to
+ * etc_dir/random-seed instead of the kernel's pool.
  */
 void ag_ops_set_system(struct ag_ops *a, const char *etc_dir, int live);
 

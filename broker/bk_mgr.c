@@ -318,18 +318,15 @@ static void bk_mgr_personalised(void *arg, int status, json_t *result,
     bk_mgr_changed(m);
 }
 
-/* Gives a clone its own hostname (its desktop id), a random machine-id
- * and the host's clock; the reply arrives through the agent's poll. */
+/* Gives a clone its own hostname (its desktop id), a random machine-id,
+ * the host's clock and a random seed; the reply arrives through the
+ * agent's poll. */
 static void bk_mgr_personalise(struct bk_mgr_desk *rt)
 {
-    char mid[33];
+    json_t *args = hv_template_personalise_args(rt->id);
 
-    if (dp_token_random_text(mid, 32, "0123456789abcdef") == 0 &&
-        hv_agent_request(rt->agent, "personalise",
-                         json_pack("{ss ss sI}", "hostname", rt->id,
-                                   "machine_id", mid, "time",
-                                   (json_int_t)time(NULL)),
-                         0, bk_mgr_personalised, rt) == 0)
+    if (args && hv_agent_request(rt->agent, "personalise", args, 0,
+                                 bk_mgr_personalised, rt) == 0)
         rt->personalising = 1;
     else
         rt->personalise_done = 1; /* not personalised; READY anyway */

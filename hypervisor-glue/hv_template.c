@@ -1217,21 +1217,43 @@ static void hv_clone_hostname(const char *id, char *buf, size_t size)
         snprintf(buf, size, "desktop");
 }
 
+/* n random bytes as 2n lowercase hex digits into hex (2n + 1 bytes). */
+static int hv_random_hex(char *hex, size_t n)
+{
+    unsigned char rnd[64];
+
+    if (n > sizeof(rnd) || getrandom(rnd, n, 0) != (ssize_t)n)
+        return -EIO;
+    for (size_t i = 0; i < n; i++)
+        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    explicit_bzero(rnd, sizeof(rnd));
+    return 0;
+}
+
+json_t *hv_template_personalise_args(const char *hostname)
+{
+    char mid[33], seed[65];
+    json_t *args = NULL;
+
+    if (hv_random_hex(mid, 16) == 0 && hv_random_hex(seed, 32) == 0)
+        args = json_pack("{s:s, s:s, s:I, s:s}", "hostname", hostname,
+                         "machine_id", mid, "time", (json_int_t)time(NULL),
+                         "random_seed", seed);
+    explicit_bzero(seed, sizeof(seed));
+    return args;
+}
+
 int hv_template_personalise(struct hv_host *h, const char *id,
                             const char *hostname, int timeout_ms, char *err,
                             size_t err_size)
 {
-    unsigned char rnd[16];
-    char sock[PATH_MAX], mid[33], why[512];
+    char sock[PATH_MAX], why[512];
     struct hv_agent *a;
+    json_t *args;
     int rc;
 
     if (hv_vm_path(h, id, "agent.sock", sock, sizeof(sock)) < 0)
         return hv_err(err, err_size, -EINVAL, "%.64s: not a valid VM id", id);
-    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-        return hv_err(err, err_size, -EIO, "no random bytes");
-    for (int i = 0; i < 16; i++)
-        snprintf(mid + 2 * i, 3, "%02x", rnd[i]);
     rc = hv_agent_open(&a, sock, NULL, NULL, 0);
     if (rc < 0)
         return hv_err(err, err_size, rc, "%s: agent: %s", id, strerror(-rc));
@@ -1242,11 +1264,13 @@ int hv_template_personalise(struct hv_host *h, const char *id,
                       "%s: the agent did not say hello within %d ms", id,
                       timeout_ms);
     }
-    rc = hv_agent_request_sync(a, "personalise",
-                               json_pack("{s:s, s:s, s:I}", "hostname",
-                                         hostname, "machine_id", mid, "time",
-                                         (json_int_t)time(NULL)),
-                               timeout_ms, NULL, why, sizeof(why));
+    args = hv_template_personalise_args(hostname);
+    if (!args) {
+        hv_agent_close(a);
+        return hv_err(err, err_size, -EIO, "%s: no random bytes", id);
+    }
+    rc = hv_agent_request_sync(a, "personalise", args, timeout_ms, NULL, why,
+                               sizeof(why));
     hv_agent_close(a);
     if (rc < 0)
         return hv_err(err, err_size, rc, "%s: personalise: %s", id, why);

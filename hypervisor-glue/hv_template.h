@@ -43,7 +43,8 @@
  * Clones differ from their template (and from each other) by: their VM id,
  * disk overlay, QEMU process, a new vmgenid generation id (the guest kernel
  * reseeds its random generator from it on resume) and, through the agent,
- * hostname, machine-id and clock (hv_template_personalise()). Until then a
+ * hostname, machine-id, clock and fresh entropy for the guest kernel's
+ * random pool (hv_template_personalise()). Until then a
  * clone is a twin of the template. Network: clones would share the
  * template's MAC address (it is device state), so tap and bridge networks
  * are refused for now; user networking is private to each QEMU.
@@ -203,12 +204,23 @@ int hv_template_clone_spec(struct hv_host *h, const struct hv_spec *spec,
 
 /*
  * Gives running VM id its own identity through its agent: hostname,
- * a fresh random machine-id and the host's clock (agent/PROTOCOL.md
- * `personalise`). Waits up to timeout_ms for the agent's hello. Returns 0,
- * -ETIMEDOUT when the agent did not answer, or the agent's error.
+ * a fresh random machine-id, the host's clock and a fresh random seed
+ * (agent/PROTOCOL.md `personalise`; the args of
+ * hv_template_personalise_args()). Waits up to timeout_ms for the agent's
+ * hello. Returns 0, -ETIMEDOUT when the agent did not answer, or the
+ * agent's error.
  */
 int hv_template_personalise(struct hv_host *h, const char *id,
                             const char *hostname, int timeout_ms, char *err,
                             size_t err_size);
+
+/*
+ * The args of an agent `personalise` request for hostname: a random
+ * machine-id, the host's clock and 32 random bytes for the guest kernel's
+ * pool, all from getrandom(). For callers with an agent connection of
+ * their own (the broker's event loop). NULL if no random bytes or no
+ * memory.
+ */
+json_t *hv_template_personalise_args(const char *hostname);
 
 #endif

@@ -310,6 +310,11 @@ START_TEST(bad_requests_get_error_replies)
 }
 END_TEST
 
+/* 32 bytes: 00 01 02 ... 0f ff ... a5 */
+#define SEED_HEX                                                               \
+    "000102030405060708090a0b0c0d0e0f"                                         \
+    "ff0000000000000000000000000000a5"
+
 START_TEST(personalise_writes_identity)
 {
     char path[128], buf[64] = "";
@@ -317,7 +322,7 @@ START_TEST(personalise_writes_identity)
 
     host_says("{\"id\":1,\"op\":\"personalise\",\"args\":{\"hostname\":"
               "\"desk-42\",\"machine_id\":\"0123456789abcdef0123456789abcdef\","
-              "\"time\":1700000000}}");
+              "\"time\":1700000000,\"random_seed\":\"" SEED_HEX "\"}}");
     ck_assert_msg(reply_to(1)->ok, "%s", reply_to(1)->message);
     snprintf(path, sizeof(path), "%s/hostname", dir);
     f = fopen(path, "r");
@@ -329,6 +334,43 @@ START_TEST(personalise_writes_identity)
     ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
     fclose(f);
     ck_assert_str_eq(buf, "0123456789abcdef0123456789abcdef\n");
+    /* the seed's bytes, where the kernel's pool would have had them */
+    snprintf(path, sizeof(path), "%s/random-seed", dir);
+    f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fread(buf, 1, sizeof(buf), f), 32);
+    fclose(f);
+    ck_assert(buf[0] == '\x00' && buf[1] == '\x01' && buf[16] == '\xff' &&
+              buf[31] == '\xa5');
+}
+END_TEST
+
+/* A seed of the wrong length or not hex is refused, and nothing of the
+ * request is applied. */
+START_TEST(personalise_refuses_a_bad_seed)
+{
+    char path[128];
+    const char *bad[] = {"00", SEED_HEX "00",
+                         "zz0102030405060708090a0b0c0d0e0f"
+                         "ff0000000000000000000000000000a5"};
+
+    for (int i = 0; i < 3; i++) {
+        char line[400];
+        struct dp_msg *r;
+
+        snprintf(line, sizeof(line),
+                 "{\"id\":%d,\"op\":\"personalise\",\"args\":{"
+                 "\"hostname\":\"desk-1\",\"machine_id\":"
+                 "\"0123456789abcdef0123456789abcdef\",\"random_seed\":"
+                 "\"%s\"}}",
+                 i + 1, bad[i]);
+        host_says(line);
+        r = reply_to(i + 1);
+        ck_assert_msg(!r->ok && !strcmp(r->error, "bad-request"), "%s", bad[i]);
+        ck_assert_ptr_nonnull(strstr(r->message, "random_seed"));
+    }
+    snprintf(path, sizeof(path), "%s/hostname", dir);
+    ck_assert_int_ne(access(path, F_OK), 0);
 }
 END_TEST
 
@@ -362,6 +404,7 @@ int main(void)
     tcase_add_test(tc, lock_resolution_message_clipboard);
     tcase_add_test(tc, bad_requests_get_error_replies);
     tcase_add_test(tc, personalise_writes_identity);
+    tcase_add_test(tc, personalise_refuses_a_bad_seed);
     tcase_add_test(tc, desktop_gone_is_not_ready);
     suite_add_tcase(s, tc);
     return tsguest_run_checks(s);
