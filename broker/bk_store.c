@@ -8,11 +8,14 @@
 #include "bk_store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BK_STORE_CACHE 48
 
@@ -167,6 +170,24 @@ static int bk_store_migrate(struct bk_store *s, char *err, size_t err_size)
     return 0;
 }
 
+/* The store holds password-lockout state, tickets and the audit log: it
+ * is made (or kept) 0600 whatever the umask. SQLite gives its -wal and
+ * -shm files the database file's mode. */
+static int bk_store_private(const char *path, char *err, size_t err_size)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+    if (fd < 0 || fchmod(fd, 0600) < 0) {
+        int e = errno;
+        snprintf(err, err_size, "%s: %s", path, strerror(e));
+        if (fd >= 0)
+            close(fd);
+        return -e;
+    }
+    close(fd);
+    return 0;
+}
+
 int bk_store_open(struct bk_store **out, const char *path, char *err,
                   size_t err_size)
 {
@@ -175,6 +196,11 @@ int bk_store_open(struct bk_store **out, const char *path, char *err,
 
     if (!s)
         return -ENOMEM;
+    r = bk_store_private(path, err, err_size);
+    if (r < 0) {
+        free(s);
+        return r;
+    }
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                             SQLITE_OPEN_NOMUTEX,

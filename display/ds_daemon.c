@@ -11,11 +11,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -296,6 +299,8 @@ static void ds_daemon_exec_session(struct ds_daemon *d, int client_fd,
                     "--stats-interval",
                     interval,
                     NULL};
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct no_caps[_LINUX_CAPABILITY_U32S_3] = {0};
     sigset_t none;
 
     snprintf(interval, sizeof(interval), "%d", d->cfg.stats_interval);
@@ -310,6 +315,11 @@ static void ds_daemon_exec_session(struct ds_daemon *d, int client_fd,
         _exit(111);
     if (d->drop &&
         (setgroups(0, NULL) < 0 || setgid(d->gid) < 0 || setuid(d->uid) < 0))
+        _exit(112);
+    /* A dedicated daemon user keeps its capabilities across setuid (no uid
+     * was 0), and ambient ones would survive the exec: the session gets
+     * none (lowering permitted clears the ambient set too). */
+    if (syscall(SYS_capset, &hdr, no_caps) < 0)
         _exit(112);
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     execv(d->self_exe, argv);
@@ -1071,12 +1081,30 @@ static void ds_daemon_request(void *arg, struct ds_ctl_conn *c,
 /* ------------------------------------------------------------------------
  * Opening and the loop */
 
+/* Whether this process may switch users although it is not root: the
+ * systemd unit runs the daemon as a dedicated user with CAP_SETUID and
+ * CAP_SETGID (config/deskpool-display.service). */
+static int ds_daemon_can_switch(void)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+    const uint32_t need = (1u << CAP_SETUID) | (1u << CAP_SETGID);
+
+    if (syscall(SYS_capget, &hdr, caps) < 0)
+        return 0;
+    return (caps[0].effective & need) == need;
+}
+
 static int ds_daemon_user(struct ds_daemon *d)
 {
     struct passwd *pw;
 
-    if (geteuid() != 0)
-        return 0; /* nothing to drop */
+    if (geteuid() != 0 && !ds_daemon_can_switch()) {
+        ds_daemon_log("session processes run as this daemon's user (not "
+                      "root, no CAP_SETUID and CAP_SETGID to become %s)",
+                      d->cfg.user);
+        return 0;
+    }
     pw = getpwnam(d->cfg.user);
     if (!pw) {
         ds_daemon_log("user %s: no such user", d->cfg.user);
@@ -1087,6 +1115,10 @@ static int ds_daemon_user(struct ds_daemon *d)
                       d->cfg.user);
         return -EINVAL;
     }
+    if (pw->pw_uid == geteuid())
+        ds_daemon_log("user %s is this daemon's own user: session processes "
+                      "are not kept apart from it",
+                      d->cfg.user);
     d->uid = pw->pw_uid;
     d->gid = pw->pw_gid;
     d->drop = 1;

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -72,6 +73,10 @@ static int ds_main_session(int argc, char **argv)
                                 .stats_interval = 5};
     int i;
 
+    /* All session processes run as one unprivileged user: not dumpable,
+     * so one that a client took over cannot ptrace or read the memory of
+     * another client's session (exec made it dumpable again). */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     for (i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--session"))
             a.via = !strcmp(argv[i + 1], "vnc")   ? DS_SESSION_VNC

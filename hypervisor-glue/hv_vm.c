@@ -154,6 +154,15 @@ int hv_host_open(struct hv_host **out, const struct hv_host_config *cfg,
             return hv_err(err, err_size, -EINVAL, "QEMU user %s: no such user",
                           cfg->qemu_user);
         }
+        /* QEMU's -runas needs root; the broker as a dedicated user runs
+         * its QEMUs as itself. */
+        if (geteuid() != 0) {
+            free(h);
+            return hv_err(err, err_size, -EPERM,
+                          "QEMU user %s: switching users needs root (leave "
+                          "the QEMU user empty: QEMU runs as this user)",
+                          cfg->qemu_user);
+        }
         snprintf(h->qemu_user, sizeof(h->qemu_user), "%s", cfg->qemu_user);
     }
     if (h->qemu_user[0]) {

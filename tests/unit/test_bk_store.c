@@ -222,6 +222,32 @@ START_TEST(open_creates_and_migrates)
 }
 END_TEST
 
+/* The store is the broker's secrets (tickets, lockouts, the audit log):
+ * 0600 whatever the umask, its WAL files too, and an existing store with
+ * a wider mode is narrowed. */
+START_TEST(store_files_are_private)
+{
+    struct bk_store *other = NULL;
+    char path[200], err[256];
+    struct stat sb;
+    mode_t old = umask(022);
+
+    ck_assert_int_eq(stat(db, &sb), 0);
+    ck_assert_uint_eq(sb.st_mode & 0777, 0600);
+    snprintf(path, sizeof(path), "%s-wal", db);
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_uint_eq(sb.st_mode & 0777, 0600);
+    bk_store_close(st);
+    st = NULL;
+    ck_assert_int_eq(chmod(db, 0644), 0);
+    ck_assert_msg(bk_store_open(&other, db, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_eq(stat(db, &sb), 0);
+    ck_assert_uint_eq(sb.st_mode & 0777, 0600);
+    st = other;
+    umask(old);
+}
+END_TEST
+
 START_TEST(open_fails_cleanly)
 {
     struct bk_store *other = NULL;
@@ -1195,6 +1221,7 @@ static Suite *bk_store_suite(void)
     tcase_add_unchecked_fixture(tc, root_make, root_remove);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, open_creates_and_migrates);
+    tcase_add_test(tc, store_files_are_private);
     tcase_add_test(tc, open_fails_cleanly);
     tcase_add_test(tc, state_names);
     tcase_add_test(tc, pools_put_get_list);
