@@ -75,4 +75,17 @@ struct ag_desk *ag_testdesk_open(const char *path);
 /* The systemd-logind backend (through loginctl). */
 struct ag_desk *ag_logind_open(void);
 
+/*
+ * The logind backend's choice of the user's session, from the output of
+ * `loginctl list-sessions --no-legend` (SESSION UID USER [SEAT [TTY]] per
+ * line). Sessions logind does not class as "user" (CLASS= in
+ * sessions_dir/SESSION, normally /run/systemd/sessions) are skipped: a
+ * display manager's greeter (user lightdm, Debian-gdm) is no one's
+ * session, so its hand-over to the user's session is not a logout. Of
+ * the rest, the first on a seat wins, else the first. Fills session and
+ * user, both "" when there is none.
+ */
+void ag_logind_pick(const char *list, const char *sessions_dir, char *session,
+                    size_t session_size, char *user, size_t user_size);
+
 #endif

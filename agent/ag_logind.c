@@ -24,9 +24,10 @@
 #include "ag_desk.h"
 #include "dp_time.h"
 
-#define LGD_TIMEOUT_MS 5000
-#define LGD_OUT_MAX    (AG_CLIPBOARD_MAX + 1)
-#define LGD_WATCH_MS   2000 /* how often to look for a logout */
+#define LGD_TIMEOUT_MS   5000
+#define LGD_OUT_MAX      (AG_CLIPBOARD_MAX + 1)
+#define LGD_WATCH_MS     2000 /* how often to look for a logout */
+#define LGD_SESSIONS_DIR "/run/systemd/sessions" /* logind's session files */
 
 struct lgd {
     struct ag_desk base;
@@ -118,31 +119,69 @@ static int lgd_run(char *const argv[], const char *user, const char *display,
     return rc;
 }
 
-/* Finds the user's graphical session: the first listed with a seat, else
- * the first with a user. Fills session, user and display. */
+/* The logind class of session id ("user", "greeter", "lock-screen",
+ * "background", ...) from its file in dir; "" if it cannot be read. */
+static void lgd_class(const char *dir, const char *id, char *cls, size_t n)
+{
+    char path[256], line[128];
+    FILE *f;
+
+    cls[0] = '\0';
+    snprintf(path, sizeof(path), "%s/%s", dir, id);
+    f = fopen(path, "re");
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "CLASS=", 6) == 0) {
+            snprintf(cls, n, "%.*s", (int)strcspn(line + 6, "\n"), line + 6);
+            break;
+        }
+    if (f)
+        fclose(f);
+}
+
+void ag_logind_pick(const char *list, const char *sessions_dir, char *session,
+                    size_t session_size, char *user, size_t user_size)
+{
+    char *copy = strdup(list ? list : ""), *line, *save = NULL;
+    char id[32], uid[16], name[AG_USER_MAX + 1], seat[32], cls[32];
+    int found = 0;
+
+    session[0] = user[0] = '\0';
+    for (line = copy ? strtok_r(copy, "\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\n", &save)) {
+        int on_seat;
+
+        seat[0] = '\0';
+        if (sscanf(line, "%31s %15s %64s %31s", id, uid, name, seat) < 3 ||
+            strchr(id, '/') || id[0] == '.')
+            continue;
+        lgd_class(sessions_dir, id, cls, sizeof(cls));
+        if (cls[0] && strcmp(cls, "user") != 0)
+            continue; /* a greeter, a lock screen: no one's desktop */
+        on_seat = seat[0] && strncmp(seat, "seat", 4) == 0;
+        if (!found || on_seat) {
+            snprintf(session, session_size, "%s", id);
+            snprintf(user, user_size, "%s", name);
+            found = 1;
+            if (on_seat)
+                break;
+        }
+    }
+    free(copy);
+}
+
+/* Finds the user's graphical session (ag_logind_pick()). Fills session,
+ * user and clears display. */
 static int lgd_find_session(struct lgd *l, char *err, size_t n)
 {
     char *const list[] = {"loginctl", "list-sessions", "--no-legend", NULL};
-    char *out, *line, *save = NULL, id[32], uid[16], user[AG_USER_MAX + 1],
-                      seat[32];
-    int found = 0, rc = lgd_run(list, NULL, NULL, NULL, &out, err, n);
+    char *out;
+    int rc = lgd_run(list, NULL, NULL, NULL, &out, err, n);
 
     l->session[0] = l->user[0] = l->display[0] = '\0';
     if (rc < 0)
         return rc;
-    for (line = strtok_r(out, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
-        seat[0] = '\0';
-        if (sscanf(line, "%31s %15s %64s %31s", id, uid, user, seat) < 3)
-            continue;
-        if (!found || (seat[0] && strncmp(seat, "seat", 4) == 0)) {
-            snprintf(l->session, sizeof(l->session), "%s", id);
-            snprintf(l->user, sizeof(l->user), "%s", user);
-            found = seat[0] && strncmp(seat, "seat", 4) == 0 ? 2 : 1;
-            if (found == 2)
-                break;
-        }
-    }
+    ag_logind_pick(out, LGD_SESSIONS_DIR, l->session, sizeof(l->session),
+                   l->user, sizeof(l->user));
     free(out);
     return 0;
 }
@@ -169,7 +208,7 @@ static int64_t lgd_since(const char *session)
     long long us = 0;
     FILE *f;
 
-    snprintf(path, sizeof(path), "/run/systemd/sessions/%s", session);
+    snprintf(path, sizeof(path), "%s/%s", LGD_SESSIONS_DIR, session);
     f = fopen(path, "r");
     while (f && fgets(line, sizeof(line), f))
         if (sscanf(line, "REALTIME=%lld", &us) == 1)
