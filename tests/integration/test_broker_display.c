@@ -429,6 +429,50 @@ START_TEST(disconnect_timeout_frees_a_floating_desktop)
 }
 END_TEST
 
+/* Counts the events of the audit log (for user on desktop id) of kind. */
+static int count_events(const char *user, const char *id, const char *kind)
+{
+    char path[200];
+    json_t *r = NULL, *e;
+    size_t i;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "/api/v1/admin/events?user=%s&limit=200",
+             user);
+    ck_assert_int_eq(tsbroker_call(&admin, "GET", path, NULL, &r), 200);
+    json_array_foreach(json_object_get(r, "events"), i, e) n +=
+        !strcmp(str(e, "desktop"), id) && !strcmp(str(e, "kind"), kind);
+    json_decref(r);
+    return n;
+}
+
+/* The user logs off while her VNC client is still connected: the display
+ * closes the session, and its end is in the audit log although the
+ * desktop is no longer hers when the display reports it. */
+START_TEST(a_session_ended_by_logoff_is_audited)
+{
+    json_t *r = launch(&alice, "browser");
+    struct tsvnc *vnc = NULL;
+    long long until = tsguest_now_ms() + 30000;
+    char id[80], path[200];
+
+    snprintf(id, sizeof(id), "%s", str(json_object_get(r, "desktop"), "id"));
+    ck_assert_int_eq(
+        tsvnc_connect_gateway(&vnc, dmn.gw, str(r, "ticket"), NULL, NULL), 0);
+    json_decref(r);
+    wait_state(id, "CONNECTED");
+    snprintf(path, sizeof(path), "/api/v1/desktops/%s/logoff", id);
+    ck_assert_int_eq(tsbroker_call(&alice, "POST", path, NULL, NULL), 200);
+    while (count_events("alice", id, "disconnected") < 1) {
+        ck_assert_msg(tsguest_now_ms() < until,
+                      "no disconnected event after the logoff");
+        tsguest_sleep_ms(250);
+    }
+    ck_assert_int_eq(count_events("alice", id, "connected"), 1);
+    tsvnc_close(vnc);
+}
+END_TEST
+
 START_TEST(idle_timeout_logs_off_an_idle_user)
 {
     json_t *r;
@@ -809,6 +853,7 @@ int main(void)
     tcase_add_test(tc, password_logins_through_the_local_api);
     tcase_add_test(tc, disconnect_timeout_frees_a_floating_desktop);
     tcase_add_test(tc, idle_timeout_logs_off_an_idle_user);
+    tcase_add_test(tc, a_session_ended_by_logoff_is_audited);
     suite_add_tcase(s, tc);
     return tsguest_run_suite(s);
 }
