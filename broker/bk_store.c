@@ -172,20 +172,22 @@ static int bk_store_migrate(struct bk_store *s, char *err, size_t err_size)
 
 /* The store holds password-lockout state, tickets and the audit log: it
  * is made (or kept) 0600 whatever the umask. SQLite gives its -wal and
- * -shm files the database file's mode. */
+ * -shm files the database file's mode. An existing store is never opened
+ * here: closing any descriptor of it would drop this process's POSIX
+ * locks on it, which other store connections hold. */
 static int bk_store_private(const char *path, char *err, size_t err_size)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd =
+        open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int e = 0;
 
-    if (fd < 0 || fchmod(fd, 0600) < 0) {
-        int e = errno;
+    if (fd >= 0)
+        close(fd); /* new: no connection has it open yet */
+    else if (errno != EEXIST || chmod(path, 0600) < 0)
+        e = errno;
+    if (e)
         snprintf(err, err_size, "%s: %s", path, strerror(e));
-        if (fd >= 0)
-            close(fd);
-        return -e;
-    }
-    close(fd);
-    return 0;
+    return -e;
 }
 
 int bk_store_open(struct bk_store **out, const char *path, char *err,

@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -245,6 +246,53 @@ START_TEST(store_files_are_private)
     ck_assert_uint_eq(sb.st_mode & 0777, 0600);
     st = other;
     umask(old);
+}
+END_TEST
+
+/* Whether another process sees a lock on the database file's SQLite
+ * SHARED byte range: an open WAL-mode connection holds one for its whole
+ * life, so that a closing connection knows it is not the last. Asked
+ * from a child: a process never sees its own POSIX locks. */
+static int db_locked_for_others(void)
+{
+    pid_t pid = fork();
+    int status;
+
+    if (pid == 0) {
+        struct flock fl = {.l_type = F_WRLCK,
+                           .l_whence = SEEK_SET,
+                           .l_start = 0x40000002, /* SQLite's SHARED_FIRST */
+                           .l_len = 510};
+        int fd = open(db, O_RDWR);
+
+        _exit(fd >= 0 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK
+                  ? 0
+                  : 1);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* Another store connection of this process opening the same file must
+ * not drop the first one's POSIX locks (closing any descriptor of a file
+ * does): else an admin's sqlite3 shell, closing as the "last" connection,
+ * checkpoints and deletes the WAL under the broker. */
+START_TEST(a_second_connection_keeps_the_first_ones_locks)
+{
+    struct bk_store *other = NULL;
+    char err[256];
+    json_t *pools;
+
+    pool_create("p", "{\"golden\":\"/img/p.qcow2\"}");
+    ck_assert(db_locked_for_others());
+    ck_assert_msg(bk_store_open(&other, db, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(db_locked_for_others(), "opening a second connection "
+                                          "dropped the first one's locks");
+    pool_create("q", "{\"golden\":\"/img/q.qcow2\"}");
+    pools = bk_store_pool_list(other);
+    ck_assert_uint_eq(json_array_size(pools), 2);
+    json_decref(pools);
+    bk_store_close(other);
 }
 END_TEST
 
@@ -1222,6 +1270,7 @@ static Suite *bk_store_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, open_creates_and_migrates);
     tcase_add_test(tc, store_files_are_private);
+    tcase_add_test(tc, a_second_connection_keeps_the_first_ones_locks);
     tcase_add_test(tc, open_fails_cleanly);
     tcase_add_test(tc, state_names);
     tcase_add_test(tc, pools_put_get_list);
