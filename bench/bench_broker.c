@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "bk_client.h"
+#include "hv_spec.h"
 #include "tsbench.h"
 #include "tsbroker.h"
 #include "tsguest.h"
@@ -277,6 +278,29 @@ START_TEST(bench)
            "(%d held; %.0f MiB before, %.1f KiB each) |\n",
            IDLE_CONNS, after / 1024.0, held, before / 1024.0,
            held ? (double)(after - before) / held : 0.0);
+    {
+        char v[128], t[64], acc[8] = "?";
+        enum hv_accel a;
+
+        if (tsguest_accel(&a) == 0)
+            snprintf(acc, sizeof(acc), "%s", hv_accel_name(a));
+        tsbench_summary_fact("accel", acc);
+        snprintf(v, sizeof(v), "%.0f/s (p50 %.1f ms, p99 %.1f ms)", lps, lp50,
+                 lp99);
+        snprintf(t, sizeof(t), ">= 1000/s: %s",
+                 lps >= 1000 ? "met" : "not met");
+        tsbench_summary_row("broker",
+                            "logins/s (PAM conversation, pam_matrix, 4 "
+                            "client threads)",
+                            v, NULL, NULL, t);
+        snprintf(v, sizeof(v), "%.0f/s (p50 %.2f ms, p99 %.2f ms)", aps, ap50,
+                 ap99);
+        snprintf(t, sizeof(t), ">= 2000/s, p99 <= 20 ms: %s",
+                 aps >= 2000 && ap99 <= 20 ? "met" : "not met");
+        tsbench_summary_row("broker",
+                            "launches/s, ready desktop (assignment + ticket)",
+                            v, NULL, NULL, t);
+    }
     tsbroker_disconnect(&admin);
     tsbroker_stop(&broker);
     tsbroker_remove_vms(&broker);

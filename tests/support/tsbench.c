@@ -3,8 +3,8 @@
  */
 #include "tsbench.h"
 
+#include <errno.h>
 #include <signal.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,4 +123,62 @@ int tsbench_run_test(const TTest *test, int timeout_s)
         srunner_print(sr, CK_NORMAL);
     srunner_free(sr);
     return failed ? 1 : 0;
+}
+
+/* Writes one field: "-" for none, tabs and newlines as spaces. */
+static void tsbench_summary_field(FILE *f, const char *text, int last)
+{
+    if (!text || !*text)
+        fputc('-', f);
+    for (; text && *text; text++)
+        fputc(*text == '\t' || *text == '\n' || *text == '\r' ? ' ' : *text, f);
+    fputc(last ? '\n' : '\t', f);
+}
+
+/* Appends one line of fields; the first is the line's kind, the second
+ * this program's name. Appending with one write per line keeps lines
+ * whole. */
+static int tsbench_summary_line(const char *kind, const char *const *v, int n)
+{
+    const char *path = getenv("DESKPOOL_BENCH_SUMMARY");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem, *f;
+    int rc = 0;
+
+    if (!path || !*path)
+        return 0;
+    mem = open_memstream(&buf, &len);
+    if (!mem)
+        return -errno;
+    tsbench_summary_field(mem, kind, 0);
+    tsbench_summary_field(mem, program_invocation_short_name, 0);
+    for (int i = 0; i < n; i++)
+        tsbench_summary_field(mem, v[i], i == n - 1);
+    fclose(mem);
+    f = fopen(path, "a");
+    if (!f || fwrite(buf, 1, len, f) != len)
+        rc = -errno;
+    if (f && fclose(f) && !rc)
+        rc = -errno;
+    if (rc)
+        fprintf(stderr, "tsbench: %s: %s\n", path, strerror(-rc));
+    free(buf);
+    return rc;
+}
+
+int tsbench_summary_row(const char *section, const char *metric,
+                        const char *value, const char *peer,
+                        const char *peer_value, const char *target)
+{
+    const char *v[] = {section, metric, value, peer, peer_value, target};
+
+    return tsbench_summary_line("row", v, 6);
+}
+
+int tsbench_summary_fact(const char *key, const char *value)
+{
+    const char *v[] = {key, value};
+
+    return tsbench_summary_line("fact", v, 2);
 }

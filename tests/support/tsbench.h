@@ -41,4 +41,26 @@ void tsbench_exit_on_signals(void);
  */
 int tsbench_run_test(const TTest *test, int timeout_s);
 
+/*
+ * One row of `make bench`'s single summary table (issue 10): appended as a
+ * line of tab-separated fields to the file $DESKPOOL_BENCH_SUMMARY names,
+ * when it is set (nothing otherwise), with the program's name first;
+ * bench/bench-summary prints them. section groups rows ("time to
+ * desktop", "display", "broker", ...), metric says what was measured,
+ * value is Deskpool's figure as text with its unit, peer names what it is
+ * compared with and peer_value gives the peer's figure, target the
+ * issue's target and whether it was met. Any of them may be NULL or ""
+ * (printed as "-"); tabs and newlines in them become spaces. Returns 0,
+ * or -errno when the file could not be written (also said on stderr).
+ */
+int tsbench_summary_row(const char *section, const char *metric,
+                        const char *value, const char *peer,
+                        const char *peer_value, const char *target);
+
+/* A fact about the machine the summary table describes, e.g. ("accel",
+ * "tcg"): the QEMU accelerator the program's guests ran with. Written to
+ * the same file as the rows (when set); the summary lists every value a
+ * key was given. Returns as tsbench_summary_row(). */
+int tsbench_summary_fact(const char *key, const char *value);
+
 #endif
