@@ -84,7 +84,7 @@ struct ds_daemon_ask {
 
 struct ds_daemon {
     struct ds_config cfg;
-    char self_exe[4096];
+    char self_exe[4096], rdp_exe[4096];
     uid_t uid; /* session processes' user, when started as root */
     gid_t gid;
     int drop; /* switch user in session processes */
@@ -290,8 +290,9 @@ static void ds_daemon_exec_session(struct ds_daemon *d, int client_fd,
                                    int chan_fd,
                                    const struct ds_daemon_session *s)
 {
+    const int rdp = s->via == DS_SESSION_RDP;
     char interval[16];
-    char *argv[] = {"deskpool-display",
+    char *argv[] = {rdp ? "deskpool-display-rdp" : "deskpool-display",
                     "--session",
                     (char *)ds_session_via_name(s->via),
                     "--peer",
@@ -322,7 +323,7 @@ static void ds_daemon_exec_session(struct ds_daemon *d, int client_fd,
     if (syscall(SYS_capset, &hdr, no_caps) < 0)
         _exit(112);
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-    execv(d->self_exe, argv);
+    execv(rdp ? d->rdp_exe : d->self_exe, argv);
     _exit(113);
 }
 
@@ -1141,7 +1142,7 @@ static int ds_daemon_signals(struct ds_daemon *d)
 }
 
 int ds_daemon_open(struct ds_daemon **out, const struct ds_config *cfg,
-                   const char *self_exe)
+                   const char *self_exe, const char *rdp_exe)
 {
     struct hv_host_config hc = {.quiet = 1};
     struct ds_daemon *d;
@@ -1155,6 +1156,7 @@ int ds_daemon_open(struct ds_daemon **out, const struct ds_config *cfg,
     d->cfg = *cfg;
     d->sig_fd = d->vnc_fd = d->gateway_fd = d->rdp_fd = -1;
     snprintf(d->self_exe, sizeof(d->self_exe), "%s", self_exe);
+    snprintf(d->rdp_exe, sizeof(d->rdp_exe), "%s", rdp_exe ? rdp_exe : "");
     d->sessions = calloc((size_t)cfg->max_sessions, sizeof(*d->sessions));
     d->creds = ds_cred_store_new();
     if (!d->sessions || !d->creds || ds_async_open(&d->async) < 0) {
@@ -1167,6 +1169,12 @@ int ds_daemon_open(struct ds_daemon **out, const struct ds_config *cfg,
         ds_daemon_log("state folder: %s", err);
     if (!r)
         r = ds_daemon_user(d);
+    if (!r && d->cfg.rdp_listen[0] && access(d->rdp_exe, X_OK) < 0) {
+        r = -errno;
+        ds_daemon_log("rdp_listen: RDP sessions need %s: %s",
+                      d->rdp_exe[0] ? d->rdp_exe : "deskpool-display-rdp",
+                      strerror(-r));
+    }
     if (!r)
         r = ds_daemon_signals(d);
     if (!r)

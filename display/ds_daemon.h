@@ -23,11 +23,13 @@ struct ds_daemon;
 
 /*
  * Opens the listeners and the control socket as cfg says. self_exe is the
- * program run for each session ("/proc/self/exe" works). Returns 0 or a
- * negative errno with the reason on stderr.
+ * program run for each VNC and gateway session ("/proc/self/exe" works),
+ * rdp_exe the one for RDP sessions (deskpool-display-rdp; needed only
+ * with an RDP listener). Returns 0 or a negative errno with the reason on
+ * stderr.
  */
 int ds_daemon_open(struct ds_daemon **out, const struct ds_config *cfg,
-                   const char *self_exe);
+                   const char *self_exe, const char *rdp_exe);
 
 /* Serves until SIGTERM or SIGINT (blocked and taken through a signalfd).
  * Sessions keep running after the daemon stops. Returns 0 or a negative

@@ -35,7 +35,6 @@
 
 #include "ds_config.h"
 #include "ds_daemon.h"
-#include "ds_rdp.h"
 #include "ds_session.h"
 
 #ifdef __SANITIZE_ADDRESS__
@@ -67,27 +66,36 @@ static void ds_main_usage(FILE *f)
 
 static int ds_main_session(int argc, char **argv)
 {
-    struct ds_session_args a = {.client_fd = DS_DAEMON_CLIENT_FD,
-                                .chan_fd = DS_DAEMON_CHAN_FD,
-                                .peer = "unknown",
-                                .stats_interval = 5};
-    int i;
+    struct ds_session_args a;
 
     /* All session processes run as one unprivileged user: not dumpable,
      * so one that a client took over cannot ptrace or read the memory of
      * another client's session (exec made it dumpable again). */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    for (i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--session"))
-            a.via = !strcmp(argv[i + 1], "vnc")   ? DS_SESSION_VNC
-                    : !strcmp(argv[i + 1], "rdp") ? DS_SESSION_RDP
-                                                  : DS_SESSION_GATEWAY;
-        else if (!strcmp(argv[i], "--peer"))
-            a.peer = argv[i + 1];
-        else if (!strcmp(argv[i], "--stats-interval"))
-            a.stats_interval = atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 5;
+    ds_session_args_parse(argc, argv, &a);
+    if (a.via == DS_SESSION_RDP) {
+        ds_session_log("RDP sessions run in deskpool-display-rdp");
+        return 1;
     }
-    return a.via == DS_SESSION_RDP ? ds_rdp_run(&a) : ds_session_run(&a);
+    return ds_session_run(&a);
+}
+
+/* deskpool-display-rdp beside this program (its RDP sessions); "" if
+ * this program's own path cannot be read. */
+static void ds_main_rdp_exe(char *out, size_t size)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    char *slash;
+
+    out[0] = '\0';
+    if (n <= 0)
+        return;
+    self[n] = '\0';
+    slash = strrchr(self, '/');
+    if (slash)
+        snprintf(out, size, "%.*s/deskpool-display-rdp", (int)(slash - self),
+                 self);
 }
 
 /* State of the ctl client: prints the reply, then events if asked. */
@@ -185,7 +193,7 @@ int main(int argc, char **argv)
         ['r'] = "rdp_listen"};
     struct ds_config cfg;
     struct ds_daemon *d;
-    char err[512];
+    char err[512], rdp_exe[4096];
     int c, r, i;
 
     if (argc > 1 && !strcmp(argv[1], "--session"))
@@ -224,7 +232,8 @@ int main(int argc, char **argv)
         ds_main_usage(stderr);
         return 2;
     }
-    r = ds_daemon_open(&d, &cfg, "/proc/self/exe");
+    ds_main_rdp_exe(rdp_exe, sizeof(rdp_exe));
+    r = ds_daemon_open(&d, &cfg, "/proc/self/exe", rdp_exe);
     if (r < 0)
         return 1;
     r = ds_daemon_run(d);

@@ -30,6 +30,7 @@
 #include "dp_time.h"
 #include "ds_chan.h"
 #include "ds_cred.h"
+#include "ds_daemon.h"
 #include "ds_source.h"
 
 #define DS_SESSION_PREAMBLE_MAX 128   /* "TICKET <43> <peer>\n" */
@@ -128,6 +129,25 @@ static void ds_session_on_signal(int sig)
 {
     (void)sig;
     ds_session_stop = 1;
+}
+
+void ds_session_args_parse(int argc, char **argv, struct ds_session_args *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->client_fd = DS_DAEMON_CLIENT_FD;
+    a->chan_fd = DS_DAEMON_CHAN_FD;
+    a->peer = "unknown";
+    a->stats_interval = 5;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--session"))
+            a->via = !strcmp(argv[i + 1], "vnc")   ? DS_SESSION_VNC
+                     : !strcmp(argv[i + 1], "rdp") ? DS_SESSION_RDP
+                                                   : DS_SESSION_GATEWAY;
+        else if (!strcmp(argv[i], "--peer"))
+            a->peer = argv[i + 1];
+        else if (!strcmp(argv[i], "--stats-interval"))
+            a->stats_interval = atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : 5;
+    }
 }
 
 const char *ds_session_via_name(enum ds_session_via via)

@@ -53,6 +53,14 @@ struct ds_session_args {
 };
 
 /*
+ * The session arguments the daemon passes on the command line
+ * (--session vnc|gateway|rdp --peer PEER --stats-interval N; see
+ * ds_main.c) into *a, with the client on DS_DAEMON_CLIENT_FD and the
+ * channel on DS_DAEMON_CHAN_FD. Unknown options are ignored.
+ */
+void ds_session_args_parse(int argc, char **argv, struct ds_session_args *a);
+
+/*
  * Serves one client to the end. Returns the process exit status: 0 when
  * the session ran and ended normally (client closed, disconnected,
  * desktop gone), 1 when the client was refused or the session failed.

@@ -1,0 +1,34 @@
+/*
+ * ds_rdp_main.c - deskpool-display-rdp: the session process of one RDP
+ * client. The display daemon runs it, never a user, as
+ *
+ *   deskpool-display-rdp --session rdp --peer PEER --stats-interval N
+ *
+ * with the client on descriptor 3 and its channel to the daemon on 4,
+ * privileges already dropped (display/README.md). A program of its own:
+ * FreeRDP 2 brings FFmpeg's codec libraries with it (about a hundred
+ * shared objects to load and relocate, a tenth of a second of CPU per
+ * connection), which VNC and browser sessions - deskpool-display itself -
+ * need not load.
+ */
+#include <stdio.h>
+#include <sys/prctl.h>
+
+#include "ds_rdp.h"
+#include "ds_session.h"
+
+int main(int argc, char **argv)
+{
+    struct ds_session_args a;
+
+    /* as in ds_main.c: one user runs every session, none may trace
+     * another */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    ds_session_args_parse(argc, argv, &a);
+    if (a.via != DS_SESSION_RDP) {
+        fprintf(stderr, "deskpool-display-rdp: run by deskpool-display for "
+                        "RDP clients only\n");
+        return 2;
+    }
+    return ds_rdp_run(&a);
+}
