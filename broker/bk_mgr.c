@@ -45,6 +45,12 @@
 
 #define BK_MGR_MAX_POLL  1024
 #define BK_MGR_BACKOFF_S 300 /* longest wait after failures */
+/* A spare a launch took is replaced this much later: making one (an
+ * instant clone's QEMU start, or a whole boot) would take CPU from the
+ * user's session start on a small host (the display's session process,
+ * the first frame: a few hundred ms). Only that replacement waits; min,
+ * waiting launches and anything else never do. */
+#define BK_MGR_SPARE_GRACE_MS 2000
 
 /* What the manager keeps about a desktop while it runs. */
 struct bk_mgr_desk {
@@ -57,6 +63,8 @@ struct bk_mgr_desk {
     int seen; /* still in the store (this pass) */
     /* instant clones: personalise sent on this boot / answered */
     int personalising, personalise_done;
+    int spare;         /* READY and unassigned when last seen */
+    uint64_t taken_ms; /* when it was seen assigned after that (a launch) */
 };
 
 /*
@@ -150,6 +158,7 @@ struct bk_mgr {
     uint64_t next_stats_ms;
     struct bk_mgr_tmpl *tmpls; /* templates being made, or failed */
     uint64_t instant_sig;      /* bk_mgr_instant_sig() of the last pass */
+    uint64_t spare_due_ms;     /* a replacement spare waits until (0: none) */
 };
 
 static void bk_mgr_log(const char *fmt, ...)
@@ -259,6 +268,11 @@ static int bk_mgr_set_state(struct bk_mgr *m, const struct bk_desktop *d,
         bk_store_desktop_set_state(m->store, d->id, (int)d->state, to, error);
 
     if (r == 0) {
+        struct bk_mgr_desk *rt = bk_mgr_desk_find(m, d->id);
+
+        /* a launch may take it before the next pass sees it */
+        if (rt && to == BK_READY)
+            rt->spare = !d->user[0];
         bk_mgr_event(m, "state", d->pool, d->id, d->user,
                      json_pack("{ss ss ss}", "from", bk_state_name(d->state),
                                "to", bk_state_name(to), "error",
@@ -932,6 +946,28 @@ static int bk_mgr_waiting(struct bk_mgr *m, const char *pool)
     return n;
 }
 
+/* Whether a launch took desktop d, a spare before, less than
+ * BK_MGR_SPARE_GRACE_MS ago (then its replacement waits, and the pass
+ * after the wait is due by m->spare_due_ms). */
+static int bk_mgr_spare_taken(struct bk_mgr *m, const struct bk_desktop *d,
+                              uint64_t now)
+{
+    struct bk_mgr_desk *rt = bk_mgr_desk_find(m, d->id);
+    uint64_t due;
+
+    if (!rt)
+        return 0;
+    if (rt->spare && d->user[0])
+        rt->taken_ms = now;
+    rt->spare = d->state == BK_READY && !d->user[0];
+    due = rt->taken_ms + BK_MGR_SPARE_GRACE_MS;
+    if (!rt->taken_ms || !d->user[0] || now >= due)
+        return 0;
+    if (!m->spare_due_ms || due < m->spare_due_ms)
+        m->spare_due_ms = due;
+    return 1;
+}
+
 /* One pool: sizes (min, spare, max), rolling update. */
 static void bk_mgr_reconcile_pool(struct bk_mgr *m, const json_t *pool,
                                   const struct bk_desktop *v, size_t n,
@@ -940,11 +976,15 @@ static void bk_mgr_reconcile_pool(struct bk_mgr *m, const json_t *pool,
     const char *name = bk_pool_str(pool, "name");
     int64_t gen = json_integer_value(json_object_get(pool, "image_gen"));
     int live = 0, spare = 0, coming = 0, need, waiting, old_deleted = 0;
+    int taken = 0;
+    uint64_t now = dp_time_now_ms();
     size_t i;
 
     if (json_is_true(json_object_get(pool, "deleting")))
         return;
     for (i = 0; i < n; i++) {
+        if (!strcmp(v[i].pool, name))
+            taken += bk_mgr_spare_taken(m, &v[i], now);
         if (strcmp(v[i].pool, name) != 0 || v[i].state == BK_DELETING ||
             v[i].state == BK_ERROR)
             continue;
@@ -989,8 +1029,10 @@ static void bk_mgr_reconcile_pool(struct bk_mgr *m, const json_t *pool,
         bk_mgr_template(m, pool, tid, 1);
     }
     need = bk_pool_int(pool, "min") - live;
-    if (bk_pool_int(pool, "spare") - spare - coming > need)
-        need = bk_pool_int(pool, "spare") - spare - coming;
+    /* Spares launches just took are replaced after BK_MGR_SPARE_GRACE_MS
+     * (the other terms do not wait). */
+    if (bk_pool_int(pool, "spare") - spare - coming - taken > need)
+        need = bk_pool_int(pool, "spare") - spare - coming - taken;
     /* Launches waiting beyond the spares get desktops of their own. */
     if (waiting - spare - coming > need)
         need = waiting - spare - coming;
@@ -1033,6 +1075,7 @@ static void bk_mgr_reconcile(struct bk_mgr *m)
     size_t n = 0, i;
     int in_flight = 0;
 
+    m->spare_due_ms = 0; /* this pass says again */
     bk_mgr_tmpl_poll(m);
     if (!pools || bk_store_desktop_list(m->store, NULL, NULL, &v, &n)) {
         json_decref(pools);
@@ -1607,6 +1650,9 @@ static void *bk_mgr_main(void *arg)
             bk_mgr_reconcile(m);
             m->next_pass_ms =
                 dp_time_now_ms() + (uint64_t)m->cfg.reconcile_interval * 1000;
+            /* a deferred replacement spare is due before that */
+            if (m->spare_due_ms && m->spare_due_ms < m->next_pass_ms)
+                m->next_pass_ms = m->spare_due_ms;
         }
         bk_mgr_sample_due(m);
     }

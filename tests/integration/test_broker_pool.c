@@ -1,9 +1,9 @@
 /*
  * test_broker_pool.c - deskpool-broker's pools with real test-image
  * desktops: sizes converge, launches assign, users stay apart, logoff
- * refreshes a floating desktop and keeps a dedicated one, and a kill -9
- * during provisioning converges after a restart with nothing lost,
- * duplicated or orphaned.
+ * refreshes a floating desktop and keeps a dedicated one, a spare a launch
+ * took is replaced, and a kill -9 during provisioning converges after a
+ * restart with nothing lost, duplicated or orphaned.
  *
  * The broker runs its own pool manager on its vm_dir; the test looks at
  * the same folder with an hv_host of its own, read-only (serial logs,
@@ -468,6 +468,38 @@ START_TEST(launch_waits_for_a_desktop_when_none_is_ready)
 }
 END_TEST
 
+START_TEST(a_taken_spare_is_replaced)
+{
+    char taken[80];
+
+    /* The manager replaces a spare a launch took a little later (the
+     * user's session starts first), waking by itself for it: with its
+     * periodic pass an hour away, only that wake-up makes the new spare. */
+    tsbroker_stop(&broker);
+    tsbroker_set(&broker, "reconcile_interval", "3600");
+    broker.port = 0;
+    tsbroker_start(&broker);
+    tsbroker_disconnect(&admin);
+    tsbroker_connect(&broker, &admin);
+    ck_assert_int_eq(
+        tsbroker_login(&broker, &admin, "admin", "admin-pw", NULL, 1), 200);
+    tsbroker_disconnect(&alice);
+    tsbroker_connect(&broker, &alice);
+    ck_assert_int_eq(
+        tsbroker_login(&broker, &alice, "alice", "alice-pw", NULL, 0), 200);
+
+    create_pool("sp", 0, 1, 2, NULL);
+    ck_assert_int_ge(tsbroker_wait_ready(&admin, "sp", 1, BOOT_MS), 1);
+    ck_assert_int_eq(count_desktops("sp", NULL), 1);
+    snprintf(taken, sizeof(taken), "%s", launched(&alice, "sp"));
+    wait_desktop(taken, "ASSIGNED", "alice");
+    /* the pool has a spare again, a new desktop */
+    ck_assert_int_ge(tsbroker_wait_ready(&admin, "sp", 1, BOOT_MS), 1);
+    ck_assert_int_eq(count_desktops("sp", NULL), 2);
+    wait_desktop(taken, "ASSIGNED", "alice");
+}
+END_TEST
+
 /* Folders of VMs in vm_dir/vms, and QEMU processes naming vm_dir. */
 static int count_vm_dirs(void)
 {
@@ -567,6 +599,7 @@ int main(void)
     tcase_add_test(tc, logoff_refreshes_a_floating_desktop);
     tcase_add_test(tc, logoff_keeps_a_dedicated_desktop);
     tcase_add_test(tc, launch_waits_for_a_desktop_when_none_is_ready);
+    tcase_add_test(tc, a_taken_spare_is_replaced);
     tcase_add_test(tc, kill9_during_provisioning_converges);
     suite_add_tcase(s, tc);
     return tsguest_run_suite(s);
