@@ -125,6 +125,25 @@ static void ds_session_lib_err(const char *fmt, ...)
     ds_session_log("libvncserver: %s", line);
 }
 
+/*
+ * libvncserver (Debian's is built with websocket support) peeks at every
+ * new client for a websocket or TLS handshake and waits 100 ms for bytes
+ * an RFB client never sends first - it waits for the server's version:
+ * a fixed tenth of a second on every VNC and browser connection. A
+ * session never serves websockets (the broker's gateway unwraps them
+ * before they reach the display), so this definition, which takes the
+ * place of the library's own (its only caller is webSocketsCheck(),
+ * through the PLT; ld exports it from the program because the library
+ * defines the same name), says at once that nothing came: a plain RFB
+ * client.
+ */
+int rfbPeekExactTimeout(rfbClientPtr cl, char *buf, int len, int timeout)
+{
+    (void)cl, (void)buf, (void)len, (void)timeout;
+    errno = ETIMEDOUT;
+    return -1;
+}
+
 static void ds_session_on_signal(int sig)
 {
     (void)sig;
