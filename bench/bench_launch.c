@@ -87,15 +87,9 @@ static const char *jstr(json_t *o, const char *key)
 
 static void fixture_up(void)
 {
-    char sock[256];
-
     tsbroker_init(&broker, 0);
     tsbroker_set(&broker, "launch_wait", LAUNCH_WAIT);
-    snprintf(sock, sizeof(sock), "%s/broker.sock", broker.dir);
-    tsdisplay_start_broker(&dmn, broker.vm, sock);
-    /* the broker asks this display for VNC passwords */
-    snprintf(broker.display, sizeof(broker.display), "%s", dmn.ctl);
-    tsbroker_set(&broker, "display_gateway", dmn.gw);
+    tsdisplay_start_for(&dmn, &broker, 0);
     tsbroker_start(&broker);
     tsbroker_connect(&broker, &admin);
     tsbroker_connect(&broker, &alice);

@@ -93,21 +93,6 @@ static const char *str(const json_t *o, const char *key)
     return s ? s : "";
 }
 
-/* "KEY=VALUE" in a ring of buffers (a script's environment). */
-static const char *kv(const char *key, const char *fmt, ...)
-{
-    static char ring[16][512];
-    static int next;
-    char *e = ring[next++ % 16];
-    int n = snprintf(e, sizeof(ring[0]), "%s=", key);
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(e + n, sizeof(ring[0]) - (size_t)n, fmt, ap);
-    va_end(ap);
-    return e;
-}
-
 /* --- the demo process ----------------------------------------------------- */
 
 /* Three distinct free loopback ports: bound at once, then released. */
@@ -372,21 +357,6 @@ static int processes_naming(const char *a, const char *b, pid_t *pids, int max,
     return n;
 }
 
-/* Does the file at path hold text (on one line)? */
-static int file_contains(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    int found = 0;
-
-    if (!f)
-        return 0;
-    while (!found && fgets(line, sizeof(line), f))
-        found = strstr(line, text) != NULL;
-    fclose(f);
-    return found;
-}
-
 /* No sanitizer report in the broker's and the display's logs (a
  * SANITIZE=1 build: their reports go to their stderr, those logs). */
 static void logs_are_clean(void)
@@ -396,8 +366,8 @@ static void logs_are_clean(void)
 
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof(path), "%s/log/%s", demo.state, logs[i]);
-        ck_assert_msg(!file_contains(path, "Sanitizer") &&
-                          !file_contains(path, "runtime error"),
+        ck_assert_msg(!tsbroker_file_contains(path, "Sanitizer") &&
+                          !tsbroker_file_contains(path, "runtime error"),
                       "sanitizer report in %s (kept in %s/logs)", path,
                       demo.art);
     }
@@ -659,20 +629,21 @@ static void browser_types(char *id, size_t size, struct hv_host **h)
     ck_assert_int_eq(td_layout_compute(&l, width, height), 0);
     ck_assert_int_gt(l.text_cols, (int)strlen(TEXT_WEB TEXT_RDP TEXT_VNC) + 1);
     td_layout_text_cell(&l, 0, 0, &x, &y);
-    env[n++] = kv("DESKPOOL_URL", "%s", broker.url);
+    env[n++] = tsweb_kv("DESKPOOL_URL", "%s", broker.url);
     env[n++] = "DESKPOOL_USER=alice";
     env[n++] = "DESKPOOL_PASSWORD=wonderland";
     env[n++] = "DESKPOOL_POOL=" POOL;
     env[n++] = "DESKPOOL_TEXT=" TEXT_WEB;
     /* drawn: the top bar's colour in its corner */
-    env[n++] = kv("DESKPOOL_PROBE", "1,1,%06x", TD_COLOR_TOPBAR);
+    env[n++] = tsweb_kv("DESKPOOL_PROBE", "1,1,%06x", TD_COLOR_TOPBAR);
     /* into the text box, away from its first row (the pointer marker
      * would cover the text) and from the top bar's "Log off" */
-    env[n++] = kv("DESKPOOL_CLICK", "%d,%d", l.textbox.x + l.textbox.w - 40,
-                  l.textbox.y + l.textbox.h / 3);
-    env[n++] = kv("DESKPOOL_TEXT_CELL", "%d,%d", x, y);
-    env[n++] = kv("DESKPOOL_CELL", "%d,%d", TD_FONT_W, TD_FONT_H);
-    env[n++] = kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", WEB_MS);
+    env[n++] =
+        tsweb_kv("DESKPOOL_CLICK", "%d,%d", l.textbox.x + l.textbox.w - 40,
+                 l.textbox.y + l.textbox.h / 3);
+    env[n++] = tsweb_kv("DESKPOOL_TEXT_CELL", "%d,%d", x, y);
+    env[n++] = tsweb_kv("DESKPOOL_CELL", "%d,%d", TD_FONT_W, TD_FONT_H);
+    env[n++] = tsweb_kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", WEB_MS);
     env[n] = NULL;
 
     w = tsweb_start("e2e", env);

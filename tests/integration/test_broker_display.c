@@ -91,10 +91,7 @@ static void setup(void)
     tsbroker_set(&broker, "ticket_ttl", "5");
     tsbroker_set(&broker, "stats_interval", "1"); /* the dashboard's */
     snprintf(local_sock, sizeof(local_sock), "%s/broker.sock", broker.dir);
-    tsdisplay_start_broker(&dmn, broker.vm, local_sock);
-    /* the broker asks this display for VNC passwords */
-    snprintf(broker.display, sizeof(broker.display), "%s", dmn.ctl);
-    tsbroker_set(&broker, "display_gateway", dmn.gw);
+    tsdisplay_start_for(&dmn, &broker, 0);
     tsbroker_start(&broker);
     tsbroker_connect(&broker, &admin);
     tsbroker_connect(&broker, &alice);

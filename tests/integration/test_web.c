@@ -93,40 +93,16 @@ static long num(const json_t *o, const char *key)
     return (long)json_integer_value(json_object_get(o, key));
 }
 
-/* A "KEY=VALUE" environment entry, kept in a static ring of buffers (a
- * scenario's whole environment lives at once). */
-static const char *kv(const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static const char *kv(const char *key, const char *fmt, ...)
-{
-    static char ring[32][1024];
-    static int next;
-    char *e = ring[next++ % 32];
-    int n = snprintf(e, sizeof(ring[0]), "%s=", key);
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(e + n, sizeof(ring[0]) - (size_t)n, fmt, ap);
-    va_end(ap);
-    return e;
-}
-
 static void start_broker(int flags)
 {
-    char local[256];
     char site[PATH_MAX];
 
     /* tsbroker serves $DESKPOOL_WEB_DIR: this test's own copy of it */
     tsweb_site(site, sizeof(site));
     setenv("DESKPOOL_WEB_DIR", site, 1);
     tsbroker_init(&broker, flags);
-    if (with_display) {
-        snprintf(local, sizeof(local), "%s/broker.sock", broker.dir);
-        tsdisplay_start_broker(&dmn, broker.vm, local);
-        /* the broker asks this display for VNC passwords */
-        snprintf(broker.display, sizeof(broker.display), "%s", dmn.ctl);
-        tsbroker_set(&broker, "display_gateway", dmn.gw);
-    }
+    if (with_display)
+        tsdisplay_start_for(&dmn, &broker, 0);
     tsbroker_start(&broker);
     tsbroker_connect(&broker, &admin);
     ck_assert_int_eq(
@@ -179,11 +155,11 @@ static void teardown(void)
 
 START_TEST(login_wrong_then_right_password)
 {
-    const char *env[] = {kv("DESKPOOL_URL", "%s", broker.url),
+    const char *env[] = {tsweb_kv("DESKPOOL_URL", "%s", broker.url),
                          "DESKPOOL_USER=alice",
                          "DESKPOOL_PASSWORD=alice-pw",
                          "DESKPOOL_POOL=lobby",
-                         kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", LOGIN_MS),
+                         tsweb_kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", LOGIN_MS),
                          NULL};
     json_t *r = tsweb_run("login", env, LOGIN_MS + GRACE_MS);
     json_t *card = json_object_get(r, "card"), *b;
@@ -236,12 +212,12 @@ START_TEST(login_asks_for_the_otp)
     json_t *r;
 
     otp_prompt(prompt, sizeof(prompt));
-    env[0] = kv("DESKPOOL_URL", "%s", broker.url);
+    env[0] = tsweb_kv("DESKPOOL_URL", "%s", broker.url);
     env[1] = "DESKPOOL_USER=alice";
     env[2] = "DESKPOOL_PASSWORD=alice-pw";
-    env[3] = kv("DESKPOOL_OTP_PROMPT", "%s", prompt);
+    env[3] = tsweb_kv("DESKPOOL_OTP_PROMPT", "%s", prompt);
     env[4] = "DESKPOOL_OTP=otp-alice";
-    env[5] = kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", LOGIN_MS);
+    env[5] = tsweb_kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", LOGIN_MS);
     r = tsweb_run("login", env, LOGIN_MS + GRACE_MS);
     /* an OTP is typed in the open, as PAM asked (echo on) */
     ck_assert_str_eq(str(r, "otpInputType"), "text");
@@ -253,9 +229,10 @@ END_TEST
 
 START_TEST(non_admin_is_kept_out)
 {
-    const char *env[] = {kv("DESKPOOL_URL", "%s", broker.url),
+    const char *env[] = {tsweb_kv("DESKPOOL_URL", "%s", broker.url),
                          "DESKPOOL_USER=bob", "DESKPOOL_PASSWORD=bob-pw",
-                         kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", LOGIN_MS), NULL};
+                         tsweb_kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", LOGIN_MS),
+                         NULL};
     json_t *r = tsweb_run("nonadmin", env, LOGIN_MS + GRACE_MS), *v;
     const char *key;
 
@@ -701,27 +678,29 @@ static void session_goes_on(const char *id)
     artifact_path(rdp, sizeof(rdp), "session-desktop.rdp");
     td_layout_compute(&l, TSGUEST_WIDTH, TSGUEST_HEIGHT);
     td_layout_text_cell(&l, 0, 0, &x, &y);
-    env[n++] = kv("DESKPOOL_URL", "%s", broker.url);
+    env[n++] = tsweb_kv("DESKPOOL_URL", "%s", broker.url);
     env[n++] = "DESKPOOL_USER=alice";
     env[n++] = "DESKPOOL_PASSWORD=alice-pw";
     env[n++] = "DESKPOOL_ADMIN_USER=admin";
     env[n++] = "DESKPOOL_ADMIN_PASSWORD=admin-pw";
     env[n++] = "DESKPOOL_POOL=desk";
-    env[n++] = kv("DESKPOOL_DESKTOP", "%s", id);
+    env[n++] = tsweb_kv("DESKPOOL_DESKTOP", "%s", id);
     env[n++] = "DESKPOOL_TEXT=" TEXT;
     env[n++] = "DESKPOOL_PASTE=" PASTE;
-    env[n++] = kv("DESKPOOL_RDP_FILE", "%s", rdp);
-    env[n++] = kv("DESKPOOL_PROBE", "1,1,%06x", TD_COLOR_TOPBAR);
+    env[n++] = tsweb_kv("DESKPOOL_RDP_FILE", "%s", rdp);
+    env[n++] = tsweb_kv("DESKPOOL_PROBE", "1,1,%06x", TD_COLOR_TOPBAR);
     /* the banner's right end: its colour, no text */
-    env[n++] = kv("DESKPOOL_BANNER", "%d,%d,%06x", l.banner.x + l.banner.w - 8,
-                  l.banner.y + l.banner.h / 2, TD_COLOR_BANNER);
+    env[n++] =
+        tsweb_kv("DESKPOOL_BANNER", "%d,%d,%06x", l.banner.x + l.banner.w - 8,
+                 l.banner.y + l.banner.h / 2, TD_COLOR_BANNER);
     /* as in the first part: in the text box, away from its first row */
-    env[n++] = kv("DESKPOOL_CLICK", "%d,%d", l.textbox.x + l.textbox.w - 40,
-                  l.textbox.y + l.textbox.h / 3);
-    env[n++] = kv("DESKPOOL_TEXT_CELL", "%d,%d", x, y);
-    env[n++] = kv("DESKPOOL_CELL", "%d,%d", TD_FONT_W, TD_FONT_H);
-    env[n++] = kv("DESKPOOL_LOCKED", "%06x", TD_COLOR_LOCK);
-    env[n++] = kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", SESSION_MS);
+    env[n++] =
+        tsweb_kv("DESKPOOL_CLICK", "%d,%d", l.textbox.x + l.textbox.w - 40,
+                 l.textbox.y + l.textbox.h / 3);
+    env[n++] = tsweb_kv("DESKPOOL_TEXT_CELL", "%d,%d", x, y);
+    env[n++] = tsweb_kv("DESKPOOL_CELL", "%d,%d", TD_FONT_W, TD_FONT_H);
+    env[n++] = tsweb_kv("DESKPOOL_LOCKED", "%06x", TD_COLOR_LOCK);
+    env[n++] = tsweb_kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", SESSION_MS);
     env[n] = NULL;
     ck_assert_int_eq(tsguest_host_open(&h, broker.vm), 0);
     w = tsweb_start("session", env);
@@ -798,25 +777,26 @@ START_TEST(browser_desktop_shows_the_guest_and_types)
     tsweb_path(ack, sizeof(ack), "canvas-compared");
     td_layout_compute(&l, TSGUEST_WIDTH, TSGUEST_HEIGHT);
     td_layout_text_cell(&l, 0, 0, &x, &y);
-    env[n++] = kv("DESKPOOL_URL", "%s", broker.url);
+    env[n++] = tsweb_kv("DESKPOOL_URL", "%s", broker.url);
     env[n++] = "DESKPOOL_USER=alice";
     env[n++] = "DESKPOOL_PASSWORD=alice-pw";
     env[n++] = "DESKPOOL_POOL=desk";
-    env[n++] = kv("DESKPOOL_CANVAS1", "%s", canvas1);
-    env[n++] = kv("DESKPOOL_CANVAS2", "%s", canvas2);
-    env[n++] = kv("DESKPOOL_CANVAS_ACK", "%s", ack);
-    env[n++] = kv("DESKPOOL_CLOCK", "%d,%d,%d,%d", l.clock.x, l.clock.y,
-                  l.clock.w, l.clock.h);
+    env[n++] = tsweb_kv("DESKPOOL_CANVAS1", "%s", canvas1);
+    env[n++] = tsweb_kv("DESKPOOL_CANVAS2", "%s", canvas2);
+    env[n++] = tsweb_kv("DESKPOOL_CANVAS_ACK", "%s", ack);
+    env[n++] = tsweb_kv("DESKPOOL_CLOCK", "%d,%d,%d,%d", l.clock.x, l.clock.y,
+                        l.clock.w, l.clock.h);
     /* drawn: the top bar's colour in its corner */
-    env[n++] = kv("DESKPOOL_PROBE", "1,1,%06x", TD_COLOR_TOPBAR);
+    env[n++] = tsweb_kv("DESKPOOL_PROBE", "1,1,%06x", TD_COLOR_TOPBAR);
     /* into the text box, away from its first row (the pointer marker
      * would cover the text) and from the top bar's "Log off" */
-    env[n++] = kv("DESKPOOL_CLICK", "%d,%d", l.textbox.x + l.textbox.w - 40,
-                  l.textbox.y + l.textbox.h / 3);
+    env[n++] =
+        tsweb_kv("DESKPOOL_CLICK", "%d,%d", l.textbox.x + l.textbox.w - 40,
+                 l.textbox.y + l.textbox.h / 3);
     env[n++] = "DESKPOOL_TEXT=" TEXT;
-    env[n++] = kv("DESKPOOL_TEXT_CELL", "%d,%d", x, y);
-    env[n++] = kv("DESKPOOL_CELL", "%d,%d", TD_FONT_W, TD_FONT_H);
-    env[n++] = kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", DESKTOP_MS);
+    env[n++] = tsweb_kv("DESKPOOL_TEXT_CELL", "%d,%d", x, y);
+    env[n++] = tsweb_kv("DESKPOOL_CELL", "%d,%d", TD_FONT_W, TD_FONT_H);
+    env[n++] = tsweb_kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", DESKTOP_MS);
     env[n] = NULL;
 
     w = tsweb_start("desktop", env);
@@ -899,19 +879,19 @@ START_TEST(admin_console_makes_a_pool)
     json_decref(r);
     free(bad);
 
-    env[n++] = kv("DESKPOOL_URL", "%s", broker.url);
+    env[n++] = tsweb_kv("DESKPOOL_URL", "%s", broker.url);
     env[n++] = "DESKPOOL_USER=admin";
     env[n++] = "DESKPOOL_PASSWORD=admin-pw";
     env[n++] = "DESKPOOL_NEW_POOL=console";
-    env[n++] = kv("DESKPOOL_GOLDEN", "%s", str(settings, "golden"));
-    env[n++] = kv("DESKPOOL_KERNEL", "%s", str(settings, "kernel"));
-    env[n++] = kv("DESKPOOL_INITRD", "%s", str(settings, "initrd"));
-    env[n++] = kv("DESKPOOL_CMDLINE", "%s", str(settings, "cmdline"));
-    env[n++] = kv("DESKPOOL_MEMORY", "%ld", num(settings, "memory_mb"));
-    env[n++] = kv("DESKPOOL_ACCEL", "%s", str(settings, "accel"));
+    env[n++] = tsweb_kv("DESKPOOL_GOLDEN", "%s", str(settings, "golden"));
+    env[n++] = tsweb_kv("DESKPOOL_KERNEL", "%s", str(settings, "kernel"));
+    env[n++] = tsweb_kv("DESKPOOL_INITRD", "%s", str(settings, "initrd"));
+    env[n++] = tsweb_kv("DESKPOOL_CMDLINE", "%s", str(settings, "cmdline"));
+    env[n++] = tsweb_kv("DESKPOOL_MEMORY", "%ld", num(settings, "memory_mb"));
+    env[n++] = tsweb_kv("DESKPOOL_ACCEL", "%s", str(settings, "accel"));
     env[n++] = "DESKPOOL_GROUPS=staff";
-    env[n++] = kv("DESKPOOL_READY_MS", "%d", BOOT_MS);
-    env[n++] = kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", ADMIN_MS);
+    env[n++] = tsweb_kv("DESKPOOL_READY_MS", "%d", BOOT_MS);
+    env[n++] = tsweb_kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", ADMIN_MS);
     env[n] = NULL;
     r = tsweb_run("admin", env, ADMIN_MS + GRACE_MS);
 

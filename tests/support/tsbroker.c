@@ -200,9 +200,9 @@ void tsbroker_start(struct tsbroker *b)
     snprintf(b->url, sizeof(b->url), "https://127.0.0.1:%d", b->port);
 }
 
-int tsbroker_log_contains(const struct tsbroker *b, const char *text)
+int tsbroker_file_contains(const char *path, const char *text)
 {
-    FILE *f = fopen(b->log, "r");
+    FILE *f = fopen(path, "r");
     char line[4096];
     int found = 0;
 
@@ -212,6 +212,11 @@ int tsbroker_log_contains(const struct tsbroker *b, const char *text)
         found = strstr(line, text) != NULL;
     fclose(f);
     return found;
+}
+
+int tsbroker_log_contains(const struct tsbroker *b, const char *text)
+{
+    return tsbroker_file_contains(b->log, text);
 }
 
 void tsbroker_stop(struct tsbroker *b)

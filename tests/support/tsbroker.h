@@ -57,6 +57,9 @@ void tsbroker_stop(struct tsbroker *b);
 /* Deletes the broker's VMs (they outlive it by design), so the next test
  * has the machine to itself. */
 void tsbroker_remove_vms(struct tsbroker *b);
+/* Whether the file at path has a line holding text (0 if unreadable). */
+int tsbroker_file_contains(const char *path, const char *text);
+
 /* SIGKILL, as a crash would. */
 void tsbroker_kill9(struct tsbroker *b);
 int tsbroker_log_contains(const struct tsbroker *b, const char *text);

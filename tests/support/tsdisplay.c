@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tsbroker.h"
 #include "tsguest.h"
 
 void tsdisplay_start(struct tsdisplay *d, const char *state_dir)
@@ -36,6 +37,16 @@ void tsdisplay_start_rdp(struct tsdisplay *d, const char *state_dir,
                          const char *broker_socket)
 {
     tsdisplay_launch(d, state_dir, broker_socket, 1);
+}
+
+void tsdisplay_start_for(struct tsdisplay *d, struct tsbroker *b, int rdp)
+{
+    char sock[sizeof(b->dir) + 16];
+
+    snprintf(sock, sizeof(sock), "%s/broker.sock", b->dir);
+    tsdisplay_launch(d, b->vm, sock, rdp);
+    snprintf(b->display, sizeof(b->display), "%s", d->ctl);
+    tsbroker_set(b, "display_gateway", d->gw);
 }
 
 int tsdisplay_rdp_port(const struct tsdisplay *d)

@@ -36,6 +36,16 @@ void tsdisplay_start_broker(struct tsdisplay *d, const char *state_dir,
 void tsdisplay_start_rdp(struct tsdisplay *d, const char *state_dir,
                          const char *broker_socket);
 
+struct tsbroker;
+
+/*
+ * Starts d for broker b (initialised, not yet started): on b's VM folder,
+ * with b's local API (b->dir/broker.sock), an RDP port too if rdp; and
+ * points b at d (its control socket, where the broker gets VNC
+ * passwords, and its gateway socket). Then tsbroker_start(b).
+ */
+void tsdisplay_start_for(struct tsdisplay *d, struct tsbroker *b, int rdp);
+
 /* The RDP port, as the daemon's log tells it (waits up to 10 s). */
 int tsdisplay_rdp_port(const struct tsdisplay *d);
 

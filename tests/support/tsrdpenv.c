@@ -20,9 +20,7 @@ void tsrdpenv_start(struct tsrdpenv *e)
     tsbroker_set(b, "ticket_ttl", "30");
     snprintf(e->broker_socket, sizeof(e->broker_socket), "%s/broker.sock",
              b->dir);
-    tsdisplay_start_rdp(e->display, b->vm, e->broker_socket);
-    snprintf(b->display, sizeof(b->display), "%s", e->display->ctl);
-    tsbroker_set(b, "display_gateway", e->display->gw);
+    tsdisplay_start_for(e->display, b, 1);
     tsbroker_start(b);
     tsbroker_connect(b, e->admin);
     tsbroker_connect(b, e->alice);

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -576,4 +577,18 @@ int tsweb_text_errors(const struct tsscreen *s, int x, int y, const char *text,
         }
     }
     return errors;
+}
+
+const char *tsweb_kv(const char *key, const char *fmt, ...)
+{
+    static char ring[32][1024];
+    static int next;
+    char *e = ring[next++ % 32];
+    int n = snprintf(e, sizeof(ring[0]), "%s=", key);
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(e + n, sizeof(ring[0]) - (size_t)n, fmt, ap);
+    va_end(ap);
+    return e;
 }

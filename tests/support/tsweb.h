@@ -57,6 +57,12 @@ void tsweb_clear_artifacts(void);
  */
 void tsweb_site(char *buf, size_t size);
 
+/* A "KEY=VALUE" entry for a script's environment, printf-formatted, in a
+ * static ring of 32 buffers (a scenario's whole environment lives at
+ * once; not thread-safe). */
+const char *tsweb_kv(const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /*
  * Starts `node tests/web/NAME.mjs` with this process's environment plus
  * env ("KEY=VALUE" strings, NULL-terminated; NULL for none). Fails the

@@ -36,7 +36,8 @@
 import fs from 'node:fs';
 
 import {
-    canvasLook, check, env, log, login, near, poll, scenario, shot, startRelay, useUrl, Failure,
+    canvasLook, check, env, log, login, near, openViewer, poll, scenario, shot, startRelay,
+    typeOnCanvas, useUrl, viewerConnected, Failure,
 } from './lib.mjs';
 
 const nums = (name) => env(name).split(',').map((v) => Number(v));
@@ -118,11 +119,7 @@ await scenario('desktop', async (s) => {
     await shot(portal, 'desktop-portal');
 
     /* 1. the viewer, in a new tab */
-    const [viewer] = await Promise.all([
-        context.waitForEvent('page'),
-        card.getByRole('button', { name: 'Open in browser', exact: true }).click(),
-    ]);
-    await viewer.waitForLoadState('domcontentloaded');
+    const viewer = await openViewer(context, card);
     /* every data-state the viewer goes through from now on (an init
      * script would watch the popup's first about:blank document: the
      * window is reused for desktop.html) */
@@ -139,13 +136,7 @@ await scenario('desktop', async (s) => {
     check(viewerUrl.pathname === '/desktop.html', `the viewer opened at ${viewerUrl.pathname}`);
     check(viewerUrl.hash.includes(`pool=${pool}`), `the viewer's URL names no pool=${pool}`);
     const body = viewer.locator('body.viewer');
-    try {
-        await viewer.locator('body.viewer[data-state="connected"]').waitFor({ timeout: 60000 });
-    } catch (e) {
-        const state = await body.getAttribute('data-state').catch(() => '?');
-        await shot(viewer, 'desktop-viewer-not-connected');
-        throw new Failure(`the viewer is "${state}", not connected`);
-    }
+    await viewerConnected(viewer, 60000, 'desktop-viewer-not-connected');
 
     /* 2. the desktop as the canvas shows it */
     const first = await settle(viewer, 'the canvas showing the desktop', 60000,
@@ -156,15 +147,7 @@ await scenario('desktop', async (s) => {
     await poll('the test\'s screendump', 120000, 100, () => fs.existsSync(ack));
 
     /* 3. typing into the desktop */
-    const canvas = viewer.locator('#screen canvas').first();
-    const box = await canvas.boundingBox();
-    check(box, 'the canvas is not on the page');
-    await canvas.click({
-        position: { x: clickX * box.width / first.width, y: clickY * box.height / first.height },
-    });
-    /* one key at a time, as a person types: the guest's keyboard queue
-     * is short */
-    await viewer.keyboard.type(text, { delay: 80 });
+    await typeOnCanvas(viewer, first, clickX, clickY, text);
     const typed = await settle(viewer, `"${text}" in the canvas's text box`, 90000,
         (st) => st.ink.every((n, i) => (i < text.length && text[i] !== ' ') === n > 0));
     log(`ink per cell: ${typed.ink.join(' ')}`);

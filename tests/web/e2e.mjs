@@ -24,7 +24,8 @@
  * canvas), ink (dark pixels per text cell)}.
  */
 import {
-    canvasLook, check, env, log, login, near, poll, scenario, shot, step, Failure,
+    canvasLook, env, log, login, near, openViewer, poll, scenario, shot, step, typeOnCanvas,
+    viewerConnected, Failure,
 } from './lib.mjs';
 
 const nums = (name) => env(name).split(',').map((v) => Number(v));
@@ -62,32 +63,16 @@ await scenario('e2e', async (s) => {
     const card = portal.locator(`article.card[data-pool="${pool}"]`);
     await card.waitFor();
     await shot(portal, 'e2e-portal');
-    const [viewer] = await Promise.all([
-        context.waitForEvent('page'),
-        card.getByRole('button', { name: 'Open in browser', exact: true }).click(),
-    ]);
-    await viewer.waitForLoadState('domcontentloaded');
+    const viewer = await openViewer(context, card);
     const body = viewer.locator('body.viewer');
-    try {
-        await viewer.locator('body.viewer[data-state="connected"]').waitFor({ timeout: 90000 });
-    } catch (e) {
-        const state = await body.getAttribute('data-state').catch(() => '?');
-        await shot(viewer, 'e2e-viewer-not-connected');
-        throw new Failure(`the viewer is "${state}", not connected`);
-    }
+    await viewerConnected(viewer, 90000, 'e2e-viewer-not-connected');
     const first = await until(viewer, 'the canvas showing the desktop', 90000,
         (l) => near(l.probe, probe[2]));
     await shot(viewer, 'e2e-viewer');
 
     /* 2. typing, one key at a time as a person types: the guest's
      * keyboard queue is short */
-    const canvas = viewer.locator('#screen canvas').first();
-    const box = await canvas.boundingBox();
-    check(box, 'the canvas is not on the page');
-    await canvas.click({
-        position: { x: clickX * box.width / first.width, y: clickY * box.height / first.height },
-    });
-    await viewer.keyboard.type(text, { delay: 80 });
+    await typeOnCanvas(viewer, first, clickX, clickY, text);
     const typed = await until(viewer, `"${text}" in the canvas's text box`, 90000,
         (l) => l.ink.every((n, i) => (i < text.length && text[i] !== ' ') === n > 0));
     log(`ink per cell: ${typed.ink.join(' ')}`);

@@ -386,3 +386,37 @@ export function near(rgb, hex) {
     return Math.abs(rgb[0] - (v >> 16 & 255)) <= 24 && Math.abs(rgb[1] - (v >> 8 & 255)) <= 24 &&
         Math.abs(rgb[2] - (v & 255)) <= 24;
 }
+
+/* Clicks "Open in browser" on a pool's card: the viewer's new tab, its
+ * document loaded. */
+export async function openViewer(context, card) {
+    const [viewer] = await Promise.all([
+        context.waitForEvent('page'),
+        card.getByRole('button', { name: 'Open in browser', exact: true }).click(),
+    ]);
+    await viewer.waitForLoadState('domcontentloaded');
+    return viewer;
+}
+
+/* Waits for the viewer's data-state "connected"; a screenshot (shotName)
+ * and the state it is in otherwise. */
+export async function viewerConnected(viewer, timeoutMs, shotName) {
+    try {
+        await viewer.locator('body.viewer[data-state="connected"]').waitFor({ timeout: timeoutMs });
+    } catch (e) {
+        const state = await viewer.locator('body.viewer').getAttribute('data-state').catch(() => '?');
+        await shot(viewer, shotName);
+        throw new Failure(`the viewer is "${state}", not connected`);
+    }
+}
+
+/* Clicks at (x, y) of the desktop (first: a canvasLook with its width and
+ * height) and types text one key at a time, as a person types: the
+ * guest's keyboard queue is short. */
+export async function typeOnCanvas(viewer, first, x, y, text) {
+    const canvas = viewer.locator('#screen canvas').first();
+    const box = await canvas.boundingBox();
+    check(box, 'the canvas is not on the page');
+    await canvas.click({ position: { x: x * box.width / first.width, y: y * box.height / first.height } });
+    await viewer.keyboard.type(text, { delay: 80 });
+}
