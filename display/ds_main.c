@@ -37,22 +37,6 @@
 #include "ds_daemon.h"
 #include "ds_session.h"
 
-#ifdef __SANITIZE_ADDRESS__
-/*
- * make SANITIZE=1: FreeRDP 2.11's tls_accept() never drops its references
- * to the private key and certificate it parses (PEM_read_bio_PrivateKey,
- * PEM_read_bio_X509), about 6 KB once per RDP session process. The stacks
- * end inside libcrypto (no frame pointers there), so the suppression can
- * only name the library; this binary's own OpenSSL use is the self-signed
- * certificate made once at start.
- */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:libcrypto.so\n";
-}
-#endif
-
 static void ds_main_usage(FILE *f)
 {
     fprintf(f,
