@@ -303,6 +303,24 @@ static int ag_unhex(const char *hex, unsigned char *out, size_t n)
     return 0;
 }
 
+/* Adds n bytes to the kernel's pool through fd (/dev/random), credited
+ * as n * 8 bits of entropy (needs CAP_SYS_ADMIN). */
+static int ag_credit_entropy(int fd, const unsigned char *seed, size_t n)
+{
+    struct rand_pool_info *e = malloc(sizeof(*e) + n);
+    int rc;
+
+    if (!e)
+        return -ENOMEM;
+    e->entropy_count = (int)(n * 8);
+    e->buf_size = (int)n;
+    memcpy(e->buf, seed, n);
+    rc = ioctl(fd, RNDADDENTROPY, e) < 0 ? -errno : 0;
+    explicit_bzero(e->buf, n);
+    free(e);
+    return rc;
+}
+
 /* Mixes the host's fresh random bytes into the kernel's pool, credited
  * (a clone's pool is its template's: without new entropy all clones would
  * draw the same numbers until the kernel reseeds). Crediting needs root;
@@ -310,33 +328,17 @@ static int ag_unhex(const char *hex, unsigned char *out, size_t n)
  * the bytes go to etc_dir/random-seed, where tests read them. */
 static int ag_add_entropy(struct ag_ops *a, const unsigned char *seed, size_t n)
 {
-    struct rand_pool_info *e;
     char path[512];
-    int fd, rc = -ENOMEM;
+    int fd, rc = 0;
 
-    if (!a->live) {
-        snprintf(path, sizeof(path), "%s/random-seed", a->etc_dir);
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    } else {
-        fd = open("/dev/random", O_WRONLY | O_CLOEXEC);
-        e = fd >= 0 ? malloc(sizeof(*e) + n) : NULL;
-        if (e) {
-            e->entropy_count = (int)(n * 8);
-            e->buf_size = (int)n;
-            memcpy(e->buf, seed, n);
-            rc = ioctl(fd, RNDADDENTROPY, e) < 0 ? -errno : 0;
-            explicit_bzero(e->buf, n);
-            free(e);
-        }
-        if (rc == 0)
-            return close(fd), 0;
-    }
-    if (fd >= 0 && write(fd, seed, n) != (ssize_t)n)
-        rc = -EIO;
-    else
-        rc = fd < 0 ? -errno : 0;
-    if (fd >= 0)
-        close(fd);
+    snprintf(path, sizeof(path), "%s/random-seed", a->etc_dir);
+    fd = a->live ? open("/dev/random", O_WRONLY | O_CLOEXEC)
+                 : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    if (!a->live || ag_credit_entropy(fd, seed, n) < 0)
+        rc = write(fd, seed, n) == (ssize_t)n ? 0 : -EIO;
+    close(fd);
     return rc;
 }
 

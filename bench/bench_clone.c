@@ -301,11 +301,6 @@ static void loadavg(char *buf, size_t size)
         fclose(f);
 }
 
-static const char *met(int ok)
-{
-    return ok ? "met" : "not met";
-}
-
 int main(int argc, char **argv)
 {
     static struct clone_sample seq[CLONES_MAX], par[CLONES_MAX];
@@ -498,16 +493,17 @@ int main(int argc, char **argv)
     }
 
     printf("\nTarget clone exec -> running p50 <= 150 ms: %s (%.1f ms)\n",
-           met(st_seq.n == n && st_seq.p50 <= 150), st_seq.p50);
+           tsbench_met(st_seq.n == n && st_seq.p50 <= 150), st_seq.p50);
     printf("Target clone exec -> running p99 <= 300 ms: %s (%.1f ms)\n",
-           met(st_seq.n == n && st_seq.p99 <= 300), st_seq.p99);
+           tsbench_met(st_seq.n == n && st_seq.p99 <= 300), st_seq.p99);
     printf("Target %d clones of one template in <= 5 s: %s (%.0f ms)\n", n,
-           met(wall >= 0 && wall <= 5000), wall);
+           tsbench_met(wall >= 0 && wall <= 5000), wall);
     if (nb && nmem)
-        printf("Target private RSS per idle clone <= 50 %% of a booted "
-               "desktop's: %s (%.1f %%)\n",
-               met(100.0 * prv / nmem / tsbench_median(b_rss, nb) <= 50),
-               100.0 * prv / nmem / tsbench_median(b_rss, nb));
+        printf(
+            "Target private RSS per idle clone <= 50 %% of a booted "
+            "desktop's: %s (%.1f %%)\n",
+            tsbench_met(100.0 * prv / nmem / tsbench_median(b_rss, nb) <= 50),
+            100.0 * prv / nmem / tsbench_median(b_rss, nb));
     else
         printf("Target private RSS per idle clone <= 50 %% of a booted "
                "desktop's: not measured\n");
@@ -520,7 +516,8 @@ int main(int argc, char **argv)
         snprintf(pv, sizeof(pv), "exec -> desktop drawn p50 %.0f ms (n %d)",
                  st_drawn.p50, st_drawn.n);
         snprintf(t, sizeof(t), "p50 <= 150 ms, p99 <= 300 ms: %s",
-                 met(st_seq.n == n && st_seq.p50 <= 150 && st_seq.p99 <= 300));
+                 tsbench_met(st_seq.n == n && st_seq.p50 <= 150 &&
+                             st_seq.p99 <= 300));
         tsbench_summary_row("instant clones",
                             "clone exec -> running (one at a time)", v,
                             "cold boot of the same desktop", pv, t);
@@ -528,7 +525,8 @@ int main(int argc, char **argv)
             snprintf(v, sizeof(v), "%.0f ms", wall);
         else
             snprintf(v, sizeof(v), "%d of %d ran", ok_par, n);
-        snprintf(t, sizeof(t), "<= 5 s: %s", met(wall >= 0 && wall <= 5000));
+        snprintf(t, sizeof(t), "<= 5 s: %s",
+                 tsbench_met(wall >= 0 && wall <= 5000));
         snprintf(pv, sizeof(pv), "%d clones of one template at once", n);
         tsbench_summary_row("instant clones", pv, v, NULL, NULL, t);
         if (nb && nmem) {
@@ -537,7 +535,7 @@ int main(int argc, char **argv)
             snprintf(v, sizeof(v), "%.1f MiB private (%.1f %%)", prv / nmem,
                      pct);
             snprintf(pv, sizeof(pv), "%.1f MiB RSS", tsbench_median(b_rss, nb));
-            snprintf(t, sizeof(t), "<= 50 %%: %s", met(pct <= 50));
+            snprintf(t, sizeof(t), "<= 50 %%: %s", tsbench_met(pct <= 50));
             tsbench_summary_row("instant clones", "memory per idle clone", v,
                                 "a booted desktop, idle", pv, t);
         }

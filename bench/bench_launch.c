@@ -191,27 +191,10 @@ static void pool_remove(const char *pool)
  * how long that took (ms). */
 static double template_ready(const char *pool)
 {
-    char path[200];
     double t0 = tsbench_now_ms();
-    long long until = tsguest_now_ms() + BOOT_MS;
 
-    snprintf(path, sizeof(path), "/api/v1/admin/events?pool=%s&limit=200",
-             pool);
-    for (;;) {
-        json_t *r = NULL;
-        int ready, failed;
-
-        ck_assert_int_eq(tsbroker_call(&admin, "GET", path, NULL, &r), 200);
-        ready = tsbroker_json_has(r, "\"ready\"") &&
-                tsbroker_json_has(r, "\"template\"");
-        failed = tsbroker_json_has(r, "\"failed\"");
-        json_decref(r);
-        ck_assert_msg(!failed, "the template failed: see %s", broker.log);
-        if (ready)
-            return tsbench_now_ms() - t0;
-        ck_assert_msg(tsguest_now_ms() < until, "no template in time");
-        tsguest_sleep_ms(200);
-    }
+    tsbroker_wait_template(&broker, &admin, pool, "ready", BOOT_MS);
+    return tsbench_now_ms() - t0;
 }
 
 static void desktop_delete(const char *id)
@@ -443,7 +426,7 @@ static void print_tables(struct row rows[NROWS], double tmpl_ms,
                  TARGET_P50_MS);
     else
         snprintf(target, sizeof(target), "p50 <= %.0f ms: %s", TARGET_P50_MS,
-                 in->p50 <= TARGET_P50_MS ? "met" : "not met");
+                 tsbench_met(in->p50 <= TARGET_P50_MS));
     printf("Target launch with no spare (instant clone) -> first frame %s "
            "(%.0f ms).\n",
            target, in->p50);

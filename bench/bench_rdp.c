@@ -795,7 +795,7 @@ static void print_target(const struct worst *w)
         return;
     }
     printf("%s (worst p50 %.1f ms). Fallbacks, no target: worst p50",
-           avc <= TARGET_P50_MS ? "met" : "not met", avc);
+           tsbench_met(avc <= TARGET_P50_MS), avc);
     for (int p = 0; p < NRDP; p++)
         if (p != P_AVC420)
             printf(" %s %.1f ms%s", path_name[p], w->path[p],
@@ -841,9 +841,9 @@ static void summary(struct row rows[NWORK][NPATHS], const struct keylat *k,
     else
         snprintf(v, sizeof(v), "worst p50 %.1f ms", w->path[P_AVC420]);
     snprintf(t, sizeof(t), "p50 <= %.0f ms: %s", TARGET_P50_MS,
-             w->path[P_AVC420] < 0                ? "not measured"
-             : w->path[P_AVC420] <= TARGET_P50_MS ? "met"
-                                                  : "not met");
+             w->path[P_AVC420] < 0
+                 ? "not measured"
+                 : tsbench_met(w->path[P_AVC420] <= TARGET_P50_MS));
     tsbench_summary_row("display: RDP",
                         "capture -> on the wire, RDP GFX AVC420 (all "
                         "workloads)",

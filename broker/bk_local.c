@@ -231,15 +231,12 @@ static int bk_local_view(struct bk_local_conn *c, const char *ev,
 }
 
 /* The end of a session whose desktop is no longer the user's: only the
- * audit event (d: the desktop if it still exists, for its pool). */
-static int bk_local_session_gone(struct bk_local_conn *c,
-                                 const struct bk_desktop *d,
+ * audit event (pool: the desktop's, "" when it is gone). */
+static int bk_local_session_gone(struct bk_local_conn *c, const char *pool,
                                  const char *desktop, const char *user,
                                  const char *proto, const char *client,
                                  json_t *args, struct bk_local_reply *rep)
 {
-    const char *pool = strcmp(d->id, desktop) ? "" : d->pool;
-
     bk_store_event(c->store, "disconnected", user, pool, desktop,
                    json_pack("{ss ss sO* sb}", "protocol", proto, "client",
                              client, "bytes", json_object_get(args, "bytes"),
@@ -253,9 +250,9 @@ static int bk_local_session(struct bk_local_conn *c, json_t *args,
 {
     const char *ev, *desktop, *user, *proto, *client = "";
     char detail[128];
-    struct bk_desktop d = {0};
+    struct bk_desktop d;
     enum bk_state to;
-    int r = 0;
+    int r = 0, known;
 
     if (dp_msg_string(args, "event", 1, 16, 1, &ev, detail, sizeof(detail)) ||
         dp_msg_string(args, "desktop", 1, BK_NAME_MAX, 1, &desktop, detail,
@@ -276,14 +273,14 @@ static int bk_local_session(struct bk_local_conn *c, json_t *args,
             return bk_local_fail(rep, "unknown", "no such desktop");
         return bk_local_view(c, ev, &d, user, client, rep);
     }
-    if (bk_store_desktop_get(c->store, desktop, &d) ||
-        strcmp(d.user, user) != 0) {
+    known = bk_store_desktop_get(c->store, desktop, &d) == 0;
+    if (!known || strcmp(d.user, user) != 0) {
         /* A session that ends after its desktop left the user (logged
          * off, refreshed, deleted: the display is told to close it) still
          * ended: audited, and nothing else changes. */
         if (!strcmp(ev, "disconnected"))
-            return bk_local_session_gone(c, &d, desktop, user, proto, client,
-                                         args, rep);
+            return bk_local_session_gone(c, known ? d.pool : "", desktop, user,
+                                         proto, client, args, rep);
         return bk_local_fail(rep, "unknown", "not this user's desktop");
     }
     to = !strcmp(ev, "connected") ? BK_CONNECTED : BK_DISCONNECTED;

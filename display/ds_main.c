@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -52,11 +51,7 @@ static int ds_main_session(int argc, char **argv)
 {
     struct ds_session_args a;
 
-    /* All session processes run as one unprivileged user: not dumpable,
-     * so one that a client took over cannot ptrace or read the memory of
-     * another client's session (exec made it dumpable again). */
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    ds_session_args_parse(argc, argv, &a);
+    ds_session_init(argc, argv, &a);
     if (a.via == DS_SESSION_RDP) {
         ds_session_log("RDP sessions run in deskpool-display-rdp");
         return 1;

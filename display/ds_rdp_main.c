@@ -12,7 +12,6 @@
  * need not load.
  */
 #include <stdio.h>
-#include <sys/prctl.h>
 
 #include "ds_rdp.h"
 #include "ds_session.h"
@@ -37,10 +36,7 @@ int main(int argc, char **argv)
 {
     struct ds_session_args a;
 
-    /* as in ds_main.c: one user runs every session, none may trace
-     * another */
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    ds_session_args_parse(argc, argv, &a);
+    ds_session_init(argc, argv, &a);
     if (a.via != DS_SESSION_RDP) {
         fprintf(stderr, "deskpool-display-rdp: run by deskpool-display for "
                         "RDP clients only\n");

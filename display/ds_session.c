@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -150,8 +151,9 @@ static void ds_session_on_signal(int sig)
     ds_session_stop = 1;
 }
 
-void ds_session_args_parse(int argc, char **argv, struct ds_session_args *a)
+void ds_session_init(int argc, char **argv, struct ds_session_args *a)
 {
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     memset(a, 0, sizeof(*a));
     a->client_fd = DS_DAEMON_CLIENT_FD;
     a->chan_fd = DS_DAEMON_CHAN_FD;

@@ -53,12 +53,16 @@ struct ds_session_args {
 };
 
 /*
- * The session arguments the daemon passes on the command line
- * (--session vnc|gateway|rdp --peer PEER --stats-interval N; see
- * ds_main.c) into *a, with the client on DS_DAEMON_CLIENT_FD and the
- * channel on DS_DAEMON_CHAN_FD. Unknown options are ignored.
+ * The start of every session process (deskpool-display for VNC and the
+ * gateway, deskpool-display-rdp): makes the process non-dumpable - all
+ * session processes run as one unprivileged user, so one that a client
+ * took over must not ptrace or read another client's session (exec made
+ * it dumpable again) - and reads the arguments the daemon passes
+ * (--session vnc|gateway|rdp --peer PEER --stats-interval N) into *a, with
+ * the client on DS_DAEMON_CLIENT_FD and the channel on DS_DAEMON_CHAN_FD.
+ * Unknown options are ignored.
  */
-void ds_session_args_parse(int argc, char **argv, struct ds_session_args *a);
+void ds_session_init(int argc, char **argv, struct ds_session_args *a);
 
 /*
  * Serves one client to the end. Returns the process exit status: 0 when

@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -33,6 +32,7 @@
 #include <unistd.h>
 
 #include "dp_time.h"
+#include "dp_token.h"
 #include "hv_agent.h"
 #include "hv_argv.h"
 #include "hv_image.h"
@@ -1217,25 +1217,14 @@ static void hv_clone_hostname(const char *id, char *buf, size_t size)
         snprintf(buf, size, "desktop");
 }
 
-/* n random bytes as 2n lowercase hex digits into hex (2n + 1 bytes). */
-static int hv_random_hex(char *hex, size_t n)
-{
-    unsigned char rnd[64];
-
-    if (n > sizeof(rnd) || getrandom(rnd, n, 0) != (ssize_t)n)
-        return -EIO;
-    for (size_t i = 0; i < n; i++)
-        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-    explicit_bzero(rnd, sizeof(rnd));
-    return 0;
-}
-
 json_t *hv_template_personalise_args(const char *hostname)
 {
-    char mid[33], seed[65];
+    static const char hex[] = "0123456789abcdef";
+    char mid[33], seed[65]; /* 128 and 256 random bits */
     json_t *args = NULL;
 
-    if (hv_random_hex(mid, 16) == 0 && hv_random_hex(seed, 32) == 0)
+    if (dp_token_random_text(mid, 32, hex) == 0 &&
+        dp_token_random_text(seed, 64, hex) == 0)
         args = json_pack("{s:s, s:s, s:I, s:s}", "hostname", hostname,
                          "machine_id", mid, "time", (json_int_t)time(NULL),
                          "random_seed", seed);

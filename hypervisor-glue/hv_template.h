@@ -217,9 +217,9 @@ int hv_template_personalise(struct hv_host *h, const char *id,
 /*
  * The args of an agent `personalise` request for hostname: a random
  * machine-id, the host's clock and 32 random bytes for the guest kernel's
- * pool, all from getrandom(). For callers with an agent connection of
- * their own (the broker's event loop). NULL if no random bytes or no
- * memory.
+ * pool, all from dp_token_random_text() (OpenSSL's generator). For
+ * callers with an agent connection of their own (the broker's event
+ * loop). NULL if no random bytes or no memory.
  */
 json_t *hv_template_personalise_args(const char *hostname);
 

@@ -215,8 +215,6 @@ static void demo_artifacts(void)
 {
     const char *art = getenv("DESKPOOL_ARTIFACTS");
     const char *root = tsguest_root();
-    struct dirent *e;
-    DIR *d;
 
     if (!root)
         return;
@@ -228,16 +226,7 @@ static void demo_artifacts(void)
     }
     mkdir(demo.art, 0755);
     /* what a run leaves there for review is all its own */
-    d = opendir(demo.art);
-    while (d && (e = readdir(d))) {
-        char path[PATH_MAX + 256];
-
-        snprintf(path, sizeof(path), "%s/%s", demo.art, e->d_name);
-        if (e->d_type == DT_REG)
-            unlink(path);
-    }
-    if (d)
-        closedir(d);
+    tsweb_empty_folder(demo.art);
     setenv("DESKPOOL_ARTIFACTS", demo.art, 1);
     snprintf(demo.out, sizeof(demo.out), "%s/demo.log", demo.art);
 }

@@ -79,33 +79,6 @@ static json_t *desktop(const char *id)
     return r;
 }
 
-/* Waits for the audit log to say the pool's template is `state`
- * ("building", "ready"). */
-static void wait_template(const char *pool, const char *state)
-{
-    char path[200], want[64];
-    long long until = tsguest_now_ms() + BOOT_MS;
-
-    snprintf(path, sizeof(path), "/api/v1/admin/events?pool=%s&limit=200",
-             pool);
-    snprintf(want, sizeof(want), "\"%s\"", state);
-    for (;;) {
-        json_t *r = NULL;
-        int ready;
-
-        ck_assert_int_eq(tsbroker_call(&admin, "GET", path, NULL, &r), 200);
-        ready =
-            tsbroker_json_has(r, want) && tsbroker_json_has(r, "\"template\"");
-        ck_assert_msg(!tsbroker_json_has(r, "\"failed\""),
-                      "the template failed: see %s", broker.log);
-        json_decref(r);
-        if (ready)
-            return;
-        ck_assert_msg(tsguest_now_ms() < until, "no template in time");
-        tsguest_sleep_ms(500);
-    }
-}
-
 /* The desktop's screen shows hostname (NULL: any) in its top bar and text
  * in its text box (polled: testdesk re-reads the hostname every second). */
 static void poll_screen(struct hv_host *h, const char *id, const char *hostname,
@@ -227,7 +200,7 @@ START_TEST(launch_with_no_spare_gets_an_instant_clone)
     ck_assert_str_eq(str(r, "provisioning"), "boot");
     ck_assert(json_is_false(json_object_get(r, "personalised")));
     json_decref(r);
-    wait_template("inst", "ready");
+    tsbroker_wait_template(&broker, &admin, "inst", "ready", BOOT_MS);
 
     /* Zero spares, template ready: bob's first launch waits for a clone
      * and gets it within launch_wait. */
@@ -287,7 +260,7 @@ START_TEST(a_template_interrupted_by_a_stop_is_made_again)
     ck_assert_int_eq(
         tsbroker_call(&admin, "POST", "/api/v1/admin/pools", body, NULL), 201);
     free(body);
-    wait_template("again", "building");
+    tsbroker_wait_template(&broker, &admin, "again", "building", BOOT_MS);
     tsguest_sleep_ms(2000); /* its guest is booting */
     t0 = tsguest_now_ms();
     tsbroker_stop(&broker);
@@ -303,7 +276,7 @@ START_TEST(a_template_interrupted_by_a_stop_is_made_again)
     tsbroker_connect(&broker, &admin);
     ck_assert_int_eq(
         tsbroker_login(&broker, &admin, "admin", "admin-pw", NULL, 1), 200);
-    wait_template("again", "ready");
+    tsbroker_wait_template(&broker, &admin, "again", "ready", BOOT_MS);
     ck_assert(tsbroker_log_contains(&broker, "deleted: incomplete"));
     count_templates(h, &complete, &incomplete);
     ck_assert_int_eq(complete, 1);

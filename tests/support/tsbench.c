@@ -182,3 +182,8 @@ int tsbench_summary_fact(const char *key, const char *value)
 
     return tsbench_summary_line("fact", v, 2);
 }
+
+const char *tsbench_met(int ok)
+{
+    return ok ? "met" : "not met";
+}

@@ -57,6 +57,9 @@ int tsbench_summary_row(const char *section, const char *metric,
                         const char *value, const char *peer,
                         const char *peer_value, const char *target);
 
+/* "met" or "not met": a target's verdict, as the tables print it. */
+const char *tsbench_met(int ok);
+
 /* A fact about the machine the summary table describes, e.g. ("accel",
  * "tcg"): the QEMU accelerator the program's guests ran with. Written to
  * the same file as the rows (when set); the summary lists every value a

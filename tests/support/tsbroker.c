@@ -503,3 +503,31 @@ void tsbroker_wait_state(struct tsbroker_session *admin, const char *id,
         tsguest_sleep_ms(200);
     }
 }
+
+void tsbroker_wait_template(const struct tsbroker *b,
+                            struct tsbroker_session *admin, const char *pool,
+                            const char *state, int timeout_ms)
+{
+    char path[200], want[64];
+    long long until = tsguest_now_ms() + timeout_ms;
+
+    snprintf(path, sizeof(path), "/api/v1/admin/events?pool=%s&limit=200",
+             pool);
+    snprintf(want, sizeof(want), "\"%s\"", state);
+    for (;;) {
+        json_t *r = NULL;
+        int there;
+
+        ck_assert_int_eq(tsbroker_call(admin, "GET", path, NULL, &r), 200);
+        there =
+            tsbroker_json_has(r, want) && tsbroker_json_has(r, "\"template\"");
+        ck_assert_msg(!tsbroker_json_has(r, "\"failed\""),
+                      "the template failed: see %s", b->log);
+        json_decref(r);
+        if (there)
+            return;
+        ck_assert_msg(tsguest_now_ms() < until, "no template %s in time",
+                      state);
+        tsguest_sleep_ms(200);
+    }
+}

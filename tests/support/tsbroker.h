@@ -119,6 +119,16 @@ char *tsbroker_pool_json(const char *name, int min, int spare, int max,
 void tsbroker_wait_state(struct tsbroker_session *admin, const char *id,
                          const char *state, const char *user, int timeout_ms);
 
+/*
+ * Polls the audit log of pool (as admin) until it has a "template" event
+ * in state ("building", "ready"), for at most timeout_ms; fails the test
+ * otherwise, or at once when a template event says "failed" (b's log
+ * named).
+ */
+void tsbroker_wait_template(const struct tsbroker *b,
+                            struct tsbroker_session *admin, const char *pool,
+                            const char *state, int timeout_ms);
+
 /* True when the JSON text of j contains text (e.g. an event kind). */
 int tsbroker_json_has(const json_t *j, const char *text);
 

@@ -68,25 +68,31 @@ void tsweb_path(char *buf, size_t size, const char *name)
     ck_assert_msg(n > 0 && (size_t)n < size, "tsweb: path too long");
 }
 
-void tsweb_clear_artifacts(void)
+void tsweb_empty_folder(const char *dir)
 {
-    const char *dir = getenv("DESKPOOL_ARTIFACTS");
-    char web[PATH_MAX], path[PATH_MAX + 256];
+    char path[PATH_MAX + 256];
+    DIR *d = opendir(dir);
     struct dirent *e;
-    DIR *d;
 
-    if (!dir || !*dir ||
-        snprintf(web, sizeof(web), "%s/web", dir) >= (int)sizeof(web))
-        return;
-    d = opendir(web);
     if (!d)
         return;
     while ((e = readdir(d)))
         if (e->d_type == DT_REG) {
-            snprintf(path, sizeof(path), "%s/%s", web, e->d_name);
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
             unlink(path);
         }
     closedir(d);
+}
+
+void tsweb_clear_artifacts(void)
+{
+    const char *dir = getenv("DESKPOOL_ARTIFACTS");
+    char web[PATH_MAX];
+
+    if (!dir || !*dir ||
+        snprintf(web, sizeof(web), "%s/web", dir) >= (int)sizeof(web))
+        return;
+    tsweb_empty_folder(web);
 }
 
 /* Runs argv (no shell) and waits for it: its exit status, or -1. */

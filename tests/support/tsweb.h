@@ -47,6 +47,10 @@ void tsweb_path(char *buf, size_t size, const char *name);
  */
 void tsweb_clear_artifacts(void);
 
+/* Removes the regular files of folder dir (not its subfolders); nothing
+ * if it cannot be read. */
+void tsweb_empty_folder(const char *dir);
+
 /*
  * A copy of the built site ($DESKPOOL_WEB_DIR, `make web`) in this
  * process's web folder, its path in buf: what a broker under test serves
