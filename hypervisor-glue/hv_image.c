@@ -1,10 +1,12 @@
 /*
- * hv_image.c - qcow2 linked clones through qemu-img (see hv_image.h).
+ * hv_image.c - qcow2 linked clones through qemu-img or copies of a blank
+ * overlay (see hv_image.h).
  */
 #include "hv_image.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -62,6 +64,55 @@ int hv_image_create_overlay(const char *golden, const char *overlay, char *err,
         return rc;
     }
     return 0;
+}
+
+int hv_image_copy_file(const char *src, const char *dst, mode_t mode)
+{
+    char tmp[PATH_MAX + 8], buf[65536];
+    int in = open(src, O_RDONLY | O_CLOEXEC), out, rc = 0;
+    ssize_t n;
+
+    if (in < 0)
+        return -errno;
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", dst) >= sizeof(tmp)) {
+        close(in);
+        return -ENAMETOOLONG;
+    }
+    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (out < 0) {
+        rc = -errno;
+        close(in);
+        return rc;
+    }
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        if (write(out, buf, (size_t)n) != n) {
+            rc = -EIO;
+            break;
+        }
+    if (n < 0)
+        rc = -errno;
+    close(in);
+    if (close(out) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, dst) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
+int hv_image_copy_overlay(const char *blank, const char *overlay, char *err,
+                          size_t err_size)
+{
+    int rc = hv_image_check_golden(blank, err, err_size);
+
+    if (rc < 0)
+        return rc;
+    rc = hv_image_copy_file(blank, overlay, 0600);
+    if (rc < 0)
+        snprintf(err, err_size, "%s from %s: %s", overlay, blank,
+                 strerror(-rc));
+    return rc;
 }
 
 int hv_image_delete(const char *overlay)

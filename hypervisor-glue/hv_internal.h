@@ -24,6 +24,10 @@ struct hv_host {
     enum hv_accel accel_auto;
 };
 
+/* In a template's folder: an overlay on its frozen disk that nothing
+ * opens; each clone's disk starts as a copy of it (hv_image_copy_overlay). */
+#define HV_TEMPLATE_BLANK "blank.qcow2"
+
 /* printf into err; returns rc, so `return hv_err(err, n, -EIO, ...)`. */
 int hv_err(char *err, size_t size, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

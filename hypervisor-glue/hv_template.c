@@ -814,6 +814,27 @@ static int hv_fsync_path(const char *path)
     return rc;
 }
 
+/* The overlay every clone's disk is copied from (HV_TEMPLATE_BLANK), on
+ * the frozen disk at disk: by the very path hv_vm_create() gives clones as
+ * their backing file. */
+static int hv_tmpl_make_blank(struct hv_tmpl_build *b, const char *disk)
+{
+    char blank[PATH_MAX], why[1024];
+    int rc = hv_tmpl_path(b->h, b->id, HV_TEMPLATE_BLANK, blank, sizeof(blank));
+
+    if (rc == 0)
+        rc = hv_image_create_overlay(disk, blank, why, sizeof(why));
+    else
+        snprintf(why, sizeof(why), "%s", strerror(-rc));
+    if (rc == 0 && chmod(blank, 0400) < 0) {
+        rc = -errno;
+        snprintf(why, sizeof(why), "%.900s: %s", blank, strerror(errno));
+    }
+    if (rc < 0)
+        return hv_err(b->err, b->err_size, rc, "template %s: %s", b->id, why);
+    return 0;
+}
+
 /* Makes what outlives creation durable, freezes the disk and removes the
  * run files. */
 static int hv_tmpl_finish(struct hv_tmpl_build *b)
@@ -843,7 +864,7 @@ static int hv_tmpl_finish(struct hv_tmpl_build *b)
     if (rc < 0)
         return hv_err(b->err, b->err_size, rc, "template %s: %s: %s", b->id,
                       path, strerror(-rc));
-    return 0;
+    return hv_tmpl_make_blank(b, path);
 }
 
 /* Builds template id for shape s in its (new, empty) folder. */

@@ -23,6 +23,8 @@
  *   templates/TID/ram           guest RAM (memory-backend-file)
  *   templates/TID/state         device state (QEMU migration stream)
  *   templates/TID/disk.qcow2    the template's disk (mode 0444)
+ *   templates/TID/blank.qcow2   an overlay on it that nothing opens (0400):
+ *                               each clone's disk starts as a copy of it
  *   templates/TID/serial.log    the template boot's console, qemu.log
  *
  * While a template is being made, its QEMU runs with templates/TID/ as its

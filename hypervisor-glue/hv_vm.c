@@ -240,19 +240,27 @@ static int hv_spec_load(struct hv_host *h, const char *id, struct hv_spec *s,
 
 int hv_json_save(const char *path, json_t *j)
 {
-    char tmp[PATH_MAX + 8];
+    char tmp[PATH_MAX + 8], *text;
     int fd, rc = 0;
+    size_t len;
 
     if (!j)
         return -ENOMEM;
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    /* One write: json_dumpfd() writes token by token, hundreds of system
+     * calls on an instant clone's path. */
+    text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(j);
+    if (!text)
+        return -ENOMEM;
+    len = strlen(text);
+    errno = 0;
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || json_dumpfd(j, fd, JSON_INDENT(2) | JSON_SORT_KEYS) < 0 ||
-        fsync(fd) < 0)
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
         rc = errno ? -errno : -EIO;
     if (fd >= 0)
         close(fd);
-    json_decref(j);
+    free(text);
     if (rc == 0 && rename(tmp, path) < 0)
         rc = -errno;
     if (rc < 0)
@@ -378,6 +386,24 @@ static int hv_vm_backing(const struct hv_host *h, const struct hv_spec *s,
     return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+/* A fresh overlay at disk: for a clone a copy of its template's blank
+ * overlay (templates made before blank ones existed have none: qemu-img
+ * then makes it), else a new one from qemu-img. */
+static int hv_vm_new_overlay(const struct hv_host *h, const struct hv_spec *s,
+                             const char *backing, const char *disk, char *why,
+                             size_t why_size)
+{
+    char blank[PATH_MAX];
+    int n = s->template_id[0]
+                ? snprintf(blank, sizeof(blank), "%s/templates/%s/%s",
+                           h->state_dir, s->template_id, HV_TEMPLATE_BLANK)
+                : -1;
+
+    if (n > 0 && (size_t)n < sizeof(blank) && access(blank, R_OK) == 0)
+        return hv_image_copy_overlay(blank, disk, why, why_size);
+    return hv_image_create_overlay(backing, disk, why, why_size);
+}
+
 int hv_vm_create(struct hv_host *h, const struct hv_spec *spec, char *err,
                  size_t err_size)
 {
@@ -400,7 +426,7 @@ int hv_vm_create(struct hv_host *h, const struct hv_spec *spec, char *err,
      * without vm.json, which adoption removes. */
     hv_vm_file(h, "vms", spec->id, "disk.qcow2", disk, sizeof(disk));
     why[0] = '\0';
-    rc = hv_image_create_overlay(backing, disk, why, sizeof(why));
+    rc = hv_vm_new_overlay(h, spec, backing, disk, why, sizeof(why));
     if (rc == 0)
         rc = hv_spec_save(h, spec);
     if (rc < 0) {
@@ -425,7 +451,7 @@ int hv_vm_refresh(struct hv_host *h, const char *id, char *err, size_t err_size)
     hv_vm_file(h, "vms", id, "disk.qcow2", disk, sizeof(disk));
     rc = hv_vm_backing(h, &s, backing, sizeof(backing));
     if (rc == 0)
-        rc = hv_image_create_overlay(backing, disk, why, sizeof(why));
+        rc = hv_vm_new_overlay(h, &s, backing, disk, why, sizeof(why));
     if (rc < 0)
         return hv_err(err, err_size, rc, "%s: %s", id, why);
     return 0;
@@ -846,39 +872,6 @@ void hv_vm_list_free(char **ids, size_t count)
     free(ids);
 }
 
-/* Copies src to dst (dst replaced atomically). */
-static int hv_copy_file(const char *src, const char *dst)
-{
-    char tmp[PATH_MAX + 8], buf[65536];
-    int in = open(src, O_RDONLY | O_CLOEXEC), out, rc = 0;
-    ssize_t n;
-
-    if (in < 0)
-        return -errno;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
-    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out < 0) {
-        rc = -errno;
-        close(in);
-        return rc;
-    }
-    while ((n = read(in, buf, sizeof(buf))) > 0)
-        if (write(out, buf, (size_t)n) != n) {
-            rc = -EIO;
-            break;
-        }
-    if (n < 0)
-        rc = -errno;
-    close(in);
-    if (close(out) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, dst) < 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
-}
-
 int hv_vm_screenshot(struct hv_host *h, const char *id, const char *path,
                      char *err, size_t err_size)
 {
@@ -895,7 +888,7 @@ int hv_vm_screenshot(struct hv_host *h, const char *id, const char *path,
                    10000, NULL, err, err_size);
     if (rc < 0)
         return rc;
-    rc = hv_copy_file(shot, path);
+    rc = hv_image_copy_file(shot, path, 0644);
     unlink(shot);
     if (rc < 0)
         return hv_err(err, err_size, rc, "%s: %s", path, strerror(-rc));

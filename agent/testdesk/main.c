@@ -41,6 +41,8 @@ struct td_app {
     struct td_fb *fb;
     struct td_input *input;
     struct td_ctl *ctl;
+    /* The desk changed beyond its clock since the last full render. */
+    int dirty;
 };
 
 static volatile sig_atomic_t td_stop;
@@ -121,6 +123,7 @@ static void td_on_input(void *arg, const struct td_input_event *ev)
     struct td_app *app = arg;
     char event[TD_DESK_EVENT_MAX];
 
+    app->dirty = 1;
     if (ev->kind == TD_INPUT_POWER) {
         td_on_power(app);
         return;
@@ -138,6 +141,7 @@ static void td_on_command(void *arg, const char *line, char *reply, size_t size,
                           char *event, size_t event_size)
 {
     struct td_app *app = arg;
+    app->dirty = 1;
     td_cmd_exec(app->desk, line, reply, size, event, event_size);
 }
 
@@ -145,8 +149,26 @@ static void td_on_command(void *arg, const char *line, char *reply, size_t size,
 static void td_refresh_hostname(struct td_app *app)
 {
     char host[TD_DESK_HOSTNAME_MAX + 1] = "";
-    if (gethostname(host, sizeof(host) - 1) == 0)
+    if (gethostname(host, sizeof(host) - 1) == 0 &&
+        strcmp(host, td_desk_hostname(app->desk)) != 0) {
         td_desk_set_hostname(app->desk, host);
+        app->dirty = 1;
+    }
+}
+
+/* Shows the desk: whole when it changed or a workload runs, else only
+ * what the clock changes (an idle desktop's screen, once a second). */
+static void td_show(struct td_app *app, const char *clock)
+{
+    int rows;
+
+    if (app->dirty || td_desk_mode(app->desk) != TD_MODE_IDLE) {
+        td_fb_present(app->fb, td_desk_render(app->desk, clock));
+        app->dirty = 0;
+        return;
+    }
+    td_fb_present_rows(app->fb, td_desk_render_clock(app->desk, clock, &rows),
+                       0, rows);
 }
 
 static int td_min_timeout(int a, int b)
@@ -167,7 +189,7 @@ static void td_step(struct td_app *app, uint64_t *next_rescan)
     if (second)
         td_refresh_hostname(app);
     timeout = td_min_timeout(td_desk_tick(app->desk, now), td_clock(clock));
-    td_fb_present(app->fb, td_desk_render(app->desk, clock));
+    td_show(app, clock);
     if (second) {
         td_input_rescan(app->input);
         *next_rescan = now + TD_RESCAN_MS;
@@ -225,7 +247,7 @@ int main(int argc, char **argv)
                         .input_dir = "/dev/input",
                         .ctl_path = "/run/testdesk.sock",
                         .mode = TD_MODE_IDLE};
-    struct td_app app = {.opts = &o};
+    struct td_app app = {.opts = &o, .dirty = 1};
     char clock[TD_CLOCK_CHARS + 1];
     uint64_t next_rescan = 0;
     int w, h, bpp;

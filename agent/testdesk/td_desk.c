@@ -160,6 +160,11 @@ void td_desk_set_hostname(struct td_desk *d, const char *hostname)
     td_copy_str(d->hostname, sizeof(d->hostname), hostname);
 }
 
+const char *td_desk_hostname(const struct td_desk *d)
+{
+    return d->hostname;
+}
+
 void td_desk_set_session(struct td_desk *d, const char *user,
                          const char *display, int64_t since)
 {
@@ -591,9 +596,22 @@ const struct td_canvas *td_desk_render(struct td_desk *d, const char *clock)
         else
             td_desk_draw_text(d);
     }
+    return td_desk_render_clock(d, clock, NULL);
+}
+
+/* The last layers of td_desk_render(): everything the top bar's fill
+ * covers lies under them. */
+const struct td_canvas *td_desk_render_clock(struct td_desk *d,
+                                             const char *clock, int *rows)
+{
+    const struct td_layout *l = &d->layout;
+    int bottom = l->topbar.y + l->topbar.h;
+
     td_desk_draw_topbar(d, clock);
     if (!d->locked)
         td_desk_draw_banner(d);
     td_desk_draw_pointer(d);
+    if (rows)
+        *rows = bottom < d->canvas.height ? bottom : d->canvas.height;
     return &d->canvas;
 }

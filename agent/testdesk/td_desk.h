@@ -76,6 +76,7 @@ void td_desk_screen_size(const struct td_desk *d, int *width, int *height);
 int td_desk_resize(struct td_desk *d, int width, int height);
 
 void td_desk_set_hostname(struct td_desk *d, const char *hostname);
+const char *td_desk_hostname(const struct td_desk *d);
 
 /*
  * Starts or changes the session: user is shown in the top bar with display
@@ -169,5 +170,16 @@ int td_desk_tick(struct td_desk *d, uint64_t now_ms);
  * the screen's size) stays owned by the desk and valid until the next call,
  * td_desk_resize() or td_desk_free(). */
 const struct td_canvas *td_desk_render(struct td_desk *d, const char *clock);
+
+/*
+ * Redraws only what a new clock text changes: the top bar and what is
+ * drawn over it (banner, pointer). Gives the picture td_desk_render() would
+ * when nothing but the clock changed since the last full render, at a
+ * fraction of its cost: an idle desktop (a pool's spare, dozens of instant
+ * clones) then costs its host almost nothing between frames. Rows 0 up to
+ * *rows (exclusive) are the only ones it may have changed.
+ */
+const struct td_canvas *td_desk_render_clock(struct td_desk *d,
+                                             const char *clock, int *rows);
 
 #endif

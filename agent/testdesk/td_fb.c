@@ -138,11 +138,21 @@ static void td_fb_write_span(struct td_fb *fb, const uint32_t *src, int y,
 
 int td_fb_present(struct td_fb *fb, const struct td_canvas *c)
 {
+    return td_fb_present_rows(fb, c, 0, c->height);
+}
+
+int td_fb_present_rows(struct td_fb *fb, const struct td_canvas *c, int y0,
+                       int y1)
+{
     int rows = 0, w = fb->shadow.width;
 
     if (c->width != w || c->height != fb->shadow.height)
         return -EINVAL;
-    for (int y = 0; y < c->height; y++) {
+    if (!fb->shown || y0 < 0)
+        y0 = 0;
+    if (!fb->shown || y1 > c->height)
+        y1 = c->height;
+    for (int y = y0; y < y1; y++) {
         const uint32_t *src = c->px + (size_t)y * w;
         uint32_t *old = fb->shadow.px + (size_t)y * w;
         int x0 = 0, x1 = w;

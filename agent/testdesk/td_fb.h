@@ -24,4 +24,10 @@ void td_fb_size(const struct td_fb *fb, int *width, int *height, int *bpp);
  * rows written. */
 int td_fb_present(struct td_fb *fb, const struct td_canvas *c);
 
+/* td_fb_present() looking at rows y0 (inclusive) to y1 (exclusive) only:
+ * the caller knows the others did not change (td_desk_render_clock()).
+ * The first present of a framebuffer always looks at every row. */
+int td_fb_present_rows(struct td_fb *fb, const struct td_canvas *c, int y0,
+                       int y1);
+
 #endif

@@ -339,11 +339,22 @@ END_TEST
 
 START_TEST(two_clones_are_independent)
 {
-    char disk_x[600], disk_y[600], line[64];
+    char disk_x[600], disk_y[600], line[64], blank[600], aside[620],
+        frozen[600];
     struct hv_vm_memory mx, my;
+    struct stat blank_before, blank_after;
 
+    /* clone-x's disk is a copy of the template's blank overlay; clone-y's
+     * comes from qemu-img, as for templates made before blank overlays. */
+    snprintf(blank, sizeof(blank), "%s/templates/%s/blank.qcow2",
+             hv_host_state_dir(host), tid);
+    snprintf(aside, sizeof(aside), "%s.aside", blank);
+    ck_assert_msg(stat(blank, &blank_before) == 0, "%s: %s", blank,
+                  strerror(errno));
     clone_vm(tid, "clone-x", "iso-x-5150");
+    ck_assert_int_eq(rename(blank, aside), 0);
     clone_vm(tid, "clone-y", "iso-y-6502");
+    ck_assert_int_eq(rename(aside, blank), 0);
     poll_screen("clone-x", shows_hostname, "iso-x-5150", "hostname-x");
     poll_screen("clone-y", shows_hostname, "iso-y-6502", "hostname-y");
 
@@ -381,6 +392,16 @@ START_TEST(two_clones_are_independent)
     ck_assert(!file_contains(disk_x, "iso-y-6502\n"));
     ck_assert(file_contains(disk_y, "iso-y-6502\n"));
     ck_assert(!file_contains(disk_y, "iso-x-5150\n"));
+    /* Both overlays name the template's frozen disk as their backing
+     * file, and the blank one took none of the clones' writes. */
+    snprintf(frozen, sizeof(frozen), "%s/templates/%s/disk.qcow2",
+             hv_host_state_dir(host), tid);
+    ck_assert(file_contains(disk_x, frozen));
+    ck_assert(file_contains(disk_y, frozen));
+    ck_assert_int_eq(stat(blank, &blank_after), 0);
+    ck_assert_int_eq(blank_after.st_size, blank_before.st_size);
+    ck_assert_int_eq(blank_after.st_mtime, blank_before.st_mtime);
+    ck_assert(!file_contains(blank, "iso-x-5150\n"));
 
     /* Started again, a clone boots cold from its own disk: the template's
      * boot was the first on that disk chain, this is the second, and the

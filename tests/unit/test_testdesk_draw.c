@@ -263,6 +263,53 @@ START_TEST(desk_banner_shows_message)
 }
 END_TEST
 
+/* A clock-only redraw of a desk in some state gives exactly the picture a
+ * full render does, and changes nothing below the rows it reports. */
+static void check_clock_render(struct td_desk *d)
+{
+    struct td_canvas before, clocked;
+    const struct td_canvas *c;
+    int w, h, rows = -1;
+
+    td_desk_screen_size(d, &w, &h);
+    ck_assert_int_eq(td_canvas_init(&before, w, h), 0);
+    ck_assert_int_eq(td_canvas_init(&clocked, w, h), 0);
+    memcpy(before.px, td_desk_render(d, "00:00:00")->px, (size_t)w * h * 4);
+    c = td_desk_render_clock(d, "23:59:58", &rows);
+    ck_assert_int_eq(rows, TD_TOPBAR_H);
+    memcpy(clocked.px, c->px, (size_t)w * h * 4);
+    ck_assert(memcmp(clocked.px, td_desk_render(d, "23:59:58")->px,
+                     (size_t)w * h * 4) == 0);
+    /* the clock did change, and only within the reported rows */
+    ck_assert(memcmp(clocked.px, before.px, (size_t)w * rows * 4) != 0);
+    ck_assert(memcmp(clocked.px + (size_t)w * rows,
+                     before.px + (size_t)w * rows,
+                     (size_t)w * (h - rows) * 4) == 0);
+    td_canvas_free(&before);
+    td_canvas_free(&clocked);
+}
+
+START_TEST(desk_clock_only_redraw_matches_full_render)
+{
+    struct td_desk *d = td_desk_new(800, 600, "clocked");
+    const struct td_layout *l = td_desk_layout(d);
+
+    check_clock_render(d);
+    td_desk_set_user(d, "alice");
+    td_desk_set_message(d, "Maintenance at 5");
+    td_desk_key(d, 'x');
+    /* the pointer over the clock: it must stay on top of the new text */
+    td_desk_pointer(d, l->clock.x + 2, l->clock.y);
+    check_clock_render(d);
+    td_desk_lock(d);
+    check_clock_render(d);
+    td_desk_unlock(d);
+    ck_assert_int_eq(td_desk_resize(d, 640, 480), 0);
+    check_clock_render(d);
+    td_desk_free(d);
+}
+END_TEST
+
 START_TEST(desk_workloads_animate)
 {
     struct td_desk *d = td_desk_new(640, 480, "h");
@@ -663,6 +710,7 @@ static Suite *draw_suite(void)
     tcase_add_test(tc, desk_wraps_and_scrolls_text);
     tcase_add_test(tc, desk_pointer_and_logoff_button);
     tcase_add_test(tc, desk_banner_shows_message);
+    tcase_add_test(tc, desk_clock_only_redraw_matches_full_render);
     tcase_add_test(tc, desk_workloads_animate);
     tcase_add_test(tc, desk_top_bar_shows_the_session);
     tcase_add_test(tc, desk_top_bar_truncates_long_names);
