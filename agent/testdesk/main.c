@@ -145,15 +145,14 @@ static void td_on_command(void *arg, const char *line, char *reply, size_t size,
     td_cmd_exec(app->desk, line, reply, size, event, event_size);
 }
 
-/* The top bar shows the current hostname: the agent may change it. */
+/* The top bar shows the current hostname: the agent may change it (an
+ * instant clone's personalisation). Only the top bar shows it, so it does
+ * not make the desk dirty: td_desk_render_clock() redraws the bar. */
 static void td_refresh_hostname(struct td_app *app)
 {
     char host[TD_DESK_HOSTNAME_MAX + 1] = "";
-    if (gethostname(host, sizeof(host) - 1) == 0 &&
-        strcmp(host, td_desk_hostname(app->desk)) != 0) {
+    if (gethostname(host, sizeof(host) - 1) == 0)
         td_desk_set_hostname(app->desk, host);
-        app->dirty = 1;
-    }
 }
 
 /* Shows the desk: whole when it changed or a workload runs, else only

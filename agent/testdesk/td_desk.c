@@ -160,11 +160,6 @@ void td_desk_set_hostname(struct td_desk *d, const char *hostname)
     td_copy_str(d->hostname, sizeof(d->hostname), hostname);
 }
 
-const char *td_desk_hostname(const struct td_desk *d)
-{
-    return d->hostname;
-}
-
 void td_desk_set_session(struct td_desk *d, const char *user,
                          const char *display, int64_t since)
 {

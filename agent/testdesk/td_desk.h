@@ -76,7 +76,6 @@ void td_desk_screen_size(const struct td_desk *d, int *width, int *height);
 int td_desk_resize(struct td_desk *d, int width, int height);
 
 void td_desk_set_hostname(struct td_desk *d, const char *hostname);
-const char *td_desk_hostname(const struct td_desk *d);
 
 /*
  * Starts or changes the session: user is shown in the top bar with display
@@ -172,9 +171,10 @@ int td_desk_tick(struct td_desk *d, uint64_t now_ms);
 const struct td_canvas *td_desk_render(struct td_desk *d, const char *clock);
 
 /*
- * Redraws only what a new clock text changes: the top bar and what is
- * drawn over it (banner, pointer). Gives the picture td_desk_render() would
- * when nothing but the clock changed since the last full render, at a
+ * Redraws only what a new clock text or hostname changes: the top bar and
+ * what is drawn over it (banner, pointer). Gives the picture
+ * td_desk_render() would when nothing but those changed since the last
+ * full render, at a
  * fraction of its cost: an idle desktop (a pool's spare, dozens of instant
  * clones) then costs its host almost nothing between frames. Rows 0 up to
  * *rows (exclusive) are the only ones it may have changed.

@@ -263,9 +263,10 @@ START_TEST(desk_banner_shows_message)
 }
 END_TEST
 
-/* A clock-only redraw of a desk in some state gives exactly the picture a
- * full render does, and changes nothing below the rows it reports. */
-static void check_clock_render(struct td_desk *d)
+/* A clock-only redraw of a desk in some state (changed since the last full
+ * render in nothing but, possibly, its hostname) gives exactly the picture
+ * a full render does, and changes nothing below the rows it reports. */
+static void check_clock_render(struct td_desk *d, const char *new_hostname)
 {
     struct td_canvas before, clocked;
     const struct td_canvas *c;
@@ -275,6 +276,8 @@ static void check_clock_render(struct td_desk *d)
     ck_assert_int_eq(td_canvas_init(&before, w, h), 0);
     ck_assert_int_eq(td_canvas_init(&clocked, w, h), 0);
     memcpy(before.px, td_desk_render(d, "00:00:00")->px, (size_t)w * h * 4);
+    if (new_hostname)
+        td_desk_set_hostname(d, new_hostname);
     c = td_desk_render_clock(d, "23:59:58", &rows);
     ck_assert_int_eq(rows, TD_TOPBAR_H);
     memcpy(clocked.px, c->px, (size_t)w * h * 4);
@@ -294,18 +297,19 @@ START_TEST(desk_clock_only_redraw_matches_full_render)
     struct td_desk *d = td_desk_new(800, 600, "clocked");
     const struct td_layout *l = td_desk_layout(d);
 
-    check_clock_render(d);
+    check_clock_render(d, NULL);
     td_desk_set_user(d, "alice");
     td_desk_set_message(d, "Maintenance at 5");
     td_desk_key(d, 'x');
     /* the pointer over the clock: it must stay on top of the new text */
     td_desk_pointer(d, l->clock.x + 2, l->clock.y);
-    check_clock_render(d);
+    check_clock_render(d, NULL);
+    check_clock_render(d, "renamed-clone"); /* shown in the top bar only */
     td_desk_lock(d);
-    check_clock_render(d);
+    check_clock_render(d, NULL);
     td_desk_unlock(d);
     ck_assert_int_eq(td_desk_resize(d, 640, 480), 0);
-    check_clock_render(d);
+    check_clock_render(d, NULL);
     td_desk_free(d);
 }
 END_TEST
