@@ -28,6 +28,13 @@ struct hv_host {
  * opens; each clone's disk starts as a copy of it (hv_image_copy_overlay). */
 #define HV_TEMPLATE_BLANK "blank.qcow2"
 
+/* STATE/templates[/ID[/file]] into buf; ID may be a lock name ("ID.lock").
+ * 0 or -ENAMETOOLONG. The one place template paths are made: a clone's
+ * overlay names its template's disk by it, and so does the blank overlay
+ * clones are copied from. */
+int hv_tmpl_path(const struct hv_host *h, const char *id, const char *file,
+                 char *buf, size_t size);
+
 /* printf into err; returns rc, so `return hv_err(err, n, -EIO, ...)`. */
 int hv_err(char *err, size_t size, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -48,9 +48,8 @@
 
 /* --- paths ------------------------------------------------------------- */
 
-/* STATE/templates[/ID[/file]]; ID may be a lock name ("ID.lock"). */
-static int hv_tmpl_path(const struct hv_host *h, const char *id,
-                        const char *file, char *buf, size_t size)
+int hv_tmpl_path(const struct hv_host *h, const char *id, const char *file,
+                 char *buf, size_t size)
 {
     int n;
     if (!id)
@@ -815,8 +814,8 @@ static int hv_fsync_path(const char *path)
 }
 
 /* The overlay every clone's disk is copied from (HV_TEMPLATE_BLANK), on
- * the frozen disk at disk: by the very path hv_vm_create() gives clones as
- * their backing file. */
+ * the frozen disk at disk: hv_tmpl_path()'s, the very path hv_vm_create()
+ * gives clones as their backing file. */
 static int hv_tmpl_make_blank(struct hv_tmpl_build *b, const char *disk)
 {
     char blank[PATH_MAX], why[1024];

@@ -379,10 +379,11 @@ static int hv_vm_kill(struct hv_host *h, const char *id, pid_t pid)
 static int hv_vm_backing(const struct hv_host *h, const struct hv_spec *s,
                          char *buf, size_t size)
 {
-    int n = s->template_id[0]
-                ? snprintf(buf, size, "%s/templates/%s/disk.qcow2",
-                           h->state_dir, s->template_id)
-                : snprintf(buf, size, "%s", s->golden);
+    int n;
+
+    if (s->template_id[0])
+        return hv_tmpl_path(h, s->template_id, "disk.qcow2", buf, size);
+    n = snprintf(buf, size, "%s", s->golden);
     return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
@@ -394,12 +395,11 @@ static int hv_vm_new_overlay(const struct hv_host *h, const struct hv_spec *s,
                              size_t why_size)
 {
     char blank[PATH_MAX];
-    int n = s->template_id[0]
-                ? snprintf(blank, sizeof(blank), "%s/templates/%s/%s",
-                           h->state_dir, s->template_id, HV_TEMPLATE_BLANK)
-                : -1;
 
-    if (n > 0 && (size_t)n < sizeof(blank) && access(blank, R_OK) == 0)
+    if (s->template_id[0] &&
+        hv_tmpl_path(h, s->template_id, HV_TEMPLATE_BLANK, blank,
+                     sizeof(blank)) == 0 &&
+        access(blank, R_OK) == 0)
         return hv_image_copy_overlay(blank, disk, why, why_size);
     return hv_image_create_overlay(backing, disk, why, why_size);
 }

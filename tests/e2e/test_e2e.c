@@ -613,25 +613,16 @@ static void browser_types(char *id, size_t size, struct hv_host **h)
     struct td_layout l;
     struct tsweb *w;
     json_t *info, *r;
-    int n = 0, x, y;
+    int n = 0;
 
     ck_assert_int_eq(td_layout_compute(&l, width, height), 0);
     ck_assert_int_gt(l.text_cols, (int)strlen(TEXT_WEB TEXT_RDP TEXT_VNC) + 1);
-    td_layout_text_cell(&l, 0, 0, &x, &y);
     env[n++] = tsweb_kv("DESKPOOL_URL", "%s", broker.url);
     env[n++] = "DESKPOOL_USER=alice";
     env[n++] = "DESKPOOL_PASSWORD=wonderland";
     env[n++] = "DESKPOOL_POOL=" POOL;
     env[n++] = "DESKPOOL_TEXT=" TEXT_WEB;
-    /* drawn: the top bar's colour in its corner */
-    env[n++] = tsweb_kv("DESKPOOL_PROBE", "1,1,%06x", TD_COLOR_TOPBAR);
-    /* into the text box, away from its first row (the pointer marker
-     * would cover the text) and from the top bar's "Log off" */
-    env[n++] =
-        tsweb_kv("DESKPOOL_CLICK", "%d,%d", l.textbox.x + l.textbox.w - 40,
-                 l.textbox.y + l.textbox.h / 3);
-    env[n++] = tsweb_kv("DESKPOOL_TEXT_CELL", "%d,%d", x, y);
-    env[n++] = tsweb_kv("DESKPOOL_CELL", "%d,%d", TD_FONT_W, TD_FONT_H);
+    tsweb_desk_env(env, &n, &l);
     env[n++] = tsweb_kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", WEB_MS);
     env[n] = NULL;
 

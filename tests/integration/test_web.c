@@ -673,11 +673,10 @@ static void session_goes_on(const char *id)
     const char *env[40];
     struct tsweb *w;
     json_t *r, *info, *logoff;
-    int n = 0, x, y;
+    int n = 0;
 
     artifact_path(rdp, sizeof(rdp), "session-desktop.rdp");
     td_layout_compute(&l, TSGUEST_WIDTH, TSGUEST_HEIGHT);
-    td_layout_text_cell(&l, 0, 0, &x, &y);
     env[n++] = tsweb_kv("DESKPOOL_URL", "%s", broker.url);
     env[n++] = "DESKPOOL_USER=alice";
     env[n++] = "DESKPOOL_PASSWORD=alice-pw";
@@ -688,17 +687,11 @@ static void session_goes_on(const char *id)
     env[n++] = "DESKPOOL_TEXT=" TEXT;
     env[n++] = "DESKPOOL_PASTE=" PASTE;
     env[n++] = tsweb_kv("DESKPOOL_RDP_FILE", "%s", rdp);
-    env[n++] = tsweb_kv("DESKPOOL_PROBE", "1,1,%06x", TD_COLOR_TOPBAR);
+    tsweb_desk_env(env, &n, &l);
     /* the banner's right end: its colour, no text */
     env[n++] =
         tsweb_kv("DESKPOOL_BANNER", "%d,%d,%06x", l.banner.x + l.banner.w - 8,
                  l.banner.y + l.banner.h / 2, TD_COLOR_BANNER);
-    /* as in the first part: in the text box, away from its first row */
-    env[n++] =
-        tsweb_kv("DESKPOOL_CLICK", "%d,%d", l.textbox.x + l.textbox.w - 40,
-                 l.textbox.y + l.textbox.h / 3);
-    env[n++] = tsweb_kv("DESKPOOL_TEXT_CELL", "%d,%d", x, y);
-    env[n++] = tsweb_kv("DESKPOOL_CELL", "%d,%d", TD_FONT_W, TD_FONT_H);
     env[n++] = tsweb_kv("DESKPOOL_LOCKED", "%06x", TD_COLOR_LOCK);
     env[n++] = tsweb_kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", SESSION_MS);
     env[n] = NULL;
@@ -776,7 +769,7 @@ START_TEST(browser_desktop_shows_the_guest_and_types)
     artifact_path(canvas2, sizeof(canvas2), "desktop-canvas-typed.ppm");
     tsweb_path(ack, sizeof(ack), "canvas-compared");
     td_layout_compute(&l, TSGUEST_WIDTH, TSGUEST_HEIGHT);
-    td_layout_text_cell(&l, 0, 0, &x, &y);
+    td_layout_text_cell(&l, 0, 0, &x, &y); /* read back below */
     env[n++] = tsweb_kv("DESKPOOL_URL", "%s", broker.url);
     env[n++] = "DESKPOOL_USER=alice";
     env[n++] = "DESKPOOL_PASSWORD=alice-pw";
@@ -786,16 +779,8 @@ START_TEST(browser_desktop_shows_the_guest_and_types)
     env[n++] = tsweb_kv("DESKPOOL_CANVAS_ACK", "%s", ack);
     env[n++] = tsweb_kv("DESKPOOL_CLOCK", "%d,%d,%d,%d", l.clock.x, l.clock.y,
                         l.clock.w, l.clock.h);
-    /* drawn: the top bar's colour in its corner */
-    env[n++] = tsweb_kv("DESKPOOL_PROBE", "1,1,%06x", TD_COLOR_TOPBAR);
-    /* into the text box, away from its first row (the pointer marker
-     * would cover the text) and from the top bar's "Log off" */
-    env[n++] =
-        tsweb_kv("DESKPOOL_CLICK", "%d,%d", l.textbox.x + l.textbox.w - 40,
-                 l.textbox.y + l.textbox.h / 3);
+    tsweb_desk_env(env, &n, &l);
     env[n++] = "DESKPOOL_TEXT=" TEXT;
-    env[n++] = tsweb_kv("DESKPOOL_TEXT_CELL", "%d,%d", x, y);
-    env[n++] = tsweb_kv("DESKPOOL_CELL", "%d,%d", TD_FONT_W, TD_FONT_H);
     env[n++] = tsweb_kv("DESKPOOL_WEB_TIMEOUT_MS", "%d", DESKTOP_MS);
     env[n] = NULL;
 

@@ -598,3 +598,16 @@ const char *tsweb_kv(const char *key, const char *fmt, ...)
     va_end(ap);
     return e;
 }
+
+void tsweb_desk_env(const char **env, int *n, const struct td_layout *l)
+{
+    int x, y;
+
+    td_layout_text_cell(l, 0, 0, &x, &y);
+    env[(*n)++] = tsweb_kv("DESKPOOL_PROBE", "1,1,%06x", TD_COLOR_TOPBAR);
+    env[(*n)++] =
+        tsweb_kv("DESKPOOL_CLICK", "%d,%d", l->textbox.x + l->textbox.w - 40,
+                 l->textbox.y + l->textbox.h / 3);
+    env[(*n)++] = tsweb_kv("DESKPOOL_TEXT_CELL", "%d,%d", x, y);
+    env[(*n)++] = tsweb_kv("DESKPOOL_CELL", "%d,%d", TD_FONT_W, TD_FONT_H);
+}

@@ -68,6 +68,17 @@ const char *tsweb_kv(const char *key, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /*
+ * Adds at env[*n] (advancing *n) where a script that types into the test
+ * desktop (lib.mjs typeOnCanvas()) looks and clicks, for layout l:
+ * DESKPOOL_PROBE (the top bar's colour in its corner: the desktop is
+ * drawn), DESKPOOL_CLICK (into the text box, away from its first row,
+ * which the pointer marker would cover, and from the top bar's "Log
+ * off"), DESKPOOL_TEXT_CELL (the text box's first cell) and DESKPOOL_CELL
+ * (a cell's size). The strings come from tsweb_kv().
+ */
+void tsweb_desk_env(const char **env, int *n, const struct td_layout *l);
+
+/*
  * Starts `node tests/web/NAME.mjs` with this process's environment plus
  * env ("KEY=VALUE" strings, NULL-terminated; NULL for none). Fails the
  * test when the script is missing or cannot be started.
